@@ -1,0 +1,46 @@
+/**
+ * What the rest of relup knows about a release: runtime-neutral metadata.
+ * The runtime kind is data; nothing here knows how a module is executed.
+ */
+export const RUNTIMES = ['node', 'erlang', 'lua'] as const;
+export type RuntimeKind = (typeof RUNTIMES)[number];
+
+export interface ReleaseModule {
+  name: string;
+  /** Path of the module's file inside the release, `/`-separated. */
+  file: string;
+  /** sha256 (hex) of the module file: a module's change is its content hash. */
+  hash: string;
+  /** Modules this one calls; the default `deps` of its appup instructions. Sorted. */
+  deps: string[];
+  /** Functions the module exports, when declared; lets the planner check migration and apply functions. */
+  exports: string[] | undefined;
+  /** 1-based line of the module's entry in release.yaml, for diagnostics. */
+  line: number;
+}
+
+export interface ReleaseProcess {
+  name: string;
+  module: string;
+  /** Argument handed to the process's init function. */
+  args: unknown;
+  line: number;
+}
+
+export interface Release {
+  name: string;
+  version: string;
+  runtime: RuntimeKind;
+  /** Sorted by name. */
+  modules: ReleaseModule[];
+  /** Sorted by name. */
+  processes: ReleaseProcess[];
+  /** Free-form runtime settings (for Node.js: the entry module), passed through untouched. */
+  start: Record<string, unknown>;
+  /** sha256 over the sorted list of (path, file hash) of every file: two releases are the same iff this matches. */
+  hash: string;
+  /** Where it was read from, for messages: the directory or the bundle path. */
+  origin: string;
+  /** Path of release.yaml as the user should see it (inside a bundle: `bundle.tar.gz:release.yaml`). */
+  manifestFile: string;
+}

@@ -1,0 +1,37 @@
+import { z } from 'zod';
+import { RUNTIMES } from './release-model.js';
+
+/** The on-disk format of `releases/<version>/release.yaml`. Documented in docs/release.md. */
+export const MODULE_NAME = /^[A-Za-z_][A-Za-z0-9_.-]*$/;
+export const moduleName = z.string().regex(MODULE_NAME, 'a module name starts with a letter or _ and holds letters, digits, _ . -');
+
+/** A relative, `/`-separated path that stays inside the release. */
+export const releasePath = z
+  .string()
+  .min(1)
+  .refine((p) => !p.startsWith('/') && !/^[A-Za-z]:/.test(p) && !p.includes('\\'), 'must be a relative path with / separators')
+  .refine((p) => p.split('/').every((part) => part !== '..' && part !== '' && part !== '.'), 'must not contain "..", "." or empty segments');
+
+export const releaseModuleSchema = z.strictObject({
+  file: releasePath,
+  deps: z.array(moduleName).optional(),
+  exports: z.array(z.string().min(1)).optional(),
+});
+
+export const releaseProcessSchema = z.strictObject({
+  module: moduleName,
+  args: z.unknown().optional(),
+});
+
+export const releaseManifestSchema = z.strictObject({
+  name: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/, 'lower-case letters, digits, . _ -'),
+  version: z.string().min(1),
+  runtime: z.enum(RUNTIMES),
+  description: z.string().optional(),
+  start: z.record(z.string(), z.unknown()).optional(),
+  modules: z.record(moduleName, releaseModuleSchema),
+  processes: z.record(z.string().regex(MODULE_NAME), releaseProcessSchema).optional(),
+});
+
+export type ReleaseManifest = z.infer<typeof releaseManifestSchema>;
+export const RELEASE_MANIFEST_FILE = 'release.yaml';
