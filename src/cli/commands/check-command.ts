@@ -1,0 +1,46 @@
+import { hasErrors } from '../../diagnostics/diagnostic.js';
+import { formatGithubAnnotation } from '../../diagnostics/format-diagnostic.js';
+import { sortDiagnostics } from '../../diagnostics/diagnostic.js';
+import { EXIT_FAILED, EXIT_OK } from '../../errors/errors.js';
+import { checkProject } from '../../project/check-project.js';
+import { loadProject } from '../../project/load-project.js';
+import type { CommandIo } from '../io.js';
+import { dedupe, printDiagnostics } from '../print-diagnostics.js';
+
+export interface CheckArgs {
+  releases: string;
+  appups: string;
+  json?: boolean;
+  reporter: 'text' | 'github';
+}
+
+/** `relup check`: every release and appup validated, every declared transition planned both ways. */
+export async function run(raw: Record<string, unknown>, io: CommandIo): Promise<number> {
+  const args = raw as unknown as CheckArgs;
+  const project = await loadProject({ cwd: io.cwd, releases: args.releases, appups: args.appups });
+  const report = checkProject(project);
+  const diagnostics = sortDiagnostics(dedupe(report.diagnostics));
+  const errors = diagnostics.filter((d) => d.severity === 'error').length;
+  const warnings = diagnostics.length - errors;
+  const ok = !hasErrors(diagnostics);
+
+  if (args.json === true) {
+    io.stdout.write(`${JSON.stringify({ ok, releases: report.releases, appups: report.appups, transitions: report.transitions, errors, warnings, diagnostics }, null, 2)}\n`);
+    return ok ? EXIT_OK : EXIT_FAILED;
+  }
+  if (args.reporter === 'github') {
+    for (const d of diagnostics) io.stdout.write(`${formatGithubAnnotation(d)}\n`);
+  } else {
+    for (const t of report.transitions) {
+      const mark = t.ok ? '✓' : '✗';
+      const detail = t.ok ? `${t.steps} steps, ${t.groups} suspend group${t.groups === 1 ? '' : 's'}` : 'cannot be planned';
+      io.stdout.write(`${mark} ${t.from} → ${t.to} (${t.direction}): ${detail}\n`);
+    }
+    if (diagnostics.length > 0) io.stdout.write('\n');
+    printDiagnostics(diagnostics, io, 'stdout');
+  }
+  io.stdout.write(
+    `\n${report.releases.length} release${report.releases.length === 1 ? '' : 's'}, ${report.appups.length} appup${report.appups.length === 1 ? '' : 's'}, ${report.transitions.length} transition${report.transitions.length === 1 ? '' : 's'} planned: ${errors} error${errors === 1 ? '' : 's'}, ${warnings} warning${warnings === 1 ? '' : 's'}\n`,
+  );
+  return ok ? EXIT_OK : EXIT_FAILED;
+}

@@ -1,0 +1,68 @@
+import { basename } from 'node:path';
+import semver from 'semver';
+import { versionInName } from '../../appup/load-appups.js';
+import { hasErrors, type Diagnostic } from '../../diagnostics/diagnostic.js';
+import { EXIT_FAILED, EXIT_OK, EXIT_USAGE } from '../../errors/errors.js';
+import { plan } from '../../planner/plan.js';
+import { writeFileAtomic } from '../../release/atomic-write.js';
+import { findRelease } from '../../release/release-catalog.js';
+import type { Release } from '../../release/release-model.js';
+import { renderScript } from '../../script/render-script.js';
+import { serializeScript } from '../../script/serialize-script.js';
+import { loadProject, resolveIn } from '../../project/load-project.js';
+import type { CommandIo } from '../io.js';
+import { printDiagnostics } from '../print-diagnostics.js';
+
+export interface PlanArgs {
+  from: string;
+  to: string;
+  releases: string;
+  appups: string;
+  json?: boolean;
+  out?: string;
+}
+
+/** `relup plan <from> <to>`: the script for one transition, for a person or (--json) a machine. */
+export async function run(raw: Record<string, unknown>, io: CommandIo): Promise<number> {
+  const args = raw as unknown as PlanArgs;
+  const project = await loadProject({ cwd: io.cwd, releases: args.releases, appups: args.appups });
+  const found = [findRelease(project.catalog, args.from), findRelease(project.catalog, args.to)];
+  const [from, to] = found.map((f) => f.value);
+  if (from === undefined || to === undefined) {
+    // The catalog's own findings explain why a release that exists on disk was left out.
+    const why = project.catalog.diagnostics;
+    return fail([...why, ...found.flatMap((f) => f.diagnostics)], io, args, hasErrors(why) ? EXIT_FAILED : EXIT_USAGE);
+  }
+
+  const appupDiagnostics = relevantAppupDiagnostics(project.appupDiagnostics, newer(from, to).version);
+  if (hasErrors(appupDiagnostics)) return fail(appupDiagnostics, io, args, EXIT_FAILED);
+
+  const result = plan({ from, to, appups: project.appups });
+  const diagnostics = [...appupDiagnostics, ...result.diagnostics];
+  if (result.script === undefined) return fail(diagnostics, io, args, EXIT_FAILED);
+
+  const text = serializeScript(result.script);
+  if (args.out !== undefined) await writeFileAtomic(resolveIn(io.cwd, args.out), Buffer.from(text));
+  printDiagnostics(diagnostics, io);
+  if (args.json === true) io.stdout.write(text);
+  else {
+    io.stdout.write(renderScript(result.script, { color: io.color }));
+    if (args.out !== undefined) io.stdout.write(`\nscript written to ${args.out}\n`);
+  }
+  return EXIT_OK;
+}
+
+function fail(diagnostics: Diagnostic[], io: CommandIo, args: PlanArgs, code: number): number {
+  printDiagnostics(diagnostics, io);
+  if (args.json === true) io.stdout.write(`${JSON.stringify({ ok: false, diagnostics }, null, 2)}\n`);
+  return code;
+}
+
+function newer(a: Release, b: Release): Release {
+  return semver.gt(a.version, b.version) ? a : b;
+}
+
+/** Only the appup of the newer release matters for one transition; `relup check` reports the rest. */
+function relevantAppupDiagnostics(diagnostics: readonly Diagnostic[], version: string): Diagnostic[] {
+  return diagnostics.filter((d) => d.file !== undefined && versionInName(basename(d.file)) === version);
+}

@@ -1,0 +1,33 @@
+import { EXIT_FAILED, EXIT_OK } from '../../errors/errors.js';
+import { packRelease } from '../../release/pack-release.js';
+import { display, resolveIn } from '../../project/load-project.js';
+import type { CommandIo } from '../io.js';
+import { printDiagnostics } from '../print-diagnostics.js';
+import { resolveReleaseArg } from './resolve-release-arg.js';
+
+export interface PackArgs {
+  release: string;
+  releases: string;
+  outDir?: string;
+  json?: boolean;
+}
+
+/** `relup release pack <version|dir>`: a deterministic bundle with a manifest of sha256 hashes. */
+export async function run(raw: Record<string, unknown>, io: CommandIo): Promise<number> {
+  const args = raw as unknown as PackArgs;
+  const dir = await resolveReleaseArg(io.cwd, args.release, args.releases, 'dir');
+  const outDir = args.outDir === undefined ? undefined : resolveIn(io.cwd, args.outDir);
+  const result = await packRelease(dir, { displayPath: display(io.cwd, dir), ...(outDir === undefined ? {} : { outDir }) });
+  printDiagnostics(result.diagnostics, io);
+  const packed = result.value;
+  if (args.json === true) {
+    const body = packed === undefined
+      ? { ok: false, diagnostics: result.diagnostics }
+      : { ok: true, bundle: display(io.cwd, packed.bundlePath), name: packed.release.name, version: packed.release.version, releaseHash: packed.manifest.releaseHash, files: packed.manifest.files, unchanged: packed.unchanged };
+    io.stdout.write(`${JSON.stringify(body, null, 2)}\n`);
+  } else if (packed !== undefined) {
+    const verb = packed.unchanged ? 'already packed, identical' : 'packed';
+    io.stdout.write(`${verb}: ${display(io.cwd, packed.bundlePath)}\n  ${packed.release.name} ${packed.release.version}, ${packed.manifest.files.length} files, release hash ${packed.manifest.releaseHash}\n`);
+  }
+  return packed === undefined ? EXIT_FAILED : EXIT_OK;
+}

@@ -1,0 +1,34 @@
+import { EXIT_FAILED, EXIT_OK } from '../../errors/errors.js';
+import { verifyRelease } from '../../release/verify-release.js';
+import { display } from '../../project/load-project.js';
+import type { CommandIo } from '../io.js';
+import { printDiagnostics } from '../print-diagnostics.js';
+import { resolveReleaseArg } from './resolve-release-arg.js';
+
+export interface VerifyArgs {
+  release: string;
+  releases: string;
+  json?: boolean;
+}
+
+/** `relup release verify <bundle|dir|version>`: every hash checked, every difference reported. */
+export async function run(raw: Record<string, unknown>, io: CommandIo): Promise<number> {
+  const args = raw as unknown as VerifyArgs;
+  const path = await resolveReleaseArg(io.cwd, args.release, args.releases, 'bundle');
+  const report = await verifyRelease(path, { displayPath: display(io.cwd, path) });
+  if (args.json === true) {
+    const { release, ...rest } = report;
+    io.stdout.write(`${JSON.stringify({ ...rest, name: release?.name, version: release?.version }, null, 2)}\n`);
+    return report.ok ? EXIT_OK : EXIT_FAILED;
+  }
+  printDiagnostics(report.diagnostics, io, 'stdout');
+  const what = report.kind === 'bundle' ? 'bundle' : 'release directory';
+  if (report.ok) {
+    const checked = report.kind === 'bundle' ? `${report.filesChecked} files match the manifest` : `${report.filesChecked} files hashed`;
+    io.stdout.write(`✓ ${report.origin}: ${what} ${report.release?.name} ${report.release?.version} verified: ${checked}; release hash ${report.releaseHash}\n`);
+  } else {
+    const errors = report.diagnostics.filter((d) => d.severity === 'error').length;
+    io.stdout.write(`✗ ${report.origin}: verification failed with ${errors} error${errors === 1 ? '' : 's'}\n`);
+  }
+  return report.ok ? EXIT_OK : EXIT_FAILED;
+}

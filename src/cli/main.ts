@@ -1,0 +1,130 @@
+#!/usr/bin/env node
+import yargs, { type Argv } from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { styleText } from 'node:util';
+import { EXIT_USAGE, InternalError, NodeError, UserError, EXIT_FAILED } from '../errors/errors.js';
+import type { CommandIo } from './io.js';
+
+/**
+ * The CLI only parses, calls and prints. Each command's module is imported
+ * when it runs, so `relup --help` stays fast. The one catch below maps error
+ * classes to exit codes: 0 ok, 1 findings / failed upgrade, 2 bad input or
+ * internal error; stacks only with --debug.
+ */
+type Handler = (args: Record<string, unknown>, io: CommandIo) => Promise<number>;
+
+const lazy =
+  (load: () => Promise<{ run: Handler }>) =>
+  async (args: Record<string, unknown>, io: CommandIo): Promise<number> =>
+    (await load()).run(args, io);
+
+const releasesOptions = (y: Argv) =>
+  y
+    .option('releases', { type: 'string', describe: 'directory holding release directories and bundles', default: 'releases', defaultDescription: './releases' })
+    .option('appups', { type: 'string', describe: 'directory holding appup files', default: 'appups', defaultDescription: './appups' });
+
+export async function main(argv: string[], io: CommandIo): Promise<number> {
+  let exitCode = 0;
+  let debug = argv.includes('--debug');
+  const run = (handler: Handler) => async (args: Record<string, unknown>) => {
+    exitCode = await handler(args, { ...io, color: io.color && args['color'] !== false });
+  };
+
+  const cli = yargs(argv)
+    .scriptName('relup')
+    .usage('relup <command> [options]\n\nPlanned, checked, reversible hot upgrades for long-running services.')
+    .command(
+      'plan <from> <to>',
+      'Plan the upgrade (or downgrade) between two releases and print it',
+      (y) =>
+        releasesOptions(y)
+          .positional('from', { type: 'string', describe: 'version the node runs now (1.2.2 or v1.2.2)' })
+          .positional('to', { type: 'string', describe: 'version to move to; lower than <from> plans a downgrade' })
+          .option('json', { type: 'boolean', describe: 'print the relup script as JSON (byte-identical for identical inputs)' })
+          .option('out', { type: 'string', describe: 'also write the relup script (JSON) to this file' })
+          .example('relup plan 1.2.2 1.2.3', 'show the steps of the demo upgrade and why each is there')
+          .example('relup plan v1.2.3 v1.2.2 --json', 'the downgrade script, for machines'),
+      run(lazy(() => import('./commands/plan-command.js'))),
+    )
+    .command(
+      'check',
+      'CI dry run: validate every release and appup and plan every declared transition both ways',
+      (y) =>
+        releasesOptions(y)
+          .option('json', { type: 'boolean', describe: 'print the transitions and diagnostics as JSON' })
+          .option('reporter', { choices: ['text', 'github'] as const, default: 'text', describe: 'github: workflow annotations on file and line' })
+          .example('relup check', 'exit 1 with file:line for every error')
+          .example('relup check --reporter github', 'annotate a pull request in GitHub Actions'),
+      run(lazy(() => import('./commands/check-command.js'))),
+    )
+    .command('release', 'Pack and verify release bundles', (y) =>
+      y
+        .command(
+          'pack <release>',
+          'Write releases/<name>-<version>.tar.gz with a manifest of sha256 hashes',
+          (yy) =>
+            yy
+              .positional('release', { type: 'string', describe: 'a version in --releases, or a release directory' })
+              .option('releases', { type: 'string', default: 'releases', describe: 'directory holding the releases' })
+              .option('out-dir', { type: 'string', describe: 'where to write the bundle (default: the releases directory)' })
+              .option('json', { type: 'boolean', describe: 'print the result as JSON' })
+              .example('relup release pack 1.2.3', 'bundle releases/1.2.3'),
+          run(lazy(() => import('./commands/release-pack-command.js'))),
+        )
+        .command(
+          'verify <release>',
+          'Check every hash of a bundle (or validate a release directory)',
+          (yy) =>
+            yy
+              .positional('release', { type: 'string', describe: 'a bundle, a release directory, or a version in --releases' })
+              .option('releases', { type: 'string', default: 'releases', describe: 'directory holding the releases' })
+              .option('json', { type: 'boolean', describe: 'print the report as JSON' })
+              .example('relup release verify releases/demo-1.2.3.tar.gz', 'exit 1 on any changed, missing or extra file'),
+          run(lazy(() => import('./commands/release-verify-command.js'))),
+        )
+        .demandCommand(1, 'name a release subcommand: pack or verify'),
+    )
+    .option('color', { type: 'boolean', describe: 'colour the output (default: when printing to a terminal; NO_COLOR disables)' })
+    .option('debug', { type: 'boolean', describe: 'print stack traces of internal errors' })
+    .demandCommand(1, 'name a command')
+    .recommendCommands()
+    .strict()
+    .help()
+    .alias('h', 'help')
+    .version()
+    .wrap(Math.min(110, process.stdout.columns ?? 100))
+    .exitProcess(false)
+    .fail((message, err) => {
+      if (err) throw err;
+      throw new UserError(message ?? 'invalid arguments', 'run the command with --help to see its options');
+    });
+
+  try {
+    const parsed = await cli.parseAsync(argv);
+    debug = parsed['debug'] === true;
+    return exitCode;
+  } catch (e) {
+    return report(e, io, debug);
+  }
+}
+
+function report(e: unknown, io: CommandIo, debug: boolean): number {
+  const paint = (style: Parameters<typeof styleText>[0], text: string) => (io.color ? styleText(style, text) : text);
+  if (e instanceof UserError || e instanceof NodeError) {
+    io.stderr.write(`${paint('red', 'error')}: ${e.message}\n`);
+    if (e.hint !== undefined) io.stderr.write(`  ${paint('cyan', 'hint:')} ${e.hint}\n`);
+    if (debug && e.stack !== undefined) io.stderr.write(`${e.stack}\n`);
+    return e instanceof UserError ? EXIT_USAGE : EXIT_FAILED;
+  }
+  const err = e instanceof Error ? e : new InternalError(String(e));
+  io.stderr.write(`${paint('red', 'internal error')}: ${err.message}\n`);
+  io.stderr.write(debug && err.stack !== undefined ? `${err.stack}\n` : '  this is a bug in relup: run again with --debug and report the output\n');
+  return EXIT_USAGE;
+}
+
+const isEntry = process.argv[1] !== undefined && import.meta.url === (await import('node:url')).pathToFileURL((await import('node:fs')).realpathSync(process.argv[1])).href;
+if (isEntry) {
+  const color = process.stdout.isTTY === true && process.env['NO_COLOR'] === undefined && process.env['CI'] === undefined;
+  const code = await main(hideBin(process.argv), { cwd: process.cwd(), stdout: process.stdout, stderr: process.stderr, color });
+  process.exitCode = code;
+}
