@@ -124,6 +124,13 @@ function report(e: unknown, io: CommandIo, debug: boolean): number {
 
 const isEntry = process.argv[1] !== undefined && import.meta.url === (await import('node:url')).pathToFileURL((await import('node:fs')).realpathSync(process.argv[1])).href;
 if (isEntry) {
+  // A closed pipe (`relup plan … | head`) is not an error worth a stack trace.
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+      throw e;
+    });
+  }
   const color = process.stdout.isTTY === true && process.env['NO_COLOR'] === undefined && process.env['CI'] === undefined;
   const code = await main(hideBin(process.argv), { cwd: process.cwd(), stdout: process.stdout, stderr: process.stderr, color });
   process.exitCode = code;
