@@ -1,0 +1,116 @@
+import { mkdir, readFile } from 'node:fs/promises';
+import { dirname, join, relative, resolve, isAbsolute } from 'node:path';
+import { error, hasErrors, warning, type Checked, type Diagnostic } from '../diagnostics/diagnostic.js';
+import { buildManifest, parseManifest, serializeManifest, type BundleManifest } from './bundle-manifest.js';
+import { writeFileAtomic } from './atomic-write.js';
+import { releaseFromFiles } from './release-from-files.js';
+import { BUNDLE_MANIFEST_FILE, BUNDLE_OWN_FILES } from './release-hash.js';
+import { isNotFound, readReleaseFiles, type ReleaseLimits } from './release-files.js';
+import type { Release } from './release-model.js';
+import { tarGz } from './tar-writer.js';
+
+export interface PackOptions {
+  /** Where to write the bundle; default: the directory holding the release directory. */
+  outDir?: string;
+  /** How the release directory is shown in diagnostics. */
+  displayPath?: string;
+  limits?: Partial<ReleaseLimits>;
+  /** Replace an existing bundle of the same name whose content differs. */
+  overwrite?: boolean;
+}
+
+export interface PackResult {
+  bundlePath: string;
+  manifest: BundleManifest;
+  release: Release;
+  /** An identical bundle was already there; nothing was written. */
+  unchanged: boolean;
+}
+
+/** The bundle file name for a release: `<name>-<version>.tar.gz`. */
+export function bundleFileName(release: Pick<Release, 'name' | 'version'>): string {
+  return `${release.name}-${release.version}.tar.gz`;
+}
+
+/**
+ * Pack a valid release directory into `<outDir>/<name>-<version>.tar.gz`:
+ * its files plus a manifest.json of sha256 hashes, deterministic bytes,
+ * written atomically. Refuses a release with errors, and refuses to replace
+ * a bundle holding different content (a rebuilt release is a new version).
+ */
+export async function packRelease(dir: string, options: PackOptions = {}): Promise<Checked<PackResult>> {
+  const displayPath = options.displayPath ?? dir;
+  const read = await readReleaseFiles(dir, { displayPath, ...(options.limits === undefined ? {} : { limits: options.limits }) });
+  if (read.value === undefined) return { value: undefined, diagnostics: read.diagnostics };
+  const tree = read.value;
+  if (tree.kind !== 'dir') {
+    return refuse(error('pack-source-not-directory', `${displayPath} is a bundle, not a release directory`, { file: displayPath }, 'pack a directory holding release.yaml; to check a bundle run `relup release verify`'));
+  }
+  const parsed = releaseFromFiles(tree, displayPath);
+  const diagnostics: Diagnostic[] = [...read.diagnostics, ...parsed.diagnostics];
+  const release = parsed.value;
+  if (release === undefined || hasErrors(diagnostics)) return { value: undefined, diagnostics };
+
+  const files = new Map<string, Buffer>();
+  for (const [path, bytes] of tree.files) {
+    if (BUNDLE_OWN_FILES.has(path)) {
+      diagnostics.push(warning('pack-manifest-replaced', `${path} in the release directory is not packed; the bundle gets its own`, { file: `${displayPath}/${path}` }, `remove ${path} from the release directory`));
+    } else {
+      files.set(path, bytes);
+    }
+  }
+
+  const outDir = options.outDir ?? parentOf(dir);
+  const inside = relative(resolve(dir), resolve(outDir));
+  if (inside === '' || (!inside.startsWith('..') && !isAbsolute(inside))) {
+    return refuse(error('pack-out-dir-inside-release', `the bundle would be written inside the release ${displayPath}`, { file: displayPath }, 'choose an --out-dir outside the release directory'));
+  }
+  const manifest = buildManifest(release, files);
+  const bytes = await tarGz([[BUNDLE_MANIFEST_FILE, serializeManifest(manifest)], ...files]);
+  const bundlePath = join(outDir, bundleFileName(release));
+
+  const existing = await readExisting(bundlePath);
+  if (existing !== undefined && existing.equals(bytes)) {
+    return { value: { bundlePath, manifest, release, unchanged: true }, diagnostics };
+  }
+  if (existing !== undefined && options.overwrite !== true && (await existingHash(bundlePath)) !== manifest.releaseHash) {
+    return refuse(
+      error(
+        'pack-bundle-exists',
+        `${bundlePath} already exists with different content for version ${release.version}`,
+        { file: bundlePath },
+        'a rebuilt release is a new version: bump the version in release.yaml (or delete the old bundle if it was never deployed)',
+      ),
+      diagnostics,
+    );
+  }
+  await mkdir(outDir, { recursive: true });
+  await writeFileAtomic(bundlePath, bytes);
+  return { value: { bundlePath, manifest, release, unchanged: false }, diagnostics };
+}
+
+function refuse(d: Diagnostic, before: Diagnostic[] = []): Checked<PackResult> {
+  return { value: undefined, diagnostics: [...before, d] };
+}
+
+/** `releases/1.2.3` → `releases`; `.` → the real parent, so the bundle never lands inside the release. */
+function parentOf(dir: string): string {
+  const parent = dirname(dir);
+  return resolve(parent) === resolve(dir) ? dirname(resolve(dir)) : parent;
+}
+
+async function readExisting(path: string): Promise<Buffer | undefined> {
+  try {
+    return await readFile(path);
+  } catch (e) {
+    if (isNotFound(e)) return undefined;
+    throw e;
+  }
+}
+
+/** The releaseHash an existing bundle's manifest claims; a same-content rebuild may replace it. */
+async function existingHash(path: string): Promise<string | undefined> {
+  const read = await readReleaseFiles(path);
+  const bytes = read.value?.files.get(BUNDLE_MANIFEST_FILE);
+  return bytes === undefined ? undefined : parseManifest(bytes, path).value?.releaseHash;
+}

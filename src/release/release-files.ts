@@ -1,0 +1,71 @@
+import { stat } from 'node:fs/promises';
+import { error, type Checked } from '../diagnostics/diagnostic.js';
+import { readBundleFiles } from './read-bundle.js';
+import { readDirFiles } from './read-release-dir.js';
+
+/** A release's files in memory: relative `/`-separated path → bytes, in path order. */
+export interface ReleaseFiles {
+  files: Map<string, Buffer>;
+  kind: 'dir' | 'bundle';
+  /** The path as the caller should see it in messages. */
+  origin: string;
+}
+
+/** Bounds on what a reader accepts, so a hostile bundle cannot exhaust memory or disk. */
+export interface ReleaseLimits {
+  maxEntries: number;
+  maxFileBytes: number;
+  maxTotalBytes: number;
+}
+
+export const DEFAULT_LIMITS: ReleaseLimits = {
+  maxEntries: 10_000,
+  maxFileBytes: 64 * 1024 * 1024,
+  maxTotalBytes: 256 * 1024 * 1024,
+};
+
+export interface ReadOptions {
+  /** Shown in diagnostics instead of `path`. */
+  displayPath?: string;
+  limits?: Partial<ReleaseLimits>;
+}
+
+export function resolveLimits(limits: Partial<ReleaseLimits> = {}): ReleaseLimits {
+  return { ...DEFAULT_LIMITS, ...limits };
+}
+
+/**
+ * Read a release directory or a `.tar.gz` bundle into memory. A directory is
+ * read as it is; a bundle is stream-parsed and never extracted to disk.
+ */
+export async function readReleaseFiles(path: string, options: ReadOptions = {}): Promise<Checked<ReleaseFiles>> {
+  const origin = options.displayPath ?? path;
+  const limits = resolveLimits(options.limits);
+  let kind: 'dir' | 'bundle';
+  try {
+    const s = await stat(path);
+    if (s.isDirectory()) kind = 'dir';
+    else if (s.isFile()) kind = 'bundle';
+    else return notARelease(origin);
+  } catch (e) {
+    if (isNotFound(e)) {
+      return {
+        value: undefined,
+        diagnostics: [error('release-path-missing', `${origin} does not exist`, { file: origin }, 'give a release directory (holding release.yaml) or a .tar.gz bundle')],
+      };
+    }
+    throw e;
+  }
+  return kind === 'dir' ? readDirFiles(path, origin, limits) : readBundleFiles(path, origin, limits);
+}
+
+function notARelease(origin: string): Checked<ReleaseFiles> {
+  return {
+    value: undefined,
+    diagnostics: [error('release-path-missing', `${origin} is neither a directory nor a bundle file`, { file: origin }, 'give a release directory (holding release.yaml) or a .tar.gz bundle')],
+  };
+}
+
+export function isNotFound(e: unknown): boolean {
+  return e instanceof Error && 'code' in e && (e.code === 'ENOENT' || e.code === 'ENOTDIR');
+}
