@@ -4,6 +4,8 @@ import { hideBin } from 'yargs/helpers';
 import { styleText } from 'node:util';
 import { EXIT_USAGE, InternalError, NodeError, UserError, EXIT_FAILED } from '../errors/errors.js';
 import type { CommandIo } from './io.js';
+import { ConfigError } from '../config/load-config.js';
+import { printDiagnostics } from './print-diagnostics.js';
 
 /**
  * The CLI only parses, calls and prints. Each command's module is imported
@@ -20,8 +22,8 @@ const lazy =
 
 const releasesOptions = (y: Argv) =>
   y
-    .option('releases', { type: 'string', describe: 'directory holding release directories and bundles', default: 'releases', defaultDescription: './releases' })
-    .option('appups', { type: 'string', describe: 'directory holding appup files', default: 'appups', defaultDescription: './appups' });
+    .option('releases', { type: 'string', describe: 'directory holding release directories and bundles', defaultDescription: 'releases from relup.config.yaml, else ./releases' })
+    .option('appups', { type: 'string', describe: 'directory holding appup files', defaultDescription: 'appups from relup.config.yaml, else ./appups' });
 
 export async function main(argv: string[], io: CommandIo): Promise<number> {
   let exitCode = 0;
@@ -65,7 +67,7 @@ export async function main(argv: string[], io: CommandIo): Promise<number> {
           (yy) =>
             yy
               .positional('release', { type: 'string', describe: 'a version in --releases, or a release directory' })
-              .option('releases', { type: 'string', default: 'releases', describe: 'directory holding the releases' })
+              .option('releases', { type: 'string', describe: 'directory holding the releases', defaultDescription: 'from relup.config.yaml, else ./releases' })
               .option('out-dir', { type: 'string', describe: 'where to write the bundle (default: the releases directory)' })
               .option('json', { type: 'boolean', describe: 'print the result as JSON' })
               .example('relup release pack 1.2.3', 'bundle releases/1.2.3'),
@@ -77,13 +79,14 @@ export async function main(argv: string[], io: CommandIo): Promise<number> {
           (yy) =>
             yy
               .positional('release', { type: 'string', describe: 'a bundle, a release directory, or a version in --releases' })
-              .option('releases', { type: 'string', default: 'releases', describe: 'directory holding the releases' })
+              .option('releases', { type: 'string', describe: 'directory holding the releases', defaultDescription: 'from relup.config.yaml, else ./releases' })
               .option('json', { type: 'boolean', describe: 'print the report as JSON' })
               .example('relup release verify releases/demo-1.2.3.tar.gz', 'exit 1 on any changed, missing or extra file'),
           run(lazy(() => import('./commands/release-verify-command.js'))),
         )
         .demandCommand(1, 'name a release subcommand: pack or verify'),
     )
+    .option('config', { type: 'string', describe: 'configuration file (targets, directories)', defaultDescription: './relup.config.yaml when present' })
     .option('color', { type: 'boolean', describe: 'colour the output (default: when printing to a terminal; NO_COLOR disables)' })
     .option('debug', { type: 'boolean', describe: 'print stack traces of internal errors' })
     .demandCommand(1, 'name a command')
@@ -110,6 +113,7 @@ export async function main(argv: string[], io: CommandIo): Promise<number> {
 
 function report(e: unknown, io: CommandIo, debug: boolean): number {
   const paint = (style: Parameters<typeof styleText>[0], text: string) => (io.color ? styleText(style, text) : text);
+  if (e instanceof ConfigError) printDiagnostics(e.diagnostics, io);
   if (e instanceof UserError || e instanceof NodeError) {
     io.stderr.write(`${paint('red', 'error')}: ${e.message}\n`);
     if (e.hint !== undefined) io.stderr.write(`  ${paint('cyan', 'hint:')} ${e.hint}\n`);

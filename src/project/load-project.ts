@@ -15,6 +15,7 @@ export interface Project {
 
 export interface ProjectPaths {
   cwd: string;
+  /** Absolute, or relative to cwd. */
   releases: string;
   appups: string;
 }

@@ -5,11 +5,13 @@ import { EXIT_FAILED, EXIT_OK } from '../../errors/errors.js';
 import { checkProject } from '../../project/check-project.js';
 import { loadProject } from '../../project/load-project.js';
 import type { CommandIo } from '../io.js';
+import { projectOptions } from '../project-options.js';
 import { dedupe, printDiagnostics } from '../print-diagnostics.js';
 
 export interface CheckArgs {
-  releases: string;
-  appups: string;
+  releases?: string;
+  appups?: string;
+  config?: string;
   json?: boolean;
   reporter: 'text' | 'github';
 }
@@ -17,7 +19,8 @@ export interface CheckArgs {
 /** `relup check`: every release and appup validated, every declared transition planned both ways. */
 export async function run(raw: Record<string, unknown>, io: CommandIo): Promise<number> {
   const args = raw as unknown as CheckArgs;
-  const project = await loadProject({ cwd: io.cwd, releases: args.releases, appups: args.appups });
+  const dirs = await projectOptions(args, io);
+  const project = await loadProject({ cwd: io.cwd, releases: dirs.releases, appups: dirs.appups });
   const report = checkProject(project);
   const diagnostics = sortDiagnostics(dedupe(report.diagnostics));
   const errors = diagnostics.filter((d) => d.severity === 'error').length;

@@ -11,13 +11,15 @@ import { renderScript } from '../../script/render-script.js';
 import { serializeScript } from '../../script/serialize-script.js';
 import { loadProject, resolveIn } from '../../project/load-project.js';
 import type { CommandIo } from '../io.js';
+import { projectOptions } from '../project-options.js';
 import { printDiagnostics } from '../print-diagnostics.js';
 
 export interface PlanArgs {
   from: string;
   to: string;
-  releases: string;
-  appups: string;
+  releases?: string;
+  appups?: string;
+  config?: string;
   json?: boolean;
   out?: string;
 }
@@ -25,7 +27,8 @@ export interface PlanArgs {
 /** `relup plan <from> <to>`: the script for one transition, for a person or (--json) a machine. */
 export async function run(raw: Record<string, unknown>, io: CommandIo): Promise<number> {
   const args = raw as unknown as PlanArgs;
-  const project = await loadProject({ cwd: io.cwd, releases: args.releases, appups: args.appups });
+  const dirs = await projectOptions(args, io);
+  const project = await loadProject({ cwd: io.cwd, releases: dirs.releases, appups: dirs.appups });
   const found = [findRelease(project.catalog, args.from), findRelease(project.catalog, args.to)];
   const [from, to] = found.map((f) => f.value);
   if (from === undefined || to === undefined) {

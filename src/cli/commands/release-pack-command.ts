@@ -2,12 +2,14 @@ import { EXIT_FAILED, EXIT_OK } from '../../errors/errors.js';
 import { packRelease } from '../../release/pack-release.js';
 import { display, resolveIn } from '../../project/load-project.js';
 import type { CommandIo } from '../io.js';
+import { projectOptions } from '../project-options.js';
 import { printDiagnostics } from '../print-diagnostics.js';
 import { resolveReleaseArg } from './resolve-release-arg.js';
 
 export interface PackArgs {
   release: string;
-  releases: string;
+  releases?: string;
+  config?: string;
   outDir?: string;
   json?: boolean;
 }
@@ -15,7 +17,7 @@ export interface PackArgs {
 /** `relup release pack <version|dir>`: a deterministic bundle with a manifest of sha256 hashes. */
 export async function run(raw: Record<string, unknown>, io: CommandIo): Promise<number> {
   const args = raw as unknown as PackArgs;
-  const dir = await resolveReleaseArg(io.cwd, args.release, args.releases, 'dir');
+  const dir = await resolveReleaseArg(io.cwd, args.release, (await projectOptions(args, io)).releases, 'dir');
   const outDir = args.outDir === undefined ? undefined : resolveIn(io.cwd, args.outDir);
   const result = await packRelease(dir, { displayPath: display(io.cwd, dir), ...(outDir === undefined ? {} : { outDir }) });
   printDiagnostics(result.diagnostics, io);

@@ -2,19 +2,21 @@ import { EXIT_FAILED, EXIT_OK } from '../../errors/errors.js';
 import { verifyRelease } from '../../release/verify-release.js';
 import { display } from '../../project/load-project.js';
 import type { CommandIo } from '../io.js';
+import { projectOptions } from '../project-options.js';
 import { printDiagnostics } from '../print-diagnostics.js';
 import { resolveReleaseArg } from './resolve-release-arg.js';
 
 export interface VerifyArgs {
   release: string;
-  releases: string;
+  releases?: string;
+  config?: string;
   json?: boolean;
 }
 
 /** `relup release verify <bundle|dir|version>`: every hash checked, every difference reported. */
 export async function run(raw: Record<string, unknown>, io: CommandIo): Promise<number> {
   const args = raw as unknown as VerifyArgs;
-  const path = await resolveReleaseArg(io.cwd, args.release, args.releases, 'bundle');
+  const path = await resolveReleaseArg(io.cwd, args.release, (await projectOptions(args, io)).releases, 'bundle');
   const report = await verifyRelease(path, { displayPath: display(io.cwd, path) });
   if (args.json === true) {
     const { release, ...rest } = report;

@@ -1,7 +1,7 @@
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UserError } from '../../errors/errors.js';
-import { bareVersion, resolveIn } from '../../project/load-project.js';
+import { bareVersion, display, resolveIn } from '../../project/load-project.js';
 
 /**
  * A release argument is a path (directory or bundle) when one exists there,
@@ -20,7 +20,7 @@ export async function resolveReleaseArg(cwd: string, arg: string, releases: stri
   }
   const dir = join(releasesDir, version);
   if (await exists(dir)) return dir;
-  throw new UserError(`no release "${arg}": neither a path nor a version in ${releases}`, `list them with: ls ${releases}`);
+  throw new UserError(`no release "${arg}": neither a path nor a version in ${display(cwd, releasesDir)}`, `list them with: ls ${display(cwd, releasesDir)}`);
 }
 
 async function exists(path: string): Promise<boolean> {

@@ -1,0 +1,36 @@
+import { z } from 'zod';
+
+/** `relup.config.yaml`: where releases and appups live, and the nodes the CLI can reach. Documented in the README. */
+const unixTarget = z.strictObject({
+  socket: z.string().min(1),
+});
+
+const tcpTarget = z.strictObject({
+  host: z.string().min(1),
+  port: z.number().int().min(1).max(65535),
+  /** File holding the shared secret (never on the command line). */
+  secretFile: z.string().min(1).optional(),
+  /** Environment variable holding the shared secret. */
+  secretEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/).optional(),
+});
+
+export const targetSchema = z.union([unixTarget, tcpTarget]);
+
+export const configSchema = z.strictObject({
+  releases: z.string().min(1).optional(),
+  appups: z.string().min(1).optional(),
+  defaultTarget: z.string().min(1).optional(),
+  targets: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/), targetSchema).optional(),
+  /** Public key (PEM) bundles must be signed with. */
+  publicKey: z.string().min(1).optional(),
+});
+
+export type RelupConfig = z.infer<typeof configSchema>;
+export type ConfigTarget = z.infer<typeof targetSchema>;
+export const CONFIG_FILE = 'relup.config.yaml';
+
+export function configKeysAt(path: readonly PropertyKey[]): readonly string[] {
+  if (path.length === 0) return Object.keys(configSchema.shape);
+  if (path[0] === 'targets' && path.length === 2) return ['socket', 'host', 'port', 'secretFile', 'secretEnv'];
+  return [];
+}
