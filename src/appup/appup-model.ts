@@ -47,7 +47,7 @@ export interface UpdateInstruction extends Base {
    * for `static` modules (run after it). `undefined`: state is kept as is.
    */
   migration: string | undefined;
-  /** Passed to the migration function as its third argument (OTP's Extra). */
+  /** Handed to the migration function as `info.extra` (OTP's Extra). */
   extra: unknown;
   /** Milliseconds to wait for each process to reach a point where it can be suspended. */
   timeout: number;

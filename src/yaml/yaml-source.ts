@@ -22,7 +22,8 @@ export class YamlSource {
   static parse(text: string, file: string): { source: YamlSource; diagnostics: Diagnostic[] } {
     const lines = new LineCounter();
     // uniqueKeys: a duplicated key is almost always a merge mistake; report it rather than keep the last one.
-    const document = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+    // logLevel 'error': the yaml library would otherwise print warnings (e.g. map-valued keys) to stderr itself.
+    const document = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true, logLevel: 'error' });
     const source = new YamlSource(file, document, lines);
     const diagnostics: Diagnostic[] = [];
     for (const e of [...document.errors]) {
