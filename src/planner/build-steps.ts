@@ -88,7 +88,7 @@ export function buildSteps({ from, to, direction, groups, deps, checked }: Build
     summary.push({ id, modules, processes: suspended });
 
     for (const process of suspended) {
-      steps.push({ op: 'suspend', group: id, process, timeout: timeoutOf(moduleOf(process)), reason: `${process} runs ${moduleOf(process)}: suspended so no message is handled while its code and state change; new messages wait in its mailbox` });
+      steps.push({ op: 'suspend', group: id, process, timeout: timeoutOf(moduleOf(process)), reason: `process ${process} (module ${moduleOf(process)}) stops taking messages while its code and state change; new messages wait in its mailbox` });
     }
     // Down, dynamic: the newer code knows both shapes, so it migrates before it is replaced — dependents first, mirroring up.
     if (direction === 'down') {
