@@ -2,7 +2,7 @@
 // file: requests reach whatever version of `handle` is current.
 exports.start = () => {
   relup.listen({ port: relup.config.port ?? 0, handler: 'handle' });
-  relup.setInterval(1000, 'game', 'tick');
+  relup.setInterval(relup.config.tickMs ?? 1000, 'game', 'tick');
 };
 
 exports.handle = async (req) => {

@@ -32,7 +32,11 @@ exports.handleCall = (msg, state) => {
 };
 
 exports.handleCast = (msg, state) => {
-  if (msg.type === 'tick') state.ticks += 1;
+  if (msg.type === 'tick') {
+    state.ticks += 1;
+    // New in 1.2.3: every tick of the game clock gives each player 1 experience.
+    for (const player of Object.values(state.players)) addExp(player, 1);
+  }
   if (msg.type === 'add_exp' && state.players[msg.id]) addExp(state.players[msg.id], msg.exp);
   return state;
 };

@@ -1,13 +1,13 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve, isAbsolute } from 'node:path';
 import { error, hasErrors, warning, type Checked, type Diagnostic } from '../diagnostics/diagnostic.js';
-import { buildManifest, parseManifest, serializeManifest, type BundleManifest } from './bundle-manifest.js';
+import { parseManifest, type BundleManifest } from './bundle-manifest.js';
 import { writeFileAtomic } from './atomic-write.js';
 import { releaseFromFiles } from './release-from-files.js';
 import { BUNDLE_MANIFEST_FILE, BUNDLE_OWN_FILES } from './release-hash.js';
 import { isNotFound, readReleaseFiles, type ReleaseLimits } from './release-files.js';
 import type { Release } from './release-model.js';
-import { tarGz } from './tar-writer.js';
+import { bundleBytes } from './bundle-bytes.js';
 
 export interface PackOptions {
   /** Where to write the bundle; default: the directory holding the release directory. */
@@ -65,8 +65,7 @@ export async function packRelease(dir: string, options: PackOptions = {}): Promi
   if (inside === '' || (!inside.startsWith('..') && !isAbsolute(inside))) {
     return refuse(error('pack-out-dir-inside-release', `the bundle would be written inside the release ${displayPath}`, { file: displayPath }, 'choose an --out-dir outside the release directory'));
   }
-  const manifest = buildManifest(release, files);
-  const bytes = await tarGz([[BUNDLE_MANIFEST_FILE, serializeManifest(manifest)], ...files]);
+  const { bytes, manifest } = await bundleBytes(release, files);
   const bundlePath = join(outDir, bundleFileName(release));
 
   const existing = await readExisting(bundlePath);

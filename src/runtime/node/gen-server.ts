@@ -1,0 +1,185 @@
+import { RuntimeError } from './runtime-error.js';
+import type { ModuleVersion } from './module-version.js';
+
+/** What a process needs from its node: the current code of its module, and somewhere to report errors of casts. */
+export interface ProcessHost {
+  current(module: string): ModuleVersion;
+  castFailed(process: string, error: unknown): void;
+}
+
+type Envelope =
+  | { kind: 'call'; msg: unknown; resolve: (reply: unknown) => void; reject: (e: unknown) => void }
+  | { kind: 'cast'; msg: unknown };
+
+interface SuspendWaiter {
+  done: () => void;
+  cancel: (e: Error) => void;
+}
+
+/**
+ * An OTP-style gen_server: state, a mailbox, one message at a time in arrival
+ * order. Its handlers are looked up in the module's *current* version for
+ * every message, so a switch takes effect at the next message.
+ */
+export class GenServer {
+  state: unknown;
+  private mailbox: Envelope[] = [];
+  private suspendedFlag = false;
+  private handlingFlag = false;
+  private stoppedFlag = false;
+  private pumpScheduled = false;
+  private suspendWaiters: SuspendWaiter[] = [];
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(
+    private readonly host: ProcessHost,
+    readonly name: string,
+    public module: string,
+    public args: unknown,
+    state: unknown,
+  ) {
+    this.state = state;
+  }
+
+  get suspended(): boolean {
+    return this.suspendedFlag;
+  }
+  get handling(): boolean {
+    return this.handlingFlag;
+  }
+  get stopped(): boolean {
+    return this.stoppedFlag;
+  }
+  get mailboxSize(): number {
+    return this.mailbox.length;
+  }
+
+  call(msg: unknown): Promise<unknown> {
+    if (this.stoppedFlag) return Promise.reject(this.stoppedError());
+    return new Promise((resolve, reject) => {
+      this.mailbox.push({ kind: 'call', msg, resolve, reject });
+      this.schedule();
+    });
+  }
+
+  cast(msg: unknown): void {
+    if (this.stoppedFlag) throw this.stoppedError();
+    this.mailbox.push({ kind: 'cast', msg });
+    this.schedule();
+  }
+
+  /**
+   * Stop taking messages. When a message is being handled, wait for it to
+   * finish (the safe point) for up to `timeoutMs`; past that, un-suspend and
+   * fail. Messages arriving meanwhile wait in the mailbox.
+   */
+  suspend(timeoutMs: number): Promise<void> {
+    this.suspendedFlag = true;
+    if (!this.handlingFlag) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const waiter: SuspendWaiter = {
+        done: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+        cancel: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      };
+      const timer = setTimeout(() => {
+        this.suspendWaiters = this.suspendWaiters.filter((w) => w !== waiter);
+        this.resume();
+        reject(new RuntimeError('suspend-timeout', `process ${this.name} did not reach a safe point within ${timeoutMs} ms: its current message is still being handled`, 'raise the timeout of its update instruction, or make the handler finish sooner'));
+      }, Math.max(0, timeoutMs));
+      this.suspendWaiters.push(waiter);
+    });
+  }
+
+  /** Take messages again: the backlog is handled in order, each exactly once. A pending suspend fails. */
+  resume(): void {
+    this.suspendedFlag = false;
+    const waiters = this.suspendWaiters;
+    this.suspendWaiters = [];
+    for (const w of waiters) w.cancel(new RuntimeError('suspend-timeout', `process ${this.name} was resumed before it could be suspended`));
+    this.schedule();
+  }
+
+  /** Resolves when no message is being handled. */
+  idle(): Promise<void> {
+    if (!this.handlingFlag) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /** Refuse further messages and fail every waiting call; the message being handled (if any) finishes on its own. */
+  stop(reason: string): void {
+    this.stoppedFlag = true;
+    this.suspendedFlag = true;
+    const pending = this.mailbox;
+    this.mailbox = [];
+    for (const env of pending) {
+      if (env.kind === 'call') env.reject(new RuntimeError('process-stopped', `process ${this.name} stopped (${reason}) before handling this call`));
+    }
+  }
+
+  private stoppedError(): RuntimeError {
+    return new RuntimeError('process-stopped', `process ${this.name} is stopped`);
+  }
+
+  private schedule(): void {
+    if (this.pumpScheduled) return;
+    this.pumpScheduled = true;
+    queueMicrotask(() => {
+      this.pumpScheduled = false;
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    if (this.handlingFlag || this.suspendedFlag || this.stoppedFlag) return;
+    const env = this.mailbox.shift();
+    if (env === undefined) return;
+    this.handlingFlag = true;
+    void this.handle(env).finally(() => {
+      this.handlingFlag = false;
+      const idle = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const w of idle) w();
+      const waiters = this.suspendWaiters;
+      this.suspendWaiters = [];
+      for (const w of waiters) w.done();
+      this.pump();
+    });
+  }
+
+  private async handle(env: Envelope): Promise<void> {
+    try {
+      const version = this.host.current(this.module);
+      if (env.kind === 'call') {
+        const handleCall = version.fn('handleCall');
+        const result = await version.run(() => handleCall.call(version.exports, env.msg, this.state));
+        if (result === null || typeof result !== 'object' || !('reply' in result)) {
+          throw new RuntimeError('invalid-response', `${this.module}.handleCall of process ${this.name} returned ${describe(result)}; it must return { reply, state }`);
+        }
+        const { reply, state } = result as { reply: unknown; state?: unknown };
+        // `state` left out (or undefined) means "mutated in place".
+        if (state !== undefined) this.state = state;
+        env.resolve(reply);
+      } else {
+        const handleCast = version.fn('handleCast');
+        const state = await version.run(() => handleCast.call(version.exports, env.msg, this.state));
+        if (state !== undefined) this.state = state;
+      }
+    } catch (e) {
+      // The process keeps running with the state it had; the caller learns why.
+      if (env.kind === 'call') env.reject(e);
+      else this.host.castFailed(this.name, e);
+    }
+  }
+}
+
+function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (typeof v !== 'object') return typeof v;
+  return `an object without "reply" (keys: ${Object.keys(v).join(', ') || 'none'})`;
+}

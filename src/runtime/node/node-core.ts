@@ -1,0 +1,262 @@
+import type { AddressInfo } from 'node:net';
+import type { Release, ReleaseProcess } from '../../release/release-model.js';
+import { GenServer, type ProcessHost } from './gen-server.js';
+import { HttpServers, type ListenOptions } from './http-servers.js';
+import { makeRelupApi, type ApiHost } from './module-api.js';
+import { compileModule, type ModuleVersion } from './module-version.js';
+import { NodeTimers } from './node-timers.js';
+import { sha256Hex } from '../../release/release-hash.js';
+import type { ReleaseImage } from './release-image.js';
+import { RuntimeError, messageOf } from './runtime-error.js';
+
+/** One entry of the node's log sink. Module code writes here through relup.log; the node reports failures of casts, timers and servers here. */
+export interface NodeLogEntry {
+  time: number;
+  level: 'info' | 'error';
+  source: 'module' | 'process' | 'timer' | 'http' | 'node';
+  message: string;
+  module?: string;
+  release?: string;
+  process?: string;
+}
+
+export type LogSink = (entry: NodeLogEntry) => void;
+
+/** A module's runtime-owned state: one plain object handed to every version of the module. */
+export interface StateCell {
+  value: Record<string, unknown>;
+  /** The module declared initialState() at some point: its state is migrated along with its processes. */
+  stateful: boolean;
+}
+
+/** A module version compiled aside, with the initial state its initialState() gave (when it has one). */
+export interface CompiledModule {
+  version: ModuleVersion;
+  initial: Record<string, unknown> | undefined;
+}
+
+/**
+ * Everything a running node owns: the current code of each module, module
+ * states, processes, timers and servers. Module code reaches it only through
+ * its `relup` object; the evaluator changes it only through node-steps.ts.
+ */
+export class NodeCore implements ApiHost, ProcessHost {
+  readonly modules = new Map<string, ModuleVersion>();
+  readonly states = new Map<string, StateCell>();
+  readonly processes = new Map<string, GenServer>();
+  readonly timers: NodeTimers;
+  readonly servers: HttpServers;
+  private readonly proxies = new Map<string, Record<string, (...args: unknown[]) => unknown>>();
+
+  constructor(
+    public release: Release,
+    readonly config: Record<string, unknown>,
+    private readonly sink: LogSink,
+  ) {
+    this.timers = new NodeTimers((t) => {
+      this.invoke(t.module, t.fn, t.args).catch((e: unknown) => this.emit({ level: 'error', source: 'timer', module: t.module, message: `timer ${t.module}.${t.fn} failed: ${messageOf(e)}` }));
+    });
+    this.servers = new HttpServers((module, handler, req) => this.invoke(module, handler, [req]));
+  }
+
+  get version(): string {
+    return this.release.version;
+  }
+
+  // --- code ---
+
+  current(module: string): ModuleVersion {
+    const version = this.modules.get(module);
+    if (version === undefined) {
+      throw new RuntimeError('unknown-module', `module "${module}" is not loaded in ${this.release.name}@${this.version}`, `loaded modules: ${[...this.modules.keys()].sort().join(', ') || '(none)'}`);
+    }
+    return version;
+  }
+
+  /** Call `module.fn(...args)` in the current code, counted as a handler of that version. */
+  invoke(module: string, fn: string, args: unknown[]): Promise<unknown> {
+    try {
+      const version = this.current(module);
+      const f = version.fn(fn);
+      return version.run(() => f.apply(version.exports, args));
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /**
+   * Compile `module` from `image` aside (nothing current changes), check its
+   * file hash and declared exports, and compute its initial state.
+   */
+  compile(image: ReleaseImage, module: string, expectHash?: string): CompiledModule {
+    const { release } = image;
+    const spec = release.modules.find((m) => m.name === module);
+    if (spec === undefined) throw new RuntimeError('unknown-module', `release ${release.version} has no module "${module}"`);
+    const bytes = image.files.get(spec.file);
+    if (bytes === undefined) throw new RuntimeError('invalid-release', `release ${release.version} lists ${spec.file} for module "${module}" but the file is missing`);
+    const hash = sha256Hex(bytes);
+    if (hash !== spec.hash) throw new RuntimeError('hash-mismatch', `${spec.file} hashes to ${hash.slice(0, 12)}… but release ${release.version} records ${spec.hash.slice(0, 12)}…`);
+    if (expectHash !== undefined && hash !== expectHash) {
+      throw new RuntimeError('hash-mismatch', `${spec.file} hashes to ${hash.slice(0, 12)}… but the script expects ${expectHash.slice(0, 12)}…`, 'plan the script again from this very release');
+    }
+    const version = compileModule({
+      name: module,
+      releaseName: release.name,
+      release: release.version,
+      file: spec.file,
+      hash,
+      source: Buffer.from(bytes).toString('utf8'),
+      makeApi: (gate) => makeRelupApi(this, module, release.version, gate),
+    });
+    // The manifest's exports are what the planner checked migrations and
+    // applies against: make sure the code really has them, so its checks hold.
+    const missing = (spec.exports ?? []).filter((name) => typeof version.exports[name] !== 'function');
+    if (missing.length > 0) {
+      throw new RuntimeError('missing-export', `${module}@${release.version} does not export ${missing.join(', ')}, which its release.yaml declares`, `fix ${spec.file} or the exports of modules.${module} in release.yaml`);
+    }
+    let initial: Record<string, unknown> | undefined;
+    if (typeof version.exports['initialState'] === 'function') {
+      let value: unknown;
+      try {
+        value = (version.exports['initialState'] as () => unknown).call(version.exports);
+      } catch (e) {
+        throw new RuntimeError('invalid-state', `${module}@${release.version}: initialState() threw: ${messageOf(e)}`);
+      }
+      initial = checkedState(value, `${module}@${release.version}: initialState()`);
+    }
+    return { version, initial };
+  }
+
+  // --- module state ---
+
+  moduleState(module: string): Record<string, unknown> {
+    const cell = this.states.get(module);
+    if (cell === undefined) throw new RuntimeError('unknown-module', `module "${module}" has no state: it is not loaded`);
+    return cell.value;
+  }
+
+  moduleProxy(name: string): Record<string, (...args: unknown[]) => unknown> {
+    let proxy = this.proxies.get(name);
+    if (proxy === undefined) {
+      // The proxy holds a name, never a version: each access reads the
+      // current code (Erlang's fully-qualified call).
+      proxy = new Proxy(Object.create(null) as Record<string, (...args: unknown[]) => unknown>, {
+        get: (_target, prop) => {
+          // `then` and symbols: so that awaiting or inspecting a handle never throws.
+          if (typeof prop !== 'string' || prop === 'then') return undefined;
+          const version = this.current(name);
+          const value = version.exports[prop];
+          if (value === undefined) return version.fn(prop);
+          return value;
+        },
+        has: (_target, prop) => typeof prop === 'string' && prop in this.current(name).exports,
+        set: () => {
+          throw new RuntimeError('invalid-state', `relup.module("${name}") is read-only: a module changes its own exports`);
+        },
+      });
+      this.proxies.set(name, proxy);
+    }
+    return proxy;
+  }
+
+  // --- processes ---
+
+  process(name: string): GenServer {
+    const p = this.processes.get(name);
+    if (p === undefined || p.stopped) {
+      throw new RuntimeError('unknown-process', `no process "${name}" runs on ${this.release.name}@${this.version}`, `processes: ${[...this.processes.keys()].sort().join(', ') || '(none)'}`);
+    }
+    return p;
+  }
+
+  call(process: string, msg: unknown): Promise<unknown> {
+    try {
+      return this.process(process).call(msg);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  cast(process: string, msg: unknown): void {
+    this.process(process).cast(msg);
+  }
+
+  castFailed(process: string, error: unknown): void {
+    this.emit({ level: 'error', source: 'process', process, message: `process ${process}: a cast failed: ${messageOf(error)}` });
+  }
+
+  /** A new process running `spec.module`'s current code: `state = init(args)`. Not registered. */
+  async newProcess(spec: Pick<ReleaseProcess, 'name' | 'module' | 'args'>): Promise<GenServer> {
+    const state = await this.initState(spec.module, spec.args, spec.name);
+    return new GenServer(this, spec.name, spec.module, spec.args, state);
+  }
+
+  async initState(module: string, args: unknown, process: string): Promise<unknown> {
+    const version = this.current(module);
+    if (typeof version.exports['init'] !== 'function') {
+      throw new RuntimeError('missing-function', `process ${process} runs ${module}@${version.release}, which exports no init(args)`, 'a process module exports init, handleCall and handleCast');
+    }
+    return version.run(() => (version.exports['init'] as (a: unknown) => unknown).call(version.exports, args));
+  }
+
+  // --- timers, servers, log ---
+
+  setTimer(kind: 'interval' | 'timeout', ms: number, module: string, fn: string, args: unknown[]): number {
+    return this.timers.set(kind, ms, module, fn, args);
+  }
+
+  clearTimer(id: number): boolean {
+    return this.timers.clear(id);
+  }
+
+  listen(module: string, options: ListenOptions): Promise<AddressInfo> {
+    const bound = this.servers.listen(module, options);
+    bound.catch((e: unknown) => this.emit({ level: 'error', source: 'http', module, message: messageOf(e) }));
+    return bound;
+  }
+
+  log(module: string, release: string, message: string): void {
+    this.emit({ level: 'info', source: 'module', module, release, message });
+  }
+
+  emit(entry: Omit<NodeLogEntry, 'time'>): void {
+    try {
+      this.sink({ time: Date.now(), ...entry });
+    } catch {
+      // A broken sink must not break the node.
+    }
+  }
+
+  /** A deep copy of every module state and process state, for inspection and snapshots. */
+  snapshotStates(): { modules: Record<string, unknown>; processes: Record<string, unknown> } {
+    const modules: Record<string, unknown> = {};
+    for (const [name, cell] of [...this.states].sort(byKey)) modules[name] = structuredClone(cell.value);
+    const processes: Record<string, unknown> = {};
+    for (const [name, p] of [...this.processes].sort(byKey)) processes[name] = structuredClone(p.state);
+    return { modules, processes };
+  }
+}
+
+function byKey<T>(a: [string, T], b: [string, T]): number {
+  return a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0;
+}
+
+/**
+ * Module state is a plain object that can be snapshotted with structuredClone
+ * (the rollback restores a copy), so no functions or class instances.
+ */
+export function checkedState(value: unknown, what: string): Record<string, unknown> {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new RuntimeError('invalid-state', `${what} gave ${value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value}; module state must be a plain object`);
+  }
+  const proto = Object.getPrototypeOf(value) as unknown;
+  if (proto !== Object.prototype && proto !== null) {
+    throw new RuntimeError('invalid-state', `${what} gave a class instance; module state must be a plain object`);
+  }
+  try {
+    structuredClone(value);
+  } catch (e) {
+    throw new RuntimeError('invalid-state', `${what} gave a state that cannot be copied (${messageOf(e)})`, 'keep functions and handles out of state: it is snapshotted for rollback');
+  }
+  return value as Record<string, unknown>;
+}

@@ -1,0 +1,485 @@
+import { performance } from 'node:perf_hooks';
+import type { ReleaseProcess } from '../../release/release-model.js';
+import type { RelupScript, Step, StepOf } from '../../script/script-schema.js';
+import type { GenServer } from './gen-server.js';
+import type { ModuleVersion } from './module-version.js';
+import { checkedState, type CompiledModule, type NodeCore, type StateCell } from './node-core.js';
+import { releaseHash } from '../../release/release-hash.js';
+import type { ReleaseImage } from './release-image.js';
+import { RuntimeError, withTimeout } from './runtime-error.js';
+import type { StepContext, StepPerformer } from './transaction.js';
+
+/** What a migration function receives as its second argument. */
+export interface MigrationInfo {
+  direction: 'up' | 'down';
+  from: string;
+  to: string;
+  extra: unknown;
+  target: 'module' | 'process';
+  process?: string;
+}
+
+/** What the steps observed, for the outcome: suspension windows, migrations, absent keys. */
+export class TransactionReport {
+  readonly suspendedAt = new Map<number, number>();
+  readonly resumedAt = new Map<number, number>();
+  readonly migratedProcesses = new Map<number, string[]>();
+  readonly migratedModules = new Map<number, string[]>();
+  readonly absent = new Map<string, string[]>();
+}
+
+const DEFAULT_RESUSPEND_MS = 5000;
+
+/**
+ * How each step of a relup script is performed on a Node.js node, and undone.
+ *
+ * Rollback rules, each with its reason:
+ * - Every undo is registered *before* its change, so a step that fails half
+ *   way is undone as far as it got.
+ * - State is snapshotted (structuredClone) right before the first step that
+ *   changes it, and the snapshot object itself is restored: a migration that
+ *   mutated in place and then threw leaves no trace.
+ * - Old code is restored by making the old exports object current again: the
+ *   old version was never dropped, only purges at commit drop it.
+ * - Every process this transaction suspended is resumed at the end, whatever
+ *   failed: a process left suspended is a node that silently stopped working.
+ * - Undoing a resume re-suspends the process first, so that its state is not
+ *   restored under a handler that is running.
+ * - An `apply` has effects outside the node's books; its undo is nothing.
+ */
+export class NodeSteps implements StepPerformer {
+  private readonly staged = new Map<string, CompiledModule>();
+  /** The code that was current at the point of no return: a migration with `release: from` runs it. */
+  private fromCode = new Map<string, ModuleVersion>();
+  private readonly moduleSnapshots = new Map<string, StateCell>();
+  private readonly processSnapshots = new Map<GenServer, unknown>();
+  private readonly suspendedHere = new Map<GenServer, number | undefined>();
+  private readonly replaced: ModuleVersion[] = [];
+  private readonly brutal: ModuleVersion[] = [];
+  private readonly stopped: GenServer[] = [];
+  /** The two guards every script must pass before the point of no return. */
+  private verified = false;
+  private versionChecked = false;
+
+  constructor(
+    private readonly core: NodeCore,
+    private readonly script: RelupScript,
+    private readonly image: ReleaseImage,
+    readonly report: TransactionReport,
+  ) {}
+
+  // --- before the point of no return ---
+
+  async check(step: Step, _ctx: StepContext): Promise<void> {
+    const { core, image } = this;
+    switch (step.op) {
+      case 'verify_release': {
+        if (image.release.version !== step.version) {
+          throw new RuntimeError('version-mismatch', `the release given is ${image.release.version}, the script installs ${step.version}`, `give the node release ${step.version}`);
+        }
+        const hash = releaseHash(image.files);
+        if (hash !== step.hash) {
+          throw new RuntimeError('hash-mismatch', `release ${step.version} hashes to ${hash.slice(0, 12)}…, the script expects ${step.hash.slice(0, 12)}…: its files differ from the release the script was planned from`, 'plan the script again from this bundle (relup plan)');
+        }
+        if (image.release.name !== core.release.name) {
+          throw new RuntimeError('wrong-release', `the node runs "${core.release.name}" but the release given is "${image.release.name}"`);
+        }
+        if (image.release.runtime !== 'node') {
+          throw new RuntimeError('wrong-release', `release ${image.release.version} is for the ${image.release.runtime} runtime, not node`);
+        }
+        this.verified ||= step.version === this.script.to.version && step.hash === this.script.to.hash;
+        return;
+      }
+      case 'check_version':
+        if (core.version !== step.expect) {
+          throw new RuntimeError('version-mismatch', `the node runs ${core.release.name}@${core.version}; this script upgrades from ${step.expect} only`, `plan from ${core.version}: relup plan --from ${core.version} --to ${this.script.to.version}`);
+        }
+        this.versionChecked ||= step.expect === this.script.from.version;
+        return;
+      case 'stage':
+        // Compiling runs the file's top level; the relup object refuses side effects there, so this changes nothing.
+        this.staged.set(step.module, core.compile(image, step.module, step.hash));
+        return;
+      case 'check_function': {
+        const code = step.release === 'from' ? core.current(step.module) : this.toCode(step.module);
+        code.fn(step.function);
+        return;
+      }
+      case 'check_process':
+        core.process(step.process);
+        return;
+      case 'point_of_no_return':
+        this.checkRest();
+        this.fromCode = new Map(core.modules);
+        return;
+      default:
+        throw new RuntimeError('invalid-script', `${step.op} is not a check`);
+    }
+  }
+
+  /**
+   * Walk the steps after the point of no return against what the node runs
+   * and what was staged, so that a missing module, function or process is
+   * found while nothing has changed yet.
+   */
+  private checkRest(): void {
+    const { core, image, script } = this;
+    const modules = new Set(core.modules.keys());
+    const processes = new Set([...core.processes.keys()].filter((p) => !core.processes.get(p)!.stopped));
+    const fail = (i: number, message: string): never => {
+      throw new RuntimeError('invalid-script', `step ${i}: ${message}`, 'plan the script again (relup plan)');
+    };
+    // A script without these guards could install unverified code on the
+    // wrong release: the failures hand-written hot patches are known for.
+    if (!this.verified) fail(script.pointOfNoReturn, `no verify_release step checks release ${script.to.version} (${script.to.hash.slice(0, 12)}…) before the point of no return`);
+    if (!this.versionChecked) fail(script.pointOfNoReturn, `no check_version step guards that the node runs ${script.from.version}`);
+    const needProcess = (i: number, name: string): void => {
+      if (!processes.has(name)) fail(i, `process "${name}" does not run at that point`);
+    };
+    for (let i = script.pointOfNoReturn + 1; i < script.steps.length; i++) {
+      const step = script.steps[i]!;
+      switch (step.op) {
+        case 'stop':
+          needProcess(i, step.process);
+          processes.delete(step.process);
+          break;
+        case 'suspend':
+        case 'resume':
+          needProcess(i, step.process);
+          break;
+        case 'switch':
+          if (!this.staged.has(step.module)) fail(i, `switch ${step.module}: the module was not staged`);
+          if (step.kind === 'add' && modules.has(step.module)) fail(i, `add ${step.module}: the module is already loaded`);
+          if (step.kind !== 'add' && !modules.has(step.module)) fail(i, `${step.kind} ${step.module}: the module is not loaded`);
+          modules.add(step.module);
+          break;
+        case 'migrate': {
+          const code = step.release === 'from' ? this.fromVersion(step.module) : this.toCode(step.module);
+          if (code === undefined) fail(i, `migrate ${step.module}: no ${step.release} code`);
+          code!.fn(step.function);
+          for (const p of step.processes) needProcess(i, p);
+          break;
+        }
+        case 'start':
+          if (processes.has(step.process)) fail(i, `start ${step.process}: it already runs`);
+          this.processSpec(step.process);
+          processes.add(step.process);
+          break;
+        case 'restart':
+          needProcess(i, step.process);
+          this.processSpec(step.process);
+          break;
+        case 'apply':
+          this.toCode(step.module).fn(step.function);
+          break;
+        case 'delete':
+          if (!modules.delete(step.module)) fail(i, `delete ${step.module}: the module is not loaded`);
+          break;
+        case 'purge':
+          break;
+        case 'commit':
+          if (step.version !== script.to.version || step.version !== image.release.version) {
+            fail(i, `commit ${step.version}: the script goes to ${script.to.version} with release ${image.release.version}`);
+          }
+          break;
+        default:
+          fail(i, `${step.op} is not allowed after the point of no return`);
+      }
+    }
+  }
+
+  // --- after it ---
+
+  async perform(step: Step, ctx: StepContext): Promise<void> {
+    switch (step.op) {
+      case 'stop':
+        return this.stop(step, ctx);
+      case 'suspend':
+        return this.suspend(step, ctx);
+      case 'switch':
+        return this.switchCode(step, ctx);
+      case 'migrate':
+        return this.migrate(step, ctx);
+      case 'resume':
+        return this.resume(step, ctx);
+      case 'start':
+        return this.start(step, ctx);
+      case 'restart':
+        return this.restart(step, ctx);
+      case 'apply':
+        return this.apply(step, ctx);
+      case 'delete':
+        return this.deleteModule(step, ctx);
+      case 'purge':
+        return this.purge(step, ctx);
+      case 'commit': {
+        const previous = this.core.release;
+        ctx.onUndo('restore the running release', () => {
+          this.core.release = previous;
+        });
+        this.core.release = this.image.release;
+        return;
+      }
+      default:
+        throw new RuntimeError('invalid-script', `${step.op} cannot be performed after the point of no return`);
+    }
+  }
+
+  private async stop(step: StepOf<'stop'>, ctx: StepContext): Promise<void> {
+    const p = this.core.process(step.process);
+    ctx.onUndo(`put process ${p.name} back`, () => {
+      this.core.processes.set(p.name, p);
+      this.resumeProcess(p);
+    });
+    this.suspendedHere.set(p, undefined);
+    await p.suspend(ctx.remainingMs());
+    this.core.processes.delete(p.name);
+    this.stopped.push(p);
+  }
+
+  private async suspend(step: StepOf<'suspend'>, ctx: StepContext): Promise<void> {
+    const p = this.core.process(step.process);
+    ctx.onUndo(`resume ${p.name}`, () => this.resumeProcess(p));
+    if (!this.report.suspendedAt.has(step.group)) this.report.suspendedAt.set(step.group, performance.now());
+    this.suspendedHere.set(p, step.group);
+    await p.suspend(Math.min(step.timeout, ctx.remainingMs()));
+  }
+
+  private async resume(step: StepOf<'resume'>, ctx: StepContext): Promise<void> {
+    const p = this.core.process(step.process);
+    const timeout = this.suspendTimeoutOf(p.name);
+    // Undoing a resume suspends again (waiting for the running message), so
+    // the state restored by earlier undos is not overwritten by a handler.
+    ctx.onUndo(`suspend ${p.name} again`, async () => {
+      this.suspendedHere.set(p, step.group);
+      await p.suspend(timeout);
+    });
+    this.resumeProcess(p);
+  }
+
+  private switchCode(step: StepOf<'switch'>, ctx: StepContext): void {
+    const { core } = this;
+    const next = this.staged.get(step.module)!;
+    const old = core.modules.get(step.module);
+    const cell = core.states.get(step.module);
+    if (cell !== undefined) this.snapshotModule(step.module, cell);
+    ctx.onUndo(`restore ${step.module}'s code and state`, () => {
+      if (old === undefined) core.modules.delete(step.module);
+      else core.modules.set(step.module, old);
+      this.restoreModuleState(step.module);
+    });
+    core.modules.set(step.module, next.version);
+    if (old !== undefined) this.replaced.push(old);
+    if (cell === undefined) {
+      core.states.set(step.module, { value: next.initial ?? {}, stateful: next.initial !== undefined });
+      return;
+    }
+    if (next.initial === undefined) return;
+    // Silly's `absent`: keys the new version's initial state has and the live
+    // state lacks get their initial value, and are reported.
+    const absent = Object.keys(next.initial).filter((k) => !Object.prototype.hasOwnProperty.call(cell.value, k));
+    for (const k of absent) cell.value[k] = next.initial[k];
+    cell.stateful = true;
+    if (absent.length > 0) this.report.absent.set(step.module, [...(this.report.absent.get(step.module) ?? []), ...absent]);
+  }
+
+  private async migrate(step: StepOf<'migrate'>, ctx: StepContext): Promise<void> {
+    const { core } = this;
+    const code = step.release === 'from' ? this.fromVersion(step.module)! : this.toCode(step.module);
+    const fn = code.fn(step.function);
+    const base = { direction: step.direction, from: this.script.from.version, to: this.script.to.version, extra: step.extra };
+    const run = async (state: unknown, info: MigrationInfo, what: string): Promise<unknown> => {
+      const remaining = ctx.remainingMs();
+      const limit = Math.min(step.timeout, remaining);
+      const result = await withTimeout(code.run(() => fn.call(code.exports, state, info)), limit, () =>
+        limit < step.timeout
+          ? new RuntimeError('deadline', `the transaction's deadline passed while ${step.module}.${step.function} was migrating ${what}`, 'raise deadlineMs')
+          : new RuntimeError('migration-timeout', `${step.module}.${step.function} did not finish migrating ${what} within ${limit} ms`, 'raise the timeout of the update instruction, or make the migration faster'),
+      );
+      // The transaction gave up meanwhile (deadline): a late result must not land.
+      if (ctx.signal.aborted) throw ctx.signal.reason;
+      return result;
+    };
+
+    const cell = core.states.get(step.module);
+    if (cell !== undefined && (cell.stateful || Object.keys(cell.value).length > 0)) {
+      this.snapshotModule(step.module, cell);
+      ctx.onUndo(`restore ${step.module}'s module state`, () => this.restoreModuleState(step.module));
+      const result = await run(cell.value, { ...base, target: 'module' }, `the state of module ${step.module}`);
+      // undefined: the migration mutated the state in place.
+      if (result !== undefined) cell.value = checkedState(result, `${step.module}.${step.function} (module state)`);
+      push(this.report.migratedModules, step.group, step.module);
+    }
+    for (const name of step.processes) {
+      const p = core.process(name);
+      this.snapshotProcess(p);
+      ctx.onUndo(`restore the state of process ${name}`, () => this.restoreProcessState(p));
+      const result = await run(p.state, { ...base, target: 'process', process: name }, `the state of process ${name}`);
+      if (result !== undefined) p.state = result;
+      push(this.report.migratedProcesses, step.group, name);
+    }
+  }
+
+  private async start(step: StepOf<'start'>, ctx: StepContext): Promise<void> {
+    const spec = this.processSpec(step.process);
+    let started: GenServer | undefined;
+    ctx.onUndo(`stop process ${step.process}`, () => {
+      if (started === undefined) return;
+      if (this.core.processes.get(started.name) === started) this.core.processes.delete(started.name);
+      started.stop(`the upgrade to ${this.script.to.version} was rolled back`);
+    });
+    started = await this.core.newProcess(spec);
+    if (ctx.signal.aborted) throw ctx.signal.reason;
+    this.core.processes.set(started.name, started);
+  }
+
+  private async restart(step: StepOf<'restart'>, ctx: StepContext): Promise<void> {
+    const p = this.core.process(step.process);
+    const spec = this.processSpec(step.process);
+    const old = { module: p.module, args: p.args };
+    let replaced = false;
+    ctx.onUndo(`restore process ${p.name} as it was`, async () => {
+      if (replaced) {
+        if (!p.suspended) await p.suspend(this.suspendTimeoutOf(p.name));
+        p.module = old.module;
+        p.args = old.args;
+        this.restoreProcessState(p);
+      }
+      this.resumeProcess(p);
+    });
+    this.suspendedHere.set(p, undefined);
+    await p.suspend(ctx.remainingMs());
+    this.snapshotProcess(p);
+    const state = await this.core.initState(spec.module, spec.args, p.name);
+    if (ctx.signal.aborted) throw ctx.signal.reason;
+    replaced = true;
+    p.module = spec.module;
+    p.args = spec.args;
+    p.state = state;
+    this.resumeProcess(p);
+  }
+
+  private async apply(step: StepOf<'apply'>, ctx: StepContext): Promise<void> {
+    ctx.onUndo(`${step.module}.${step.function} was applied: its effects cannot be undone`);
+    await this.core.invoke(step.module, step.function, step.args);
+  }
+
+  private deleteModule(step: StepOf<'delete'>, ctx: StepContext): void {
+    const { core } = this;
+    const old = core.current(step.module);
+    const cell = core.states.get(step.module);
+    ctx.onUndo(`load ${step.module} again`, () => {
+      core.modules.set(step.module, old);
+      if (cell !== undefined) core.states.set(step.module, cell);
+    });
+    core.modules.delete(step.module);
+    core.states.delete(step.module);
+    this.replaced.push(old);
+  }
+
+  private async purge(step: StepOf<'purge'>, ctx: StepContext): Promise<void> {
+    // The old code stays referenced by the undo log until commit (a rollback
+    // needs it); purge decides how it is let go: soft waits for the handlers
+    // still running it, brutal cuts them off at commit.
+    ctx.onUndo(`purge of ${step.module} takes effect at commit: nothing to undo`);
+    const old = this.replaced.filter((v) => v.name === step.module);
+    if (step.mode === 'brutal') {
+      this.brutal.push(...old);
+      return;
+    }
+    await Promise.all(old.map((v) => v.idle()));
+  }
+
+  /** Called once by the evaluator at the end. */
+  async settle(result: 'committed' | 'rolled-back' | 'discarded'): Promise<string[]> {
+    const problems: string[] = [];
+    if (result === 'committed') {
+      for (const v of this.brutal) v.gate.revoked = true;
+      for (const p of this.stopped) p.stop(`not part of ${this.script.to.version}`);
+    }
+    if (result === 'rolled-back') {
+      for (const p of this.suspendedHere.keys()) this.resumeProcess(p);
+      for (const p of this.core.processes.values()) {
+        if (p.suspended && !p.stopped) problems.push(`process ${p.name} is still suspended`);
+      }
+    }
+    // Drop every reference to old and staged code: from here on only the
+    // current versions are reachable from the node.
+    this.staged.clear();
+    this.fromCode.clear();
+    this.moduleSnapshots.clear();
+    this.processSnapshots.clear();
+    this.suspendedHere.clear();
+    this.replaced.length = 0;
+    this.brutal.length = 0;
+    this.stopped.length = 0;
+    return problems;
+  }
+
+  // --- helpers ---
+
+  private resumeProcess(p: GenServer): void {
+    const group = this.suspendedHere.get(p);
+    this.suspendedHere.delete(p);
+    if (!p.stopped) p.resume();
+    if (group !== undefined) this.report.resumedAt.set(group, performance.now());
+  }
+
+  private snapshotModule(module: string, cell: StateCell): void {
+    if (!this.moduleSnapshots.has(module)) this.moduleSnapshots.set(module, { value: structuredClone(cell.value), stateful: cell.stateful });
+  }
+
+  private restoreModuleState(module: string): void {
+    const snapshot = this.moduleSnapshots.get(module);
+    if (snapshot === undefined) {
+      // The module had no state before this transaction (an added module).
+      this.core.states.delete(module);
+      return;
+    }
+    const cell = this.core.states.get(module);
+    if (cell === undefined) this.core.states.set(module, { value: snapshot.value, stateful: snapshot.stateful });
+    else {
+      cell.value = snapshot.value;
+      cell.stateful = snapshot.stateful;
+    }
+  }
+
+  private snapshotProcess(p: GenServer): void {
+    if (!this.processSnapshots.has(p)) this.processSnapshots.set(p, structuredClone(p.state));
+  }
+
+  private restoreProcessState(p: GenServer): void {
+    if (this.processSnapshots.has(p)) p.state = this.processSnapshots.get(p);
+  }
+
+  private fromVersion(module: string): ModuleVersion | undefined {
+    return this.fromCode.get(module) ?? this.core.modules.get(module);
+  }
+
+  /** The incoming release's code for `module`: staged, or the running code when the module did not change. */
+  private toCode(module: string): ModuleVersion {
+    const staged = this.staged.get(module);
+    if (staged !== undefined) return staged.version;
+    const spec = this.image.release.modules.find((m) => m.name === module);
+    const running = this.core.modules.get(module);
+    if (spec !== undefined && running !== undefined && running.hash === spec.hash) return running;
+    throw new RuntimeError('invalid-script', `module "${module}" of release ${this.image.release.version} is ${spec === undefined ? 'not in that release' : 'not staged'}`, 'plan the script again (relup plan)');
+  }
+
+  private processSpec(name: string): ReleaseProcess {
+    const spec = this.image.release.processes.find((p) => p.name === name);
+    if (spec === undefined) throw new RuntimeError('unknown-process', `release ${this.image.release.version} declares no process "${name}"`);
+    return spec;
+  }
+
+  private suspendTimeoutOf(process: string): number {
+    const step = this.script.steps.find((s): s is StepOf<'suspend'> => s.op === 'suspend' && s.process === process);
+    return step?.timeout ?? DEFAULT_RESUSPEND_MS;
+  }
+}
+
+function push(map: Map<number, string[]>, key: number, value: string): void {
+  const list = map.get(key) ?? [];
+  if (!list.includes(value)) list.push(value);
+  map.set(key, list);
+}

@@ -1,0 +1,74 @@
+import { NodeError } from '../../errors/errors.js';
+
+/**
+ * Why the node refused or failed something. Stable strings: the control
+ * protocol and tests compare codes, never message wording.
+ */
+export type RuntimeErrorCode =
+  /** Another transaction is running on this node. */
+  | 'busy'
+  | 'invalid-script'
+  | 'invalid-release'
+  | 'wrong-release'
+  | 'version-mismatch'
+  | 'hash-mismatch'
+  | 'compile-error'
+  | 'missing-export'
+  | 'missing-function'
+  | 'unknown-module'
+  | 'unknown-function'
+  | 'unknown-process'
+  | 'require-denied'
+  | 'not-at-top-level'
+  | 'invalid-state'
+  | 'invalid-response'
+  | 'suspend-timeout'
+  | 'migration-timeout'
+  | 'purge-timeout'
+  | 'deadline'
+  | 'process-stopped'
+  | 'purged'
+  | 'node-stopped'
+  | 'injected';
+
+/** An error raised by the Node.js runtime itself (as opposed to one thrown by module code). */
+export class RuntimeError extends NodeError {
+  declare readonly code: RuntimeErrorCode;
+  constructor(code: RuntimeErrorCode, message: string, hint?: string) {
+    super(code, message, hint);
+  }
+}
+
+export function isRuntimeError(e: unknown, code?: RuntimeErrorCode): e is RuntimeError {
+  return e instanceof RuntimeError && (code === undefined || e.code === code);
+}
+
+/** A printable message for anything thrown (module code may throw non-Errors). */
+export function messageOf(e: unknown): string {
+  if (e instanceof Error) return e.message;
+  try {
+    return typeof e === 'string' ? e : `non-error thrown: ${JSON.stringify(e)}`;
+  } catch {
+    return `non-error thrown: ${String(e)}`;
+  }
+}
+
+/**
+ * Settle `promise` within `ms` or reject with `onTimeout()`. The timer is
+ * always cleared, so a finished race keeps nothing alive.
+ */
+export function withTimeout<T>(promise: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(onTimeout()), Math.max(0, ms));
+    promise.then(
+      (v) => {
+        clearTimeout(timer);
+        resolve(v);
+      },
+      (e: unknown) => {
+        clearTimeout(timer);
+        reject(e);
+      },
+    );
+  });
+}
