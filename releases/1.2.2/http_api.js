@@ -1,7 +1,7 @@
 // The HTTP front of the demo. The server belongs to the node, not to this
 // file: requests reach whatever version of `handle` is current.
 exports.start = () => {
-  relup.listen({ port: relup.config.port ?? 0, handler: 'handle' });
+  relup.listen({ host: relup.config.host ?? '127.0.0.1', port: relup.config.port ?? 0, handler: 'handle' });
   relup.setInterval(relup.config.tickMs ?? 1000, 'game', 'tick');
 };
 

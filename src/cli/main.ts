@@ -25,6 +25,9 @@ const releasesOptions = (y: Argv) =>
     .option('releases', { type: 'string', describe: 'directory holding release directories and bundles', defaultDescription: 'releases from relup.config.yaml, else ./releases' })
     .option('appups', { type: 'string', describe: 'directory holding appup files', defaultDescription: 'appups from relup.config.yaml, else ./appups' });
 
+const targetOptions = (y: Argv) =>
+  y.option('target', { type: 'string', describe: 'the node: a socket path, host:port, or a target name from relup.config.yaml', defaultDescription: 'defaultTarget from relup.config.yaml' });
+
 export async function main(argv: string[], io: CommandIo): Promise<number> {
   let exitCode = 0;
   let debug = argv.includes('--debug');
@@ -55,9 +58,64 @@ export async function main(argv: string[], io: CommandIo): Promise<number> {
         releasesOptions(y)
           .option('json', { type: 'boolean', describe: 'print the transitions and diagnostics as JSON' })
           .option('reporter', { choices: ['text', 'github'] as const, default: 'text', describe: 'github: workflow annotations on file and line' })
+          .option('live', { type: 'boolean', describe: 'also run each transition up and down on a scratch node and compare the state before and after' })
+          .option('fixture', { type: 'string', describe: 'with --live: JSON traffic to send first, {"calls":[{"process","message"}],"invokes":[{"module","function","args"}]}' })
+          .example('relup check --live --fixture test/fixtures/players.json', 'prove every round trip keeps the state')
           .example('relup check', 'exit 1 with file:line for every error')
           .example('relup check --reporter github', 'annotate a pull request in GitHub Actions'),
       run(lazy(() => import('./commands/check-command.js'))),
+    )
+    .command('node', 'Run a Node.js node', (y) =>
+      y
+        .command(
+          'start',
+          'Start a node in the foreground on a release, with a control socket',
+          (yy) =>
+            yy
+              .option('release', { type: 'string', describe: 'release directory or bundle to boot (first start; later starts boot the permanent release from --state-dir)' })
+              .option('socket', { type: 'string', demandOption: true, describe: 'path of the Unix control socket (created 0600; its directory must be writable only by you)' })
+              .option('state-dir', { type: 'string', describe: 'where installed bundles and the release history live', defaultDescription: './.relup-state' })
+              .option('port', { type: 'number', describe: 'HTTP port for the service (relup.config.port); 0 picks a free one' })
+              .option('set', { type: 'string', array: true, describe: 'other settings for relup.config, key=value (JSON values allowed)' })
+              .option('idle-timeout', { type: 'number', describe: 'close control connections idle this many ms', defaultDescription: '300000' })
+              .example('relup node start --release releases/1.2.2 --socket run/demo.sock --port 8080', 'run the demo service on 1.2.2'),
+          run(lazy(() => import('./commands/node-start-command.js'))),
+        )
+        .demandCommand(1, 'name a node subcommand: start'),
+    )
+    .command(
+      'status',
+      'Show a node: current, permanent and previous releases, history, modules, processes',
+      (y) => targetOptions(y).option('json', { type: 'boolean', describe: 'print the status as JSON' }).example('relup status --target run/demo.sock', ''),
+      run(lazy(() => import('./commands/status-command.js'))),
+    )
+    .command(
+      'apply',
+      'Upgrade a running node: plan from its release to --to, send the bundle, watch each step',
+      (y) =>
+        releasesOptions(targetOptions(y))
+          .option('to', { type: 'string', describe: 'version to move to', defaultDescription: 'the newest release' })
+          .option('dry-run', { type: 'boolean', describe: 'run only the checks before the point of no return on the node; nothing changes' })
+          .option('permanent', { type: 'boolean', default: true, describe: 'make the new release the one a restart boots (--no-permanent keeps the old one)' })
+          .option('deadline', { type: 'number', describe: 'ms the whole transaction may take before the node rolls back', defaultDescription: '30000' })
+          .option('show-plan', { type: 'boolean', describe: 'print the full plan before applying it' })
+          .option('json', { type: 'boolean', describe: 'print the outcome as JSON' })
+          .example('relup apply --target run/demo.sock --to 1.2.3', 'upgrade the demo node')
+          .example('relup apply --dry-run', 'check on the node that the upgrade would pass every check'),
+      run(lazy(() => import('./commands/apply-command.js'))),
+    )
+    .command(
+      'rollback',
+      'Return a running node to its previous release (or --to VERSION) through the down path',
+      (y) =>
+        releasesOptions(targetOptions(y))
+          .option('to', { type: 'string', describe: 'version to return to', defaultDescription: 'the previous release' })
+          .option('dry-run', { type: 'boolean', describe: 'run only the checks before the point of no return' })
+          .option('permanent', { type: 'boolean', default: true, describe: 'make the release returned to the one a restart boots' })
+          .option('deadline', { type: 'number', describe: 'ms the whole transaction may take' })
+          .option('json', { type: 'boolean', describe: 'print the outcome as JSON' })
+          .example('relup rollback --target run/demo.sock', 'back to the release before the last upgrade'),
+      run(lazy(() => import('./commands/rollback-command.js'))),
     )
     .command('release', 'Pack and verify release bundles', (y) =>
       y

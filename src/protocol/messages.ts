@@ -61,6 +61,12 @@ export const requestSchema = z.discriminatedUnion('op', [
   z.strictObject({ type: z.literal('request'), id: requestId, op: z.literal('status'), params: z.strictObject({}).default({}) }),
   z.strictObject({ type: z.literal('request'), id: requestId, op: z.literal('apply'), params: applyParamsSchema }),
   z.strictObject({ type: z.literal('request'), id: requestId, op: z.literal('make_permanent'), params: z.strictObject({ version: z.string() }) }),
+  /** A deep copy of every module state and process state (relup check --live, fault tests). */
+  z.strictObject({ type: z.literal('request'), id: requestId, op: z.literal('states'), params: z.strictObject({}).default({}) }),
+  /** Send a call to a process and return its reply (fixtures of relup check --live). */
+  z.strictObject({ type: z.literal('request'), id: requestId, op: z.literal('call'), params: z.strictObject({ process: z.string(), message: z.unknown() }) }),
+  /** Call a function of a module's current code and return its (JSON) result (fixtures of relup check --live). */
+  z.strictObject({ type: z.literal('request'), id: requestId, op: z.literal('invoke'), params: z.strictObject({ module: z.string(), function: z.string(), args: z.array(z.unknown()).default([]) }) }),
 ]);
 
 export const ERROR_CODES = [
@@ -71,6 +77,7 @@ export const ERROR_CODES = [
   'unknown_op',
   'bad_request',
   'busy',
+  'call_failed',
   'too_many_connections',
   'idle_timeout',
   'internal',

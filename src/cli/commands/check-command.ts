@@ -3,7 +3,8 @@ import { formatGithubAnnotation } from '../../diagnostics/format-diagnostic.js';
 import { sortDiagnostics } from '../../diagnostics/diagnostic.js';
 import { EXIT_FAILED, EXIT_OK } from '../../errors/errors.js';
 import { checkProject } from '../../project/check-project.js';
-import { loadProject } from '../../project/load-project.js';
+import { loadProject, resolveIn } from '../../project/load-project.js';
+import { liveCheck, readFixture, type LiveTransition } from '../../client/live-check.js';
 import type { CommandIo } from '../io.js';
 import { projectOptions } from '../project-options.js';
 import { dedupe, printDiagnostics } from '../print-diagnostics.js';
@@ -14,6 +15,8 @@ export interface CheckArgs {
   config?: string;
   json?: boolean;
   reporter: 'text' | 'github';
+  live?: boolean;
+  fixture?: string;
 }
 
 /** `relup check`: every release and appup validated, every declared transition planned both ways. */
@@ -22,13 +25,22 @@ export async function run(raw: Record<string, unknown>, io: CommandIo): Promise<
   const dirs = await projectOptions(args, io);
   const project = await loadProject({ cwd: io.cwd, releases: dirs.releases, appups: dirs.appups });
   const report = checkProject(project);
+  let live: LiveTransition[] | undefined;
+  if (args.live === true) {
+    // Only transitions that plan cleanly both ways are worth a scratch node.
+    const planned = report.transitions.filter((t) => t.direction === 'up' && t.ok && report.transitions.some((d) => d.direction === 'down' && d.from === t.to && d.to === t.from && d.ok));
+    const fixture = args.fixture === undefined ? undefined : await readFixture(resolveIn(io.cwd, args.fixture));
+    const result = await liveCheck(project, planned.map((t) => [t.from, t.to] as [string, string]), fixture);
+    live = result.transitions;
+    report.diagnostics.push(...result.diagnostics);
+  }
   const diagnostics = sortDiagnostics(dedupe(report.diagnostics));
   const errors = diagnostics.filter((d) => d.severity === 'error').length;
   const warnings = diagnostics.length - errors;
   const ok = !hasErrors(diagnostics);
 
   if (args.json === true) {
-    io.stdout.write(`${JSON.stringify({ ok, releases: report.releases, appups: report.appups, transitions: report.transitions, errors, warnings, diagnostics }, null, 2)}\n`);
+    io.stdout.write(`${JSON.stringify({ ok, releases: report.releases, appups: report.appups, transitions: report.transitions, ...(live === undefined ? {} : { live }), errors, warnings, diagnostics }, null, 2)}\n`);
     return ok ? EXIT_OK : EXIT_FAILED;
   }
   if (args.reporter === 'github') {
@@ -38,6 +50,11 @@ export async function run(raw: Record<string, unknown>, io: CommandIo): Promise<
       const mark = t.ok ? '✓' : '✗';
       const detail = t.ok ? `${t.steps} steps, ${t.groups} suspend group${t.groups === 1 ? '' : 's'}` : 'cannot be planned';
       io.stdout.write(`${mark} ${t.from} → ${t.to} (${t.direction}): ${detail}\n`);
+    }
+    for (const t of live ?? []) {
+      const windows = [...t.suspensionMs.up, ...t.suspensionMs.down].filter((x): x is number => x !== null);
+      const worst = windows.length === 0 ? '' : `, longest suspension ${Math.max(...windows).toFixed(2)} ms`;
+      io.stdout.write(`${t.ok ? '✓' : '✗'} live ${t.from} → ${t.to} → ${t.from} on a scratch node: up ${t.up}, down ${t.down}${t.differences.length > 0 ? `, ${t.differences.length} state difference${t.differences.length === 1 ? '' : 's'}` : t.ok ? ', state identical after the round trip' : ''}${worst}\n`);
     }
     if (diagnostics.length > 0) io.stdout.write('\n');
     printDiagnostics(diagnostics, io, 'stdout');

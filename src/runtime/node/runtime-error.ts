@@ -29,7 +29,9 @@ export type RuntimeErrorCode =
   | 'process-stopped'
   | 'purged'
   | 'node-stopped'
-  | 'injected';
+  | 'injected'
+  /** A process call made through the control socket failed (the module's own error). */
+  | 'call-failed';
 
 /** An error raised by the Node.js runtime itself (as opposed to one thrown by module code). */
 export class RuntimeError extends NodeError {

@@ -1,0 +1,104 @@
+import { styleText } from 'node:util';
+import semver from 'semver';
+import { upgrade, remoteStatus, type RemoteOutcome } from '../../client/upgrade.js';
+import { EXIT_FAILED, EXIT_OK, UserError } from '../../errors/errors.js';
+import { loadProject } from '../../project/load-project.js';
+import { renderScript } from '../../script/render-script.js';
+import { connectTarget } from '../connect.js';
+import type { CommandIo } from '../io.js';
+import { printDiagnostics } from '../print-diagnostics.js';
+import { projectOptions } from '../project-options.js';
+
+export interface ApplyArgs {
+  target?: string;
+  to?: string;
+  config?: string;
+  releases?: string;
+  appups?: string;
+  dryRun?: boolean;
+  permanent?: boolean;
+  json?: boolean;
+  deadline?: number;
+  showPlan?: boolean;
+}
+
+/** `relup apply`: plan from the node's release to --to (default newest) and have the node apply it. */
+export async function run(raw: Record<string, unknown>, io: CommandIo): Promise<number> {
+  return applyTo(raw as unknown as ApplyArgs, io, 'apply');
+}
+
+/** Shared by apply and rollback: only the default target version differs. */
+export async function applyTo(args: ApplyArgs, io: CommandIo, mode: 'apply' | 'rollback'): Promise<number> {
+  const dirs = await projectOptions(args, io);
+  const project = await loadProject({ cwd: io.cwd, releases: dirs.releases, appups: dirs.appups });
+  const connection = await connectTarget(dirs.loaded, args.target);
+  const paint = (style: Parameters<typeof styleText>[0], text: string) => (io.color ? styleText(style, text) : text);
+  const json = args.json === true;
+  try {
+    let to = args.to;
+    if (mode === 'rollback' && to === undefined) {
+      const status = await remoteStatus(connection);
+      to = status.previous[0];
+      if (to === undefined) throw new UserError(`${status.name} ${status.version} has no previous release to roll back to`, 'name one with --to VERSION');
+    }
+    const result = await upgrade({
+      connection,
+      catalog: project.catalog,
+      appups: project.appups,
+      to,
+      dryRun: args.dryRun === true,
+      permanent: args.permanent !== false,
+      ...(args.deadline === undefined ? {} : { deadlineMs: args.deadline }),
+      onPlan: (script) => {
+        if (json) return;
+        const verb = args.dryRun === true ? 'dry run of' : script.direction === 'up' ? 'upgrading' : 'downgrading';
+        io.stdout.write(`${paint('bold', `${verb} ${script.name} ${script.from.version} → ${script.to.version}`)} on ${connection.hello.node.name} (${script.steps.length} steps, ${script.groups.length} suspend groups)\n`);
+        if (args.showPlan === true) io.stdout.write(renderScript(script, { color: io.color }));
+      },
+      onEvent: (event) => {
+        if (json) return;
+        const status = String(event['status']);
+        if (status === 'start') return;
+        const mark = status === 'ok' ? paint('green', '✓') : status === 'undone' ? paint('yellow', '↺') : paint('red', '✗');
+        const ms = typeof event['durationMs'] === 'number' ? ` ${(event['durationMs'] as number).toFixed(2)} ms` : '';
+        const err = typeof event['error'] === 'string' ? `: ${event['error']}` : '';
+        io.stdout.write(`  ${mark} ${String(Number(event['index']) + 1).padStart(3)} ${event['op']} ${event['target'] ?? ''}${status === 'undone' ? ' (undone)' : ''}${paint('dim', ms)}${err}\n`);
+      },
+    });
+    if (result.kind === 'noop') {
+      if (json) io.stdout.write(`${JSON.stringify({ status: 'noop', ok: true, message: result.message, version: result.status.version }, null, 2)}\n`);
+      else io.stdout.write(`${result.message}\n`);
+      return EXIT_OK;
+    }
+    if (result.kind === 'plan-failed') {
+      printDiagnostics(result.diagnostics, io);
+      if (json) io.stdout.write(`${JSON.stringify({ status: 'plan-failed', ok: false, diagnostics: result.diagnostics }, null, 2)}\n`);
+      else io.stderr.write(`cannot plan ${result.status.version} → ${to ?? 'newest'}; nothing was sent to the node\n`);
+      return EXIT_FAILED;
+    }
+    printDiagnostics(result.diagnostics, io);
+    if (json) io.stdout.write(`${JSON.stringify({ ...result.outcome, script: { from: result.script.from, to: result.script.to, direction: result.script.direction, steps: result.script.steps.length } }, null, 2)}\n`);
+    else io.stdout.write(renderOutcome(result.outcome, paint));
+    return result.outcome.ok ? EXIT_OK : EXIT_FAILED;
+  } finally {
+    connection.close();
+  }
+}
+
+export function renderOutcome(o: RemoteOutcome, paint: (style: Parameters<typeof styleText>[0], text: string) => string): string {
+  const lines: string[] = [];
+  const head = o.ok ? paint(['bold', 'green'], o.status) : paint(['bold', 'red'], o.status);
+  lines.push(`${head}: ${o.message}`);
+  for (const g of o.groups) {
+    const window = g.suspensionMs === null ? 'no suspension' : `suspended ${g.suspensionMs.toFixed(2)} ms (${g.processes.join(', ')})`;
+    const migrated = [...g.migrated.modules.map((m) => `module state of ${m}`), ...g.migrated.processes.map((p) => `process ${p}`)];
+    lines.push(`  group ${g.id} [${g.modules.join(', ')}]: ${window}${migrated.length > 0 ? `; migrated ${migrated.join(', ')}` : ''}`);
+  }
+  const absent = Object.entries(o.absent).flatMap(([m, keys]) => keys.map((k) => `${m}.${k}`));
+  if (absent.length > 0) lines.push(`  new state keys (initial values, like Silly's absent): ${absent.join(', ')}`);
+  if (o.rollback !== undefined) {
+    lines.push(o.rollback.complete ? `  rollback complete: ${o.rollback.undone} steps undone, every process resumed` : paint('red', `  ROLLBACK INCOMPLETE: ${o.rollback.problems.map((p) => p.message).join('; ')}`));
+  }
+  if (o.permanent !== undefined) lines.push(`  running ${o.version}; a restart boots ${o.permanent}${o.permanent !== o.version && semver.valid(o.permanent) ? ' (not made permanent)' : ''}`);
+  return `${lines.join('\n')}\n`;
+}

@@ -1,0 +1,67 @@
+import { resolve } from 'node:path';
+import { UserError } from '../../errors/errors.js';
+import { ControlServer } from '../../runtime/node-host/control-server.js';
+import { NodeHost } from '../../runtime/node-host/node-host.js';
+import type { NodeLogEntry } from '../../runtime/node/relup-node.js';
+import { resolveIn } from '../../project/load-project.js';
+import type { CommandIo } from '../io.js';
+
+export interface NodeStartArgs {
+  release?: string;
+  socket: string;
+  stateDir?: string;
+  port?: number;
+  set?: string[];
+  idleTimeout?: number;
+}
+
+/**
+ * `relup node start`: run a Node.js node in the foreground until SIGINT or
+ * SIGTERM, then stop it cleanly (servers, timers, processes, control socket).
+ */
+export async function run(raw: Record<string, unknown>, io: CommandIo, signals: NodeJS.EventEmitter = process): Promise<number> {
+  const args = raw as unknown as NodeStartArgs;
+  const config = parseSettings(args.set ?? []);
+  if (args.port !== undefined) config['port'] = args.port;
+  const stateDir = resolveIn(io.cwd, args.stateDir ?? '.relup-state');
+  const log = (e: NodeLogEntry) => io.stderr.write(`[${new Date(e.time).toISOString()}] ${e.level} ${e.source}${e.module === undefined ? '' : ` ${e.module}${e.release === undefined ? '' : `@${e.release}`}`}: ${e.message}\n`);
+  const host = await NodeHost.start({ ...(args.release === undefined ? {} : { release: resolveIn(io.cwd, args.release) }), stateDir, config, log });
+  let control: ControlServer;
+  try {
+    control = await ControlServer.listen(host, { socket: resolve(io.cwd, args.socket), ...(args.idleTimeout === undefined ? {} : { idleTimeoutMs: args.idleTimeout }) });
+  } catch (e) {
+    await host.stop();
+    throw e;
+  }
+  const status = host.status();
+  io.stdout.write(`${host.bootNotice}\n`);
+  io.stdout.write(`node ${status.name} ${status.version} running (pid ${process.pid})\n`);
+  io.stdout.write(`  control socket: ${args.socket}\n  state directory: ${stateDir}\n`);
+  for (const s of status.servers) io.stdout.write(`  http: ${JSON.stringify(s)}\n`);
+  io.stdout.write('  stop with Ctrl-C (SIGINT) or SIGTERM\n');
+
+  const signal = await new Promise<string>((done) => {
+    for (const name of ['SIGINT', 'SIGTERM']) signals.once(name, () => done(name));
+  });
+  io.stdout.write(`${signal}: stopping (a running upgrade finishes or rolls back first)\n`);
+  await control.close();
+  await host.stop();
+  io.stdout.write('stopped\n');
+  return 0;
+}
+
+/** `--set key=value`: value parsed as JSON when it is JSON (numbers, booleans), else kept as text. */
+export function parseSettings(pairs: readonly string[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const pair of pairs) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) throw new UserError(`--set expects key=value, got "${pair}"`, 'e.g. --set tickMs=100');
+    const value = pair.slice(eq + 1);
+    try {
+      out[pair.slice(0, eq)] = JSON.parse(value);
+    } catch {
+      out[pair.slice(0, eq)] = value;
+    }
+  }
+  return out;
+}

@@ -1,0 +1,51 @@
+import { EXIT_OK } from '../../errors/errors.js';
+import type { HostStatus } from '../../runtime/node-host/node-host.js';
+import { connectTarget } from '../connect.js';
+import type { CommandIo } from '../io.js';
+import { projectOptions } from '../project-options.js';
+
+export interface StatusArgs {
+  target?: string;
+  config?: string;
+  json?: boolean;
+}
+
+/** `relup status`: releases, history, modules and processes of a running node. */
+export async function run(raw: Record<string, unknown>, io: CommandIo): Promise<number> {
+  const args = raw as unknown as StatusArgs;
+  const { loaded } = await projectOptions(args, io);
+  const connection = await connectTarget(loaded, args.target);
+  try {
+    const status = (await connection.request('status', {})) as HostStatus;
+    if (args.json === true) {
+      io.stdout.write(`${JSON.stringify(status, null, 2)}\n`);
+      return EXIT_OK;
+    }
+    io.stdout.write(renderStatus(status));
+    return EXIT_OK;
+  } finally {
+    connection.close();
+  }
+}
+
+export function renderStatus(s: HostStatus): string {
+  const lines: string[] = [];
+  lines.push(`${s.name} ${s.version}${s.upgrading ? '  (an upgrade is running)' : ''}`);
+  lines.push(`  permanent: ${s.permanent}${s.permanent === s.version ? '' : '  (a restart boots this one)'}`);
+  lines.push(`  previous:  ${s.previous.length === 0 ? '(none)' : s.previous.join(', ')}`);
+  lines.push(`  release hash: ${s.hash}`);
+  lines.push('', 'modules:');
+  for (const m of s.modules) lines.push(`  ${m.name.padEnd(16)} ${m.version.padEnd(10)} ${m.hash.slice(0, 12)}`);
+  lines.push('', 'processes:');
+  if (s.processes.length === 0) lines.push('  (none)');
+  for (const p of s.processes) lines.push(`  ${p.name.padEnd(16)} module ${p.module.padEnd(12)} mailbox ${String(p.mailbox).padStart(4)}  ${p.suspended ? 'SUSPENDED' : p.handling ? 'handling' : 'idle'}`);
+  if (s.servers.length > 0) {
+    lines.push('', 'servers:');
+    for (const srv of s.servers) lines.push(`  ${JSON.stringify(srv)}`);
+  }
+  lines.push('', 'history (latest last):');
+  for (const e of s.history.slice(-10)) {
+    lines.push(`  ${e.at}  ${e.op.padEnd(14)} ${e.from === undefined ? '' : `${e.from} → `}${e.to}  ${e.status}${e.failedStep === undefined ? '' : `  at step ${e.failedStep}`}`);
+  }
+  return `${lines.join('\n')}\n`;
+}

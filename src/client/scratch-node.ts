@@ -1,0 +1,58 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { execa, type ResultPromise } from 'execa';
+import { NodeError } from '../errors/errors.js';
+import { Connection } from './connection.js';
+
+/** The CLI entry next to this module in dist/. */
+const CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url));
+
+export interface ScratchNode {
+  socket: string;
+  dir: string;
+  connect(): Promise<Connection>;
+  /** SIGTERM, wait, remove the scratch directory. */
+  stop(): Promise<void>;
+  output(): string;
+}
+
+/**
+ * A throwaway node in its own temporary directory (mode 0700), as a real
+ * child process, for `relup check --live`: the same code path as production.
+ */
+export async function startScratchNode(release: string, settings: Record<string, unknown> = {}, timeoutMs = 15_000): Promise<ScratchNode> {
+  const dir = await mkdtemp(join(tmpdir(), 'relup-live-'));
+  const socket = join(dir, 'node.sock');
+  const sets = Object.entries(settings).flatMap(([k, v]) => ['--set', `${k}=${JSON.stringify(v)}`]);
+  const child: ResultPromise = execa(process.execPath, [CLI, 'node', 'start', '--release', release, '--socket', socket, '--state-dir', join(dir, 'state'), '--port', '0', ...sets], {
+    reject: false,
+    stdin: 'ignore',
+    all: true,
+    env: { NO_COLOR: '1' },
+  });
+  let output = '';
+  child.all?.on('data', (d: Buffer) => (output += d.toString()));
+  const stop = async () => {
+    child.kill('SIGTERM');
+    await Promise.race([child, new Promise((r) => setTimeout(r, 5000).unref())]);
+    child.kill('SIGKILL');
+    await rm(dir, { recursive: true, force: true });
+  };
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const c = await Connection.open({ kind: 'unix', path: socket }, { timeoutMs: 1000 });
+      c.close();
+      break;
+    } catch {
+      if (child.exitCode !== null || Date.now() > deadline) {
+        await stop();
+        throw new NodeError('scratch-node-failed', `the scratch node on ${release} did not start`, output.trim().split('\n').slice(-5).join('\n'));
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  return { socket, dir, connect: () => Connection.open({ kind: 'unix', path: socket }), stop, output: () => output };
+}

@@ -1,0 +1,115 @@
+import { readFile } from 'node:fs/promises';
+import semver from 'semver';
+import type { Appup } from '../appup/appup-model.js';
+import { hasErrors, type Diagnostic } from '../diagnostics/diagnostic.js';
+import { NodeError, UserError } from '../errors/errors.js';
+import { plan } from '../planner/plan.js';
+import { bundleBytes } from '../release/bundle-bytes.js';
+import { findRelease, type Catalog } from '../release/release-catalog.js';
+import { readReleaseFiles } from '../release/release-files.js';
+import type { Release } from '../release/release-model.js';
+import type { RelupScript } from '../script/script-schema.js';
+import type { Connection } from './connection.js';
+
+/** What a node reports about itself (the fields the client relies on). */
+export interface RemoteStatus {
+  name: string;
+  version: string;
+  hash: string;
+  permanent: string;
+  previous: string[];
+  upgrading: boolean;
+}
+
+/** The node's answer to `apply` (docs/protocol.md); only the fields the client relies on are typed. */
+export interface RemoteOutcome {
+  status: 'committed' | 'noop' | 'dry-run' | 'refused' | 'rolled-back' | 'rollback-failed';
+  ok: boolean;
+  message: string;
+  version: string;
+  permanent?: string;
+  failure?: { code: string; message: string; step?: { index: number; op: string; target: string } };
+  rollback?: { complete: boolean; undone: number; problems: { message: string }[] };
+  groups: { id: number; modules: string[]; processes: string[]; suspensionMs: number | null; migrated: { modules: string[]; processes: string[] } }[];
+  absent: Record<string, string[]>;
+  journal: { index: number; op: string; target: string; status: string; durationMs: number }[];
+  durationMs: number;
+}
+
+export interface UpgradeRequest {
+  connection: Connection;
+  catalog: Catalog;
+  appups: ReadonlyMap<string, Appup>;
+  /** The version to move to; undefined: the newest release in the catalog (apply) — rollback passes its own. */
+  to: string | undefined;
+  dryRun: boolean;
+  permanent: boolean;
+  deadlineMs?: number;
+  onEvent?: (event: Record<string, unknown>) => void;
+  /** Called once the plan is known, before anything is sent. */
+  onPlan?: (script: RelupScript) => void;
+}
+
+export type UpgradeResult =
+  | { kind: 'noop'; status: RemoteStatus; message: string }
+  | { kind: 'plan-failed'; status: RemoteStatus; diagnostics: Diagnostic[] }
+  | { kind: 'applied'; status: RemoteStatus; script: RelupScript; outcome: RemoteOutcome; diagnostics: Diagnostic[] };
+
+export async function remoteStatus(connection: Connection): Promise<RemoteStatus> {
+  return (await connection.request('status', {})) as RemoteStatus;
+}
+
+/**
+ * Plan from what the node actually runs to `to`, and have the node apply it.
+ * The node's running release must be the one in the local catalog, byte for
+ * byte: a plan computed against other code would be a lie.
+ */
+export async function upgrade(req: UpgradeRequest): Promise<UpgradeResult> {
+  const status = await remoteStatus(req.connection);
+  const from = localRelease(req.catalog, status);
+  const toVersion = req.to ?? newest(req.catalog);
+  const found = findRelease(req.catalog, toVersion);
+  if (found.value === undefined) {
+    throw new UserError(found.diagnostics[0]?.message ?? `release ${toVersion} not found`, found.diagnostics[0]?.hint);
+  }
+  const to = found.value;
+  if (to.version === status.version && to.hash === status.hash) {
+    return { kind: 'noop', status, message: `${status.name} already runs ${status.version}; nothing to do` };
+  }
+  const result = plan({ from, to, appups: req.appups });
+  if (result.script === undefined || hasErrors(result.diagnostics)) return { kind: 'plan-failed', status, diagnostics: result.diagnostics };
+  req.onPlan?.(result.script);
+  const bundle = await bundleOf(req.catalog, to);
+  const outcome = (await req.connection.request(
+    'apply',
+    { script: result.script, bundle: bundle.toString('base64'), dryRun: req.dryRun, permanent: req.permanent, ...(req.deadlineMs === undefined ? {} : { deadlineMs: req.deadlineMs }) },
+    req.onEvent,
+  )) as RemoteOutcome;
+  return { kind: 'applied', status, script: result.script, outcome, diagnostics: result.diagnostics };
+}
+
+function localRelease(catalog: Catalog, status: RemoteStatus): Release {
+  const local = catalog.releases.get(status.version);
+  if (local === undefined) {
+    throw new NodeError('unknown-release', `the node runs ${status.name} ${status.version}, which is not in ${catalog.dir}`, `put release ${status.version} (directory or bundle) in ${catalog.dir} so relup can plan from it`);
+  }
+  if (local.hash !== status.hash) {
+    throw new NodeError('release-mismatch', `the node runs ${status.name} ${status.version} with release hash ${status.hash.slice(0, 12)}, but ${local.origin} hashes to ${local.hash.slice(0, 12)}`, 'the local copy was changed after it was deployed; restore it (a rebuilt release is a new version)');
+  }
+  return local;
+}
+
+function newest(catalog: Catalog): string {
+  const versions = [...catalog.releases.keys()].sort(semver.rcompare);
+  if (versions[0] === undefined) throw new UserError(`no releases in ${catalog.dir}`, 'pass --releases or add releases');
+  return versions[0];
+}
+
+/** The bundle to upload: the bundle file itself when the release came from one (keeping any signature), else packed in memory. */
+async function bundleOf(catalog: Catalog, release: Release): Promise<Buffer> {
+  const source = catalog.sources.get(release.version);
+  if (source?.kind === 'bundle') return readFile(source.path);
+  const read = await readReleaseFiles(source?.path ?? release.origin);
+  if (read.value === undefined) throw new UserError(`cannot read ${release.origin}`, read.diagnostics[0]?.message);
+  return (await bundleBytes(release, read.value.files)).bytes;
+}

@@ -1,0 +1,199 @@
+import { chmod, lstat, unlink } from 'node:fs/promises';
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { dirname } from 'node:path';
+import { FrameDecoder, FrameError, encodeFrame, DEFAULT_MAX_FRAME_BYTES } from '../../protocol/framing.js';
+import { clientHelloSchema, PROTOCOL_VERSION, requestSchema, type ErrorCode, type Request } from '../../protocol/messages.js';
+import { RuntimeError, isRuntimeError, messageOf } from '../node/runtime-error.js';
+import type { NodeHost } from './node-host.js';
+
+export interface ControlServerOptions {
+  /** Path of the Unix control socket. */
+  socket: string;
+  maxFrameBytes?: number;
+  /** Connections beyond this are refused with `too_many_connections`. */
+  maxConnections?: number;
+  /** A connection with no request in flight and nothing received for this long is closed. */
+  idleTimeoutMs?: number;
+}
+
+export const DEFAULT_MAX_CONNECTIONS = 16;
+export const DEFAULT_IDLE_TIMEOUT_MS = 5 * 60_000;
+
+/**
+ * The node's side of the control protocol (docs/protocol.md) on a Unix socket.
+ * The node evaluates what it is asked; a client that goes away changes nothing.
+ */
+export class ControlServer {
+  private readonly connections = new Set<Socket>();
+
+  private constructor(
+    private readonly server: Server,
+    readonly socketPath: string,
+  ) {}
+
+  static async listen(host: NodeHost, options: ControlServerOptions): Promise<ControlServer> {
+    await checkSocketDir(options.socket);
+    await clearStaleSocket(options.socket);
+    const maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+    const idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+    const maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
+    let control: ControlServer | undefined;
+    const server = createServer((socket) => {
+      const connections = control!.connections;
+      if (connections.size >= maxConnections) {
+        socket.end(encodeFrame({ type: 'error', id: null, code: 'too_many_connections', message: `this node accepts at most ${maxConnections} control connections` }));
+        return;
+      }
+      connections.add(socket);
+      socket.on('close', () => connections.delete(socket));
+      serveConnection(host, socket, { maxFrameBytes, idleTimeoutMs });
+    });
+    control = new ControlServer(server, options.socket);
+    // The socket file is created 0600 by bind(2) under this umask: no window in which others could connect.
+    const previous = process.umask(0o177);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(options.socket, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+    } finally {
+      process.umask(previous);
+    }
+    await chmod(options.socket, 0o600);
+    return control;
+  }
+
+  /** Stop accepting, close every connection, remove the socket file. */
+  async close(): Promise<void> {
+    for (const s of this.connections) s.destroy();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await unlink(this.socketPath).catch(() => undefined);
+  }
+}
+
+function serveConnection(host: NodeHost, socket: Socket, limits: { maxFrameBytes: number; idleTimeoutMs: number }): void {
+  const decoder = new FrameDecoder(limits.maxFrameBytes);
+  let greeted = false;
+  let inFlight = 0;
+  const send = (message: unknown) => {
+    if (!socket.destroyed && socket.writable) socket.write(encodeFrame(message));
+  };
+  const fatal = (code: ErrorCode, message: string) => {
+    send({ type: 'error', id: null, code, message });
+    socket.end();
+    socket.destroySoon();
+  };
+  socket.setTimeout(limits.idleTimeoutMs, () => {
+    // A client waiting for a long apply is not idle.
+    if (inFlight === 0) fatal('idle_timeout', `no request for ${limits.idleTimeoutMs} ms`);
+  });
+  socket.on('error', () => socket.destroy());
+  socket.on('data', (chunk: Buffer) => {
+    let messages: unknown[];
+    try {
+      messages = decoder.push(chunk);
+    } catch (e) {
+      return fatal('bad_frame', e instanceof FrameError ? e.message : messageOf(e));
+    }
+    for (const raw of messages) {
+      if (socket.destroyed) return;
+      if (!greeted) {
+        const hello = clientHelloSchema.safeParse(raw);
+        if (!hello.success) return fatal('bad_message', 'the first frame must be a hello: {"type":"hello","protocol":1,"client":"…"}');
+        if (hello.data.protocol !== PROTOCOL_VERSION) return fatal('protocol_mismatch', `this node speaks protocol ${PROTOCOL_VERSION}, not ${hello.data.protocol}`);
+        greeted = true;
+        const status = host.node.status();
+        send({ type: 'hello', protocol: PROTOCOL_VERSION, node: { name: status.name, version: status.version, runtime: 'node' }, auth: 'none' });
+        continue;
+      }
+      const request = requestSchema.safeParse(raw);
+      if (!request.success) {
+        const id = idOf(raw);
+        const op = (raw as { op?: unknown } | null)?.op;
+        const known = ['status', 'apply', 'make_permanent', 'states', 'call', 'invoke'];
+        if (typeof op === 'string' && !known.includes(op)) send({ type: 'error', id, code: 'unknown_op', message: `unknown op "${op}"; this node knows ${known.join(', ')}` });
+        else send({ type: 'error', id, code: id === null ? 'bad_message' : 'bad_request', message: request.error.issues.slice(0, 5).map((i) => `${i.path.join('.') || '(message)'}: ${i.message}`).join('; ') });
+        continue;
+      }
+      inFlight += 1;
+      handle(host, request.data, (event) => send({ type: 'event', id: request.data.id, event }))
+        .then((result) => send({ type: 'result', id: request.data.id, result }))
+        .catch((e: unknown) => send({ type: 'error', id: request.data.id, ...errorOf(e) }))
+        .finally(() => {
+          inFlight -= 1;
+        });
+    }
+  });
+}
+
+async function handle(host: NodeHost, request: Request, onEvent: (event: Record<string, unknown>) => void): Promise<unknown> {
+  switch (request.op) {
+    case 'status':
+      return host.status();
+    case 'apply':
+      return host.apply(request.params, (e) => onEvent({ ...e }));
+    case 'make_permanent':
+      return host.makePermanent(request.params.version);
+    case 'states':
+      return host.node.states();
+    case 'call':
+      try {
+        return await host.node.call(request.params.process, request.params.message);
+      } catch (e) {
+        throw new RuntimeError('call-failed', messageOf(e));
+      }
+    case 'invoke':
+      try {
+        const fn = host.node.module(request.params.module)[request.params.function];
+        if (typeof fn !== 'function') throw new Error(`${request.params.module}.${request.params.function} is not a function`);
+        return (await fn(...request.params.args)) ?? null;
+      } catch (e) {
+        throw new RuntimeError('call-failed', messageOf(e));
+      }
+  }
+}
+
+function errorOf(e: unknown): { code: ErrorCode; message: string } {
+  if (isRuntimeError(e, 'busy')) return { code: 'busy', message: e.message };
+  if (isRuntimeError(e, 'call-failed')) return { code: 'call_failed', message: e.message };
+  if (isRuntimeError(e)) return { code: 'bad_request', message: e.message };
+  return { code: 'internal', message: messageOf(e) };
+}
+
+function idOf(raw: unknown): number | null {
+  const id = (raw as { id?: unknown } | null)?.id;
+  return typeof id === 'number' && Number.isInteger(id) && id >= 1 && id < 2 ** 31 ? id : null;
+}
+
+/** Refuse a socket directory that someone else could write to: they could replace the socket and impersonate the node. */
+async function checkSocketDir(socket: string): Promise<void> {
+  const dir = dirname(socket);
+  const info = await lstat(dir).catch(() => undefined);
+  if (info === undefined || !info.isDirectory()) throw new RuntimeError('invalid-state', `the control socket's directory ${dir} does not exist`, `create it with mode 0700: mkdir -m 700 ${dir}`);
+  if ((info.mode & 0o022) !== 0) {
+    throw new RuntimeError('invalid-state', `the control socket's directory ${dir} is writable by others (mode ${(info.mode & 0o777).toString(8)})`, `use a directory only you can write to, e.g. mkdir -m 700 ${dir}/relup`);
+  }
+  if (typeof process.getuid === 'function' && info.uid !== process.getuid()) {
+    throw new RuntimeError('invalid-state', `the control socket's directory ${dir} belongs to another user`, 'use a directory you own');
+  }
+}
+
+/** A socket file left by a node that died is removed; one a live node listens on is not. */
+async function clearStaleSocket(path: string): Promise<void> {
+  const info = await lstat(path).catch(() => undefined);
+  if (info === undefined) return;
+  if (!info.isSocket()) throw new RuntimeError('invalid-state', `${path} exists and is not a socket`, 'choose another --socket path');
+  const alive = await new Promise<boolean>((resolve) => {
+    const probe = createConnection({ path });
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', () => resolve(false));
+  });
+  if (alive) throw new RuntimeError('invalid-state', `another node is already listening on ${path}`, 'stop it first, or choose another --socket path');
+  await unlink(path);
+}

@@ -1,0 +1,155 @@
+import { mkdir, readFile, stat } from 'node:fs/promises';
+import { formatDiagnostic } from '../../diagnostics/format-diagnostic.js';
+import { hasErrors } from '../../diagnostics/diagnostic.js';
+import { bundleBytes } from '../../release/bundle-bytes.js';
+import type { ApplyParams } from '../../protocol/messages.js';
+import { startNode, RuntimeError, type ApplyOutcome, type LogSink, type NodeStatus, type RelupNode, type StepEvent } from '../node/relup-node.js';
+import type { ReleaseImage } from '../node/release-image.js';
+import { readHistory, recordEvent, writeHistory, type History, type HistoryEvent } from './release-history.js';
+import { ReleaseStore } from './release-store.js';
+
+export interface HostOptions {
+  /** The release to boot when the state directory has no permanent release yet (directory or bundle). */
+  release?: string;
+  /** Where installed bundles and the history live. Created 0700. */
+  stateDir: string;
+  /** Seen by modules as `relup.config`. */
+  config?: Record<string, unknown>;
+  log?: LogSink;
+  /** Clock for history timestamps (tests). */
+  now?: () => Date;
+}
+
+export interface HostStatus extends NodeStatus {
+  permanent: string;
+  previous: string[];
+  history: HistoryEvent[];
+  stateDir: string;
+}
+
+export interface HostApplyOutcome extends ApplyOutcome {
+  permanent: string;
+  previous: string[];
+}
+
+/**
+ * A node as a long-running process: the RelupNode plus what must outlive it —
+ * installed bundles and the release history in the state directory. A
+ * restarted host boots the permanent release, whatever it was started with.
+ */
+export class NodeHost {
+  private busy = false;
+
+  private constructor(
+    readonly node: RelupNode,
+    private history: History,
+    private readonly store: ReleaseStore,
+    private readonly options: HostOptions,
+    readonly bootNotice: string,
+  ) {}
+
+  static async start(options: HostOptions): Promise<NodeHost> {
+    await mkdir(options.stateDir, { recursive: true, mode: 0o700 });
+    const store = new ReleaseStore(options.stateDir);
+    await store.init();
+    const now = options.now ?? (() => new Date());
+    const previous = await readHistory(options.stateDir);
+
+    let image: ReleaseImage;
+    let history: History;
+    let notice: string;
+    if (previous !== undefined) {
+      const permanent = await store.installed(previous.name, previous.permanent);
+      if (permanent === undefined) {
+        throw new RuntimeError('invalid-state', `the history in ${options.stateDir} names ${previous.name} ${previous.permanent} as permanent, but its bundle is missing or does not verify`, `restore ${store.pathOf({ name: previous.name, version: previous.permanent })}, or move the state directory aside to boot afresh`);
+      }
+      image = permanent;
+      // A restart boots the permanent release: an upgrade that was not made permanent does not survive a restart.
+      notice = `booting the permanent release ${previous.permanent} from ${options.stateDir}`;
+      if (options.release !== undefined) notice += ` (--release ${options.release} is used only for a fresh state directory)`;
+      history = recordEvent(previous, { at: now().toISOString(), op: 'boot', from: previous.current, to: previous.permanent, status: 'booted' }, { current: previous.permanent });
+    } else {
+      if (options.release === undefined) throw new RuntimeError('invalid-release', `${options.stateDir} holds no release yet`, 'pass --release <dir|bundle> for the first start');
+      const loaded = await store.load(options.release);
+      if (loaded.image === undefined || hasErrors(loaded.diagnostics)) {
+        const text = loaded.diagnostics.map((d) => formatDiagnostic(d, { color: false })).join('\n');
+        throw new RuntimeError('invalid-release', `${options.release} is not a valid release:\n${text}`);
+      }
+      image = loaded.image;
+      const isBundle = (await stat(options.release)).isFile();
+      await store.install(image.release, isBundle ? await readFile(options.release) : (await bundleBytes(image.release, image.files)).bytes);
+      notice = `booting ${image.release.name} ${image.release.version} from ${options.release}`;
+      history = { format: 1, name: image.release.name, current: image.release.version, permanent: image.release.version, previous: [], events: [{ at: now().toISOString(), op: 'boot', to: image.release.version, status: 'booted' }] };
+    }
+    const node = await startNode({ image, ...(options.config === undefined ? {} : { config: options.config }), ...(options.log === undefined ? {} : { log: options.log }) });
+    await writeHistory(options.stateDir, history);
+    return new NodeHost(node, history, store, options, notice);
+  }
+
+  status(): HostStatus {
+    return { ...this.node.status(), permanent: this.history.permanent, previous: this.history.previous, history: this.history.events.slice(-50), stateDir: this.options.stateDir };
+  }
+
+  /**
+   * Verify the uploaded bundle, then let the node evaluate the script. Runs to
+   * its end even if the client that asked goes away. Rejects only with `busy`.
+   */
+  async apply(params: ApplyParams, onEvent?: (event: StepEvent) => void): Promise<HostApplyOutcome> {
+    if (this.busy) throw new RuntimeError('busy', `node ${this.node.name} is already applying an upgrade`, 'wait for it to finish (relup status shows it), then try again');
+    this.busy = true;
+    try {
+      return await this.applyExclusive(params, onEvent);
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  private async applyExclusive(params: ApplyParams, onEvent?: (event: StepEvent) => void): Promise<HostApplyOutcome> {
+    const started = performance.now();
+    const refuse = (code: string, message: string): HostApplyOutcome => ({
+      status: 'refused', ok: false, message: `refused: ${message}; nothing changed`, name: this.node.name, from: params.script.from.version, to: params.script.to.version, direction: params.script.direction,
+      version: this.node.version, failure: { code, message }, journal: [], groups: [], absent: {}, durationMs: performance.now() - started, permanent: this.history.permanent, previous: this.history.previous,
+    });
+    const received = await this.store.receive(Buffer.from(params.bundle, 'base64'));
+    if (received.image === undefined) {
+      return refuse('bundle-invalid', `the uploaded bundle does not verify: ${received.diagnostics.filter((d) => d.severity === 'error').map((d) => `${d.code}: ${d.message}`).join('; ')}`);
+    }
+    const { release } = received.image;
+    const installed = release.name === this.node.name ? await this.store.installed(release.name, release.version) : undefined;
+    if (installed !== undefined && installed.release.hash !== release.hash) {
+      return refuse('version-conflict', `this node already has a different ${release.name} ${release.version} installed (a rebuilt release is a new version: bump it)`);
+    }
+    const outcome = await this.node.applyScript(params.script, received.image, { dryRun: params.dryRun, ...(params.deadlineMs === undefined ? {} : { deadlineMs: params.deadlineMs }), ...(onEvent === undefined ? {} : { onEvent }) });
+    if (outcome.status === 'committed') await this.store.install(release, received.bytes);
+    if (outcome.status !== 'noop' && outcome.status !== 'dry-run') {
+      const event: HistoryEvent = {
+        at: (this.options.now ?? (() => new Date()))().toISOString(),
+        op: 'apply',
+        from: params.script.from.version,
+        to: params.script.to.version,
+        status: outcome.status,
+        message: outcome.message,
+        durationMs: Math.round(outcome.durationMs * 100) / 100,
+        suspensionMs: Object.fromEntries(outcome.groups.map((g) => [String(g.id), g.suspensionMs])),
+        ...(outcome.failure?.step === undefined ? {} : { failedStep: `${outcome.failure.step.index} ${outcome.failure.step.op} ${outcome.failure.step.target}`.trim() }),
+      };
+      const committed = outcome.status === 'committed';
+      this.history = recordEvent(this.history, event, committed ? { current: outcome.version, ...(params.permanent ? { permanent: outcome.version } : {}) } : undefined);
+      await writeHistory(this.options.stateDir, this.history);
+    }
+    return { ...outcome, permanent: this.history.permanent, previous: this.history.previous };
+  }
+
+  /** Make an installed release the one a restart boots. */
+  async makePermanent(version: string): Promise<{ permanent: string }> {
+    const image = await this.store.installed(this.node.name, version);
+    if (image === undefined) throw new RuntimeError('invalid-release', `${this.node.name} ${version} is not installed on this node`, 'apply it first');
+    this.history = recordEvent(this.history, { at: new Date().toISOString(), op: 'make_permanent', to: version, status: 'ok' }, { permanent: version });
+    await writeHistory(this.options.stateDir, this.history);
+    return { permanent: version };
+  }
+
+  stop(): Promise<void> {
+    return this.node.stop();
+  }
+}

@@ -1,0 +1,72 @@
+import { mkdir, readdir, rename, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { hasErrors, type Diagnostic } from '../../diagnostics/diagnostic.js';
+import { bundleFileName } from '../../release/pack-release.js';
+import { readReleaseFiles } from '../../release/release-files.js';
+import { verifyFiles } from '../../release/verify-release.js';
+import type { Release } from '../../release/release-model.js';
+import type { ReleaseImage } from '../node/release-image.js';
+import { writeDurably } from './release-history.js';
+
+/**
+ * The bundles a node has installed, under `<stateDir>/releases/`: every
+ * release it ran, so a restart can boot the permanent one and a rollback has
+ * the code it returns to. A bundle enters only after it verified.
+ */
+export class ReleaseStore {
+  readonly dir: string;
+  private readonly incoming: string;
+
+  constructor(stateDir: string) {
+    this.dir = join(stateDir, 'releases');
+    this.incoming = join(stateDir, 'incoming');
+  }
+
+  async init(): Promise<void> {
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    await mkdir(this.incoming, { recursive: true, mode: 0o700 });
+    // Leftovers of an upload interrupted by a crash are never trusted.
+    for (const name of await readdir(this.incoming)) await unlink(join(this.incoming, name)).catch(() => undefined);
+  }
+
+  /** Read and verify a bundle or release directory from disk. */
+  async load(path: string, displayPath = path): Promise<{ image: ReleaseImage | undefined; diagnostics: Diagnostic[] }> {
+    const read = await readReleaseFiles(path, { displayPath });
+    if (read.value === undefined) return { image: undefined, diagnostics: read.diagnostics };
+    const report = verifyFiles(read.value, displayPath);
+    const diagnostics = [...read.diagnostics, ...report.diagnostics];
+    if (hasErrors(diagnostics) || report.release === undefined) return { image: undefined, diagnostics };
+    return { image: { release: report.release, files: read.value.files }, diagnostics };
+  }
+
+  /** Verify uploaded bundle bytes without installing them. The temporary file is removed either way. */
+  async receive(bytes: Uint8Array): Promise<{ image: ReleaseImage | undefined; diagnostics: Diagnostic[]; bytes: Uint8Array }> {
+    const temp = join(this.incoming, `${randomUUID()}.tar.gz`);
+    await writeDurably(temp, bytes);
+    try {
+      return { ...(await this.load(temp, 'uploaded bundle')), bytes };
+    } finally {
+      await unlink(temp).catch(() => undefined);
+    }
+  }
+
+  pathOf(release: Pick<Release, 'name' | 'version'>): string {
+    return join(this.dir, bundleFileName(release));
+  }
+
+  /** The installed release `version`, if any. */
+  async installed(name: string, version: string): Promise<ReleaseImage | undefined> {
+    const names = await readdir(this.dir).catch(() => [] as string[]);
+    if (!names.includes(bundleFileName({ name, version }))) return undefined;
+    return (await this.load(this.pathOf({ name, version }))).image;
+  }
+
+  /** Keep the bundle of a release the node now has (atomically; an identical one is left as is). */
+  async install(release: Release, bytes: Uint8Array): Promise<void> {
+    const path = this.pathOf(release);
+    const temp = join(this.incoming, `${randomUUID()}.tar.gz`);
+    await writeDurably(temp, bytes);
+    await rename(temp, path);
+  }
+}
