@@ -40,12 +40,15 @@ export class ControlServer {
     let control: ControlServer | undefined;
     const server = createServer((socket) => {
       const connections = control!.connections;
-      if (connections.size >= maxConnections) {
-        socket.end(encodeFrame({ type: 'error', id: null, code: 'too_many_connections', message: `this node accepts at most ${maxConnections} control connections` }));
-        return;
-      }
+      const full = [...connections].filter((c) => !c.destroyed).length >= maxConnections;
+      // Refused sockets are tracked too, so close() never waits on one.
       connections.add(socket);
       socket.on('close', () => connections.delete(socket));
+      if (full) {
+        socket.end(encodeFrame({ type: 'error', id: null, code: 'too_many_connections', message: `this node accepts at most ${maxConnections} control connections` }));
+        socket.destroySoon();
+        return;
+      }
       serveConnection(host, socket, { maxFrameBytes, idleTimeoutMs });
     });
     control = new ControlServer(server, options.socket);

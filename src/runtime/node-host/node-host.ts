@@ -87,7 +87,9 @@ export class NodeHost {
   }
 
   status(): HostStatus {
-    return { ...this.node.status(), permanent: this.history.permanent, previous: this.history.previous, history: this.history.events.slice(-50), stateDir: this.options.stateDir };
+    const status = this.node.status();
+    // The host is busy from the upload until the history is written, a little longer than the node's transaction.
+    return { ...status, upgrading: status.upgrading || this.busy, permanent: this.history.permanent, previous: this.history.previous, history: this.history.events.slice(-50), stateDir: this.options.stateDir };
   }
 
   /**
