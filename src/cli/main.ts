@@ -2,9 +2,8 @@
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { styleText } from 'node:util';
-import { EXIT_USAGE, InternalError, NodeError, UserError, EXIT_FAILED } from '../errors/errors.js';
+import { ConfigError, EXIT_USAGE, InternalError, NodeError, UserError, EXIT_FAILED } from '../errors/errors.js';
 import type { CommandIo } from './io.js';
-import { ConfigError } from '../config/load-config.js';
 import { printDiagnostics } from './print-diagnostics.js';
 
 /**

@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join } from 'node:path';
-import { hasErrors, type Diagnostic } from '../diagnostics/diagnostic.js';
+import { hasErrors } from '../diagnostics/diagnostic.js';
 import { suggestion } from '../diagnostics/did-you-mean.js';
-import { UserError } from '../errors/errors.js';
+import { ConfigError, UserError } from '../errors/errors.js';
 import { YamlSource, validateYaml } from '../yaml/yaml-source.js';
 import { parseTarget, type Target } from '../client/target.js';
 import { CONFIG_FILE, configKeysAt, configSchema, type RelupConfig } from './config-schema.js';
@@ -14,13 +14,6 @@ export interface LoadedConfig {
   file: string | undefined;
 }
 
-export class ConfigError extends UserError {
-  readonly diagnostics: Diagnostic[];
-  constructor(diagnostics: Diagnostic[]) {
-    super(`${diagnostics[0]?.file ?? CONFIG_FILE} is invalid`, 'fix the errors above');
-    this.diagnostics = diagnostics;
-  }
-}
 
 /** Read `relup.config.yaml` from `cwd` if there is one. Throws ConfigError (with located diagnostics) when it is invalid. */
 export async function loadConfig(cwd: string, explicit?: string): Promise<LoadedConfig> {

@@ -1,3 +1,5 @@
+import type { Diagnostic } from '../diagnostics/diagnostic.js';
+
 /**
  * The few error classes relup tells apart (style.md): the CLI's one catch maps
  * each to an exit code. Messages carry no colour and say what to do next.
@@ -10,6 +12,15 @@ export class UserError extends Error {
   constructor(message: string, hint?: string) {
     super(message);
     this.hint = hint;
+  }
+}
+
+/** An invalid relup.config.yaml: bad input, with located diagnostics for each problem. */
+export class ConfigError extends UserError {
+  readonly diagnostics: Diagnostic[];
+  constructor(diagnostics: Diagnostic[]) {
+    super(`${diagnostics[0]?.file ?? 'relup.config.yaml'} is invalid`, 'fix the errors above');
+    this.diagnostics = diagnostics;
   }
 }
 

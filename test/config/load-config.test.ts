@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig, resolveDir, resolveTarget } from '../../src/config/load-config.js';
-import { UserError } from '../../src/errors/errors.js';
+import { loadConfig, resolveDir, resolveTarget } from '../../src/config/load-config.js';
+import { ConfigError, UserError } from '../../src/errors/errors.js';
 import { testdir } from '../helpers/testdir.js';
 
 describe('relup.config.yaml', () => {
