@@ -2,6 +2,7 @@ import { resolve } from 'node:path';
 import { UserError } from '../../errors/errors.js';
 import { ControlServer } from '../../runtime/node-host/control-server.js';
 import { NodeHost } from '../../runtime/node-host/node-host.js';
+import { injectFaults, parseFaults } from '../../runtime/node-host/fault-injection.js';
 import type { NodeLogEntry } from '../../runtime/node/relup-node.js';
 import { resolveIn } from '../../project/load-project.js';
 import type { CommandIo } from '../io.js';
@@ -25,7 +26,11 @@ export async function run(raw: Record<string, unknown>, io: CommandIo, signals: 
   if (args.port !== undefined) config['port'] = args.port;
   const stateDir = resolveIn(io.cwd, args.stateDir ?? '.relup-state');
   const log = (e: NodeLogEntry) => io.stderr.write(`[${new Date(e.time).toISOString()}] ${e.level} ${e.source}${e.module === undefined ? '' : ` ${e.module}${e.release === undefined ? '' : `@${e.release}`}`}: ${e.message}\n`);
-  const host = await NodeHost.start({ ...(args.release === undefined ? {} : { release: resolveIn(io.cwd, args.release) }), stateDir, config, log });
+  // Chaos drills and the fault-injection tests only; never reachable through the control socket.
+  const faults = process.env['RELUP_FAULTS'];
+  const intercept = faults === undefined || faults === '' ? undefined : injectFaults(parseFaults(faults));
+  if (intercept !== undefined) io.stderr.write(`RELUP_FAULTS=${faults}: faults will be injected into upgrades of this node\n`);
+  const host = await NodeHost.start({ ...(args.release === undefined ? {} : { release: resolveIn(io.cwd, args.release) }), stateDir, config, log, ...(intercept === undefined ? {} : { intercept }) });
   let control: ControlServer;
   try {
     control = await ControlServer.listen(host, { socket: resolve(io.cwd, args.socket), ...(args.idleTimeout === undefined ? {} : { idleTimeoutMs: args.idleTimeout }) });

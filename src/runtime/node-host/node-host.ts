@@ -3,7 +3,7 @@ import { formatDiagnostic } from '../../diagnostics/format-diagnostic.js';
 import { hasErrors } from '../../diagnostics/diagnostic.js';
 import { bundleBytes } from '../../release/bundle-bytes.js';
 import type { ApplyParams } from '../../protocol/messages.js';
-import { startNode, RuntimeError, type ApplyOutcome, type LogSink, type NodeStatus, type RelupNode, type StepEvent } from '../node/relup-node.js';
+import { startNode, RuntimeError, type ApplyOptions, type ApplyOutcome, type LogSink, type NodeStatus, type RelupNode, type StepEvent } from '../node/relup-node.js';
 import type { ReleaseImage } from '../node/release-image.js';
 import { readHistory, recordEvent, writeHistory, type History, type HistoryEvent } from './release-history.js';
 import { ReleaseStore } from './release-store.js';
@@ -18,6 +18,8 @@ export interface HostOptions {
   log?: LogSink;
   /** Clock for history timestamps (tests). */
   now?: () => Date;
+  /** Wraps the node's step performer for every upgrade (fault injection, chaos drills). */
+  intercept?: ApplyOptions['intercept'];
 }
 
 export interface HostStatus extends NodeStatus {
@@ -121,7 +123,7 @@ export class NodeHost {
     if (installed !== undefined && installed.release.hash !== release.hash) {
       return refuse('version-conflict', `this node already has a different ${release.name} ${release.version} installed (a rebuilt release is a new version: bump it)`);
     }
-    const outcome = await this.node.applyScript(params.script, received.image, { dryRun: params.dryRun, ...(params.deadlineMs === undefined ? {} : { deadlineMs: params.deadlineMs }), ...(onEvent === undefined ? {} : { onEvent }) });
+    const outcome = await this.node.applyScript(params.script, received.image, { dryRun: params.dryRun, ...(params.deadlineMs === undefined ? {} : { deadlineMs: params.deadlineMs }), ...(onEvent === undefined ? {} : { onEvent }), ...(this.options.intercept === undefined ? {} : { intercept: this.options.intercept }) });
     if (outcome.status === 'committed') await this.store.install(release, received.bytes);
     if (outcome.status !== 'noop' && outcome.status !== 'dry-run') {
       const event: HistoryEvent = {
