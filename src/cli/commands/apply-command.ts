@@ -92,7 +92,8 @@ export function renderOutcome(o: RemoteOutcome, paint: (style: Parameters<typeof
   for (const g of o.groups) {
     const window = g.suspensionMs === null ? 'no suspension' : `suspended ${g.suspensionMs.toFixed(2)} ms (${g.processes.join(', ')})`;
     const migrated = [...g.migrated.modules.map((m) => `module state of ${m}`), ...g.migrated.processes.map((p) => `process ${p}`)];
-    lines.push(`  group ${g.id} [${g.modules.join(', ')}]: ${window}${migrated.length > 0 ? `; migrated ${migrated.join(', ')}` : ''}`);
+    const undone = o.status === 'rolled-back' || o.status === 'rollback-failed' ? ' (undone)' : '';
+    lines.push(`  group ${g.id} [${g.modules.join(', ')}]: ${window}${migrated.length > 0 ? `; migrated ${migrated.join(', ')}${undone}` : ''}`);
   }
   const absent = Object.entries(o.absent).flatMap(([m, keys]) => keys.map((k) => `${m}.${k}`));
   if (absent.length > 0) lines.push(`  new state keys (initial values, like Silly's absent): ${absent.join(', ')}`);

@@ -284,7 +284,7 @@ export function startNode(options: StartOptions): Promise<RelupNode> {
 
 function describeOutcome(result: TransactionResult, script: RelupScript, version: string): string {
   const at = result.failure?.step;
-  const where = at !== undefined ? `step ${at.index} (${at.op}${at.target !== '' ? ` ${at.target}` : ''})` : 'the script';
+  const where = at !== undefined ? `step ${at.index + 1} (${at.op}${at.target !== '' ? ` ${at.target}` : ''})` : 'the script';
   const ms = `${Math.round(result.durationMs)} ms`;
   switch (result.status) {
     case 'committed':
