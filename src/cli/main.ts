@@ -77,6 +77,10 @@ export async function main(argv: string[], io: CommandIo): Promise<number> {
               .option('port', { type: 'number', describe: 'HTTP port for the service (relup.config.port); 0 picks a free one' })
               .option('set', { type: 'string', array: true, describe: 'other settings for relup.config, key=value (JSON values allowed)' })
               .option('idle-timeout', { type: 'number', describe: 'close control connections idle this many ms', defaultDescription: '300000' })
+              .option('listen', { type: 'string', describe: 'also accept control connections over TCP at [host:]port (host defaults to 127.0.0.1); needs --secret-file' })
+              .option('secret-file', { type: 'string', describe: 'file (mode 0600) holding the shared secret TCP clients must prove they know' })
+              .option('public-key', { type: 'string', describe: 'accept only bundles signed by this ed25519 public key (from relup keys generate)' })
+              .example('relup node start --socket run/demo.sock --listen 127.0.0.1:7070 --secret-file run/secret --public-key keys/relup.pub', 'TCP control with a shared secret, signed bundles only')
               .example('relup node start --release releases/1.2.2 --socket run/demo.sock --port 8080', 'run the demo service on 1.2.2'),
           run(lazy(() => import('./commands/node-start-command.js'))),
         )
@@ -116,7 +120,22 @@ export async function main(argv: string[], io: CommandIo): Promise<number> {
           .example('relup rollback --target run/demo.sock', 'back to the release before the last upgrade'),
       run(lazy(() => import('./commands/rollback-command.js'))),
     )
-    .command('release', 'Pack and verify release bundles', (y) =>
+    .command('keys', 'Manage signing keys', (y) =>
+      y
+        .command(
+          'generate',
+          'Create an ed25519 key pair for signing bundles',
+          (yy) =>
+            yy
+              .option('out-dir', { type: 'string', default: 'keys', describe: 'where to write <name>.key (0600) and <name>.pub' })
+              .option('name', { type: 'string', default: 'relup', describe: 'file name of the pair' })
+              .option('json', { type: 'boolean', describe: 'print the paths and fingerprint as JSON' })
+              .example('relup keys generate', 'keys/relup.key and keys/relup.pub'),
+          run(lazy(() => import('./commands/keys-generate-command.js'))),
+        )
+        .demandCommand(1, 'name a keys subcommand: generate'),
+    )
+    .command('release', 'Pack, verify and sign release bundles', (y) =>
       y
         .command(
           'pack <release>',
@@ -138,10 +157,23 @@ export async function main(argv: string[], io: CommandIo): Promise<number> {
               .positional('release', { type: 'string', describe: 'a bundle, a release directory, or a version in --releases' })
               .option('releases', { type: 'string', describe: 'directory holding the releases', defaultDescription: 'from relup.config.yaml, else ./releases' })
               .option('json', { type: 'boolean', describe: 'print the report as JSON' })
+              .option('public-key', { type: 'string', describe: 'also require a valid signature by this public key', defaultDescription: 'publicKey from relup.config.yaml' })
               .example('relup release verify releases/demo-1.2.3.tar.gz', 'exit 1 on any changed, missing or extra file'),
           run(lazy(() => import('./commands/release-verify-command.js'))),
         )
-        .demandCommand(1, 'name a release subcommand: pack or verify'),
+        .command(
+          'sign <release>',
+          'Sign a bundle with an ed25519 private key (adds manifest.sig)',
+          (yy) =>
+            yy
+              .positional('release', { type: 'string', describe: 'a bundle, or a version whose bundle is in --releases' })
+              .option('key', { type: 'string', demandOption: true, describe: 'the private key (.key) from relup keys generate' })
+              .option('releases', { type: 'string', describe: 'directory holding the releases', defaultDescription: 'from relup.config.yaml, else ./releases' })
+              .option('json', { type: 'boolean', describe: 'print the result as JSON' })
+              .example('relup release sign 1.2.3 --key keys/relup.key', 'sign releases/demo-1.2.3.tar.gz'),
+          run(lazy(() => import('./commands/release-sign-command.js'))),
+        )
+        .demandCommand(1, 'name a release subcommand: pack, verify or sign'),
     )
     .option('config', { type: 'string', describe: 'configuration file (targets, directories)', defaultDescription: './relup.config.yaml when present' })
     .option('color', { type: 'boolean', describe: 'colour the output (default: when printing to a terminal; NO_COLOR disables)' })

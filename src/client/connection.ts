@@ -91,7 +91,7 @@ export class Connection {
         throw new NodeError('protocol_mismatch', `${where} speaks protocol ${hello.data.protocol}, this relup speaks ${PROTOCOL_VERSION}`, 'use a relup version matching the node');
       }
       if (hello.data.auth === 'challenge') {
-        if (options.authenticate === undefined) throw new NodeError('not_authenticated', `${where} requires authentication`, 'name a secret file (secretFile) or variable (secretEnv) for this target in relup.config.yaml');
+        if (options.authenticate === undefined) throw new NodeError('not_authenticated', `${where} requires authentication`, 'name a secret file (secretFile) or variable (secretEnv) for this target in relup.config.yaml, or set RELUP_SECRET');
         const auth = options.authenticate(hello.data);
         socket.write(encodeFrame(auth.message));
         const reply = nodeMessageSchema.safeParse(await next());

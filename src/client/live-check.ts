@@ -57,7 +57,7 @@ export async function liveCheck(project: Project, pairs: readonly [string, strin
       for (const c of fixture?.calls ?? []) await connection.request('call', c);
       for (const i of fixture?.invokes ?? []) await connection.request('invoke', i);
       const before = await connection.request('states', {});
-      const common = { connection, catalog: project.catalog, appups: project.appups, dryRun: false, permanent: true };
+      const common = { connection, catalog: project.catalog, appups: project.appups, releasesDir: project.releasesDir, dryRun: false, permanent: true };
       const up = await upgrade({ ...common, to: newer });
       const upStatus = up.kind === 'applied' ? up.outcome.status : up.kind;
       let downStatus = 'not run';

@@ -6,7 +6,10 @@ import { NodeError, UserError } from '../errors/errors.js';
 import { plan } from '../planner/plan.js';
 import { bundleBytes } from '../release/bundle-bytes.js';
 import { findRelease, type Catalog } from '../release/release-catalog.js';
+import { join } from 'node:path';
 import { readReleaseFiles } from '../release/release-files.js';
+import { bundleFileName } from '../release/pack-release.js';
+import { verifyFiles } from '../release/verify-release.js';
 import type { Release } from '../release/release-model.js';
 import type { RelupScript } from '../script/script-schema.js';
 import type { Connection } from './connection.js';
@@ -40,6 +43,8 @@ export interface UpgradeRequest {
   connection: Connection;
   catalog: Catalog;
   appups: ReadonlyMap<string, Appup>;
+  /** Where to look for a bundle file of the target release (absolute). */
+  releasesDir?: string;
   /** The version to move to; undefined: the newest release in the catalog (apply) — rollback passes its own. */
   to: string | undefined;
   dryRun: boolean;
@@ -79,7 +84,7 @@ export async function upgrade(req: UpgradeRequest): Promise<UpgradeResult> {
   const result = plan({ from, to, appups: req.appups });
   if (result.script === undefined || hasErrors(result.diagnostics)) return { kind: 'plan-failed', status, diagnostics: result.diagnostics };
   req.onPlan?.(result.script);
-  const bundle = await bundleOf(req.catalog, to);
+  const bundle = await bundleOf(req.catalog, to, req.releasesDir);
   const outcome = (await req.connection.request(
     'apply',
     { script: result.script, bundle: bundle.toString('base64'), dryRun: req.dryRun, permanent: req.permanent, ...(req.deadlineMs === undefined ? {} : { deadlineMs: req.deadlineMs }) },
@@ -105,10 +110,19 @@ function newest(catalog: Catalog): string {
   return versions[0];
 }
 
-/** The bundle to upload: the bundle file itself when the release came from one (keeping any signature), else packed in memory. */
-async function bundleOf(catalog: Catalog, release: Release): Promise<Buffer> {
+/**
+ * The bundle to upload: a bundle file of this exact release when there is one
+ * (it may carry a signature the node requires), else packed in memory from
+ * the directory.
+ */
+async function bundleOf(catalog: Catalog, release: Release, releasesDir: string | undefined): Promise<Buffer> {
   const source = catalog.sources.get(release.version);
   if (source?.kind === 'bundle') return readFile(source.path);
+  if (releasesDir !== undefined) {
+    const candidate = join(releasesDir, bundleFileName(release));
+    const read = await readReleaseFiles(candidate);
+    if (read.value !== undefined && verifyFiles(read.value).release?.hash === release.hash) return readFile(candidate);
+  }
   const read = await readReleaseFiles(source?.path ?? release.origin);
   if (read.value === undefined) throw new UserError(`cannot read ${release.origin}`, read.diagnostics[0]?.message);
   return (await bundleBytes(release, read.value.files)).bytes;

@@ -1,4 +1,6 @@
+import type { KeyObject } from 'node:crypto';
 import { error, hasErrors, sortDiagnostics, type Diagnostic } from '../diagnostics/diagnostic.js';
+import { checkSignature } from './bundle-signature.js';
 import { checkAgainstManifest, parseManifest, type BundleManifest } from './bundle-manifest.js';
 import { releaseFromFiles } from './release-from-files.js';
 import { BUNDLE_MANIFEST_FILE, releaseHash } from './release-hash.js';
@@ -28,14 +30,15 @@ export interface VerifyReport {
  * reported) and its release.yaml; or validate a release directory. A
  * directory holding a manifest.json (an unpacked bundle) is checked against it too.
  */
-export async function verifyRelease(path: string, options: ReadOptions = {}): Promise<VerifyReport> {
+export async function verifyRelease(path: string, options: ReadOptions & { publicKey?: KeyObject } = {}): Promise<VerifyReport> {
   const origin = options.displayPath ?? path;
   const read = await readReleaseFiles(path, options);
   if (read.value === undefined) {
     return { ok: false, kind: undefined, origin, release: undefined, releaseHash: undefined, manifest: undefined, filesChecked: 0, diagnostics: read.diagnostics };
   }
   const report = verifyFiles(read.value, origin);
-  const diagnostics = sortDiagnostics([...read.diagnostics, ...report.diagnostics]);
+  const signature = options.publicKey === undefined ? [] : read.value.kind === 'bundle' ? checkSignature(read.value.files, options.publicKey, origin) : [error('release-unsigned-directory', `${origin} is a directory; only a bundle can carry a signature`, { file: origin }, 'pack and sign it: relup release pack, then relup release sign')];
+  const diagnostics = sortDiagnostics([...read.diagnostics, ...signature, ...report.diagnostics]);
   return { ...report, ok: !hasErrors(diagnostics), diagnostics };
 }
 

@@ -15,14 +15,15 @@ export interface NodeProcess {
 }
 
 /** `relup node start` as a real child process in `dir`; resolves once its control socket answers. */
-export async function startNodeProcess(dir: string, options: { release?: string; stateDir?: string; set?: Record<string, unknown> } = {}): Promise<NodeProcess> {
+export async function startNodeProcess(dir: string, options: { release?: string; stateDir?: string; set?: Record<string, unknown>; publicKey?: string; env?: Record<string, string> } = {}): Promise<NodeProcess> {
   const run = join(dir, 'run');
   await mkdir(run, { recursive: true, mode: 0o700 });
   const socket = join(run, 'node.sock');
   const sets = Object.entries(options.set ?? {}).flatMap(([k, v]) => ['--set', `${k}=${JSON.stringify(v)}`]);
   const args = [CLI, 'node', 'start', '--socket', socket, '--state-dir', options.stateDir ?? join(dir, 'state'), '--port', '0', ...sets];
   if (options.release !== undefined) args.push('--release', options.release);
-  const child = execa('node', args, { cwd: dir, reject: false, stdin: 'ignore', all: true, env: { NO_COLOR: '1' } });
+  if (options.publicKey !== undefined) args.push('--public-key', options.publicKey);
+  const child = execa('node', args, { cwd: dir, reject: false, stdin: 'ignore', all: true, env: { NO_COLOR: '1', ...options.env } });
   let output = '';
   child.all?.on('data', (d: Buffer) => (output += d.toString()));
   const deadline = Date.now() + 15_000;

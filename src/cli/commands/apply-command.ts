@@ -45,6 +45,7 @@ export async function applyTo(args: ApplyArgs, io: CommandIo, mode: 'apply' | 'r
       connection,
       catalog: project.catalog,
       appups: project.appups,
+      releasesDir: project.releasesDir,
       to,
       dryRun: args.dryRun === true,
       permanent: args.permanent !== false,

@@ -6,6 +6,8 @@ import { injectFaults, parseFaults } from '../../runtime/node-host/fault-injecti
 import type { NodeLogEntry } from '../../runtime/node/relup-node.js';
 import { resolveIn } from '../../project/load-project.js';
 import type { CommandIo } from '../io.js';
+import { readSecretFile } from '../../config/read-secret.js';
+import { readPublicKey } from '../../release/bundle-signature.js';
 
 export interface NodeStartArgs {
   release?: string;
@@ -14,6 +16,9 @@ export interface NodeStartArgs {
   port?: number;
   set?: string[];
   idleTimeout?: number;
+  listen?: string;
+  secretFile?: string;
+  publicKey?: string;
 }
 
 /**
@@ -25,16 +30,23 @@ export async function run(raw: Record<string, unknown>, io: CommandIo, signals: 
   const config = parseSettings(args.set ?? []);
   if (args.port !== undefined) config['port'] = args.port;
   const stateDir = resolveIn(io.cwd, args.stateDir ?? '.relup-state');
+  // Bad TCP or key options are refused before anything starts.
+  const tcp = args.listen === undefined ? undefined : { ...parseListen(args.listen), secret: await secretFor(args, io) };
+  if (args.listen === undefined && args.secretFile !== undefined) throw new UserError('--secret-file is only used with --listen', 'add --listen 127.0.0.1:PORT, or drop --secret-file');
+  const publicKey = args.publicKey === undefined ? undefined : await readPublicKey(resolveIn(io.cwd, args.publicKey));
   const log = (e: NodeLogEntry) => io.stderr.write(`[${new Date(e.time).toISOString()}] ${e.level} ${e.source}${e.module === undefined ? '' : ` ${e.module}${e.release === undefined ? '' : `@${e.release}`}`}: ${e.message}\n`);
   // Chaos drills and the fault-injection tests only; never reachable through the control socket.
   const faults = process.env['RELUP_FAULTS'];
   const intercept = faults === undefined || faults === '' ? undefined : injectFaults(parseFaults(faults));
   if (intercept !== undefined) io.stderr.write(`RELUP_FAULTS=${faults}: faults will be injected into upgrades of this node\n`);
-  const host = await NodeHost.start({ ...(args.release === undefined ? {} : { release: resolveIn(io.cwd, args.release) }), stateDir, config, log, ...(intercept === undefined ? {} : { intercept }) });
-  let control: ControlServer;
+  const host = await NodeHost.start({ ...(args.release === undefined ? {} : { release: resolveIn(io.cwd, args.release) }), stateDir, config, log, ...(intercept === undefined ? {} : { intercept }), ...(publicKey === undefined ? {} : { publicKey }) });
+  const limits = args.idleTimeout === undefined ? {} : { idleTimeoutMs: args.idleTimeout };
+  const servers: ControlServer[] = [];
   try {
-    control = await ControlServer.listen(host, { socket: resolve(io.cwd, args.socket), ...(args.idleTimeout === undefined ? {} : { idleTimeoutMs: args.idleTimeout }) });
+    servers.push(await ControlServer.listen(host, { socket: resolve(io.cwd, args.socket), ...limits }));
+    if (tcp !== undefined) servers.push(await ControlServer.listenTcp(host, { ...tcp, ...limits }));
   } catch (e) {
+    for (const s of servers) await s.close();
     await host.stop();
     throw e;
   }
@@ -42,6 +54,9 @@ export async function run(raw: Record<string, unknown>, io: CommandIo, signals: 
   io.stdout.write(`${host.bootNotice}\n`);
   io.stdout.write(`node ${status.name} ${status.version} running (pid ${process.pid})\n`);
   io.stdout.write(`  control socket: ${args.socket}\n  state directory: ${stateDir}\n`);
+  const tcpAddress = servers[1]?.address();
+  if (tcpAddress !== undefined) io.stdout.write(`  control over TCP: ${tcpAddress.host.includes(':') ? `[${tcpAddress.host}]` : tcpAddress.host}:${tcpAddress.port} (shared-secret challenge–response)\n`);
+  if (publicKey !== undefined) io.stdout.write(`  bundles must be signed by ${args.publicKey}\n`);
   for (const s of status.servers) io.stdout.write(`  http: ${JSON.stringify(s)}\n`);
   io.stdout.write('  stop with Ctrl-C (SIGINT) or SIGTERM\n');
 
@@ -49,7 +64,7 @@ export async function run(raw: Record<string, unknown>, io: CommandIo, signals: 
     for (const name of ['SIGINT', 'SIGTERM']) signals.once(name, () => done(name));
   });
   io.stdout.write(`${signal}: stopping (a running upgrade finishes or rolls back first)\n`);
-  await control.close();
+  for (const s of servers) await s.close();
   await host.stop();
   io.stdout.write('stopped\n');
   return 0;
@@ -69,4 +84,20 @@ export function parseSettings(pairs: readonly string[]): Record<string, unknown>
     }
   }
   return out;
+}
+
+/** `7070`, `:7070` → 127.0.0.1:7070 (loopback unless told otherwise); `0.0.0.0:7070`, `[::1]:7070` as written. */
+export function parseListen(text: string): { host: string; port: number } {
+  const m = /^(?:(?:\[([^\]]+)\]|([^:]*)):)?(\d{1,5})$/.exec(text.trim());
+  const port = Number(m?.[3]);
+  if (m === null || port < 0 || port > 65535) throw new UserError(`--listen "${text}" is not [host:]port`, 'e.g. --listen 127.0.0.1:7070 (loopback) or --listen 0.0.0.0:7070 (every interface)');
+  const host = m[1] ?? (m[2] === undefined || m[2] === '' ? '127.0.0.1' : m[2]);
+  return { host, port };
+}
+
+async function secretFor(args: NodeStartArgs, io: CommandIo): Promise<Buffer> {
+  if (args.secretFile === undefined) {
+    throw new UserError('--listen needs --secret-file: TCP control connections must authenticate', 'create one: head -c 32 /dev/urandom | base64 > secret && chmod 600 secret');
+  }
+  return readSecretFile(resolveIn(io.cwd, args.secretFile));
 }

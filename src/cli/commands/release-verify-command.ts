@@ -1,6 +1,7 @@
 import { EXIT_FAILED, EXIT_OK } from '../../errors/errors.js';
 import { verifyRelease } from '../../release/verify-release.js';
-import { display } from '../../project/load-project.js';
+import { display, resolveIn } from '../../project/load-project.js';
+import { readPublicKey } from '../../release/bundle-signature.js';
 import type { CommandIo } from '../io.js';
 import { projectOptions } from '../project-options.js';
 import { printDiagnostics } from '../print-diagnostics.js';
@@ -8,6 +9,7 @@ import { resolveReleaseArg } from './resolve-release-arg.js';
 
 export interface VerifyArgs {
   release: string;
+  publicKey?: string;
   releases?: string;
   config?: string;
   json?: boolean;
@@ -16,8 +18,12 @@ export interface VerifyArgs {
 /** `relup release verify <bundle|dir|version>`: every hash checked, every difference reported. */
 export async function run(raw: Record<string, unknown>, io: CommandIo): Promise<number> {
   const args = raw as unknown as VerifyArgs;
-  const path = await resolveReleaseArg(io.cwd, args.release, (await projectOptions(args, io)).releases, 'bundle');
-  const report = await verifyRelease(path, { displayPath: display(io.cwd, path) });
+  const dirs = await projectOptions(args, io);
+  const path = await resolveReleaseArg(io.cwd, args.release, dirs.releases, 'bundle');
+  // --public-key, else publicKey from relup.config.yaml: then the bundle must carry a valid signature.
+  const keyPath = args.publicKey !== undefined ? resolveIn(io.cwd, args.publicKey) : dirs.loaded.config.publicKey === undefined ? undefined : resolveIn(dirs.loaded.baseDir, dirs.loaded.config.publicKey);
+  const publicKey = keyPath === undefined ? undefined : await readPublicKey(keyPath);
+  const report = await verifyRelease(path, { displayPath: display(io.cwd, path), ...(publicKey === undefined ? {} : { publicKey }) });
   if (args.json === true) {
     const { release, ...rest } = report;
     io.stdout.write(`${JSON.stringify({ ...rest, name: release?.name, version: release?.version }, null, 2)}\n`);

@@ -2,7 +2,8 @@ import { chmod, lstat, unlink } from 'node:fs/promises';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { FrameDecoder, FrameError, encodeFrame, DEFAULT_MAX_FRAME_BYTES } from '../../protocol/framing.js';
-import { clientHelloSchema, PROTOCOL_VERSION, requestSchema, type ErrorCode, type Request } from '../../protocol/messages.js';
+import { authSchema, clientHelloSchema, PROTOCOL_VERSION, requestSchema, type ErrorCode, type Request } from '../../protocol/messages.js';
+import { clientProof, MIN_SECRET_BYTES, newNonce, nodeProof, proofsEqual } from '../../protocol/auth.js';
 import { RuntimeError, isRuntimeError, messageOf } from '../node/runtime-error.js';
 import type { NodeHost } from './node-host.js';
 
@@ -14,6 +15,21 @@ export interface ControlServerOptions {
   maxConnections?: number;
   /** A connection with no request in flight and nothing received for this long is closed. */
   idleTimeoutMs?: number;
+}
+
+export interface TcpControlOptions extends Omit<ControlServerOptions, 'socket'> {
+  host: string;
+  port: number;
+  /** The shared secret clients must prove they know (challenge–response; never sent). */
+  secret: Uint8Array;
+}
+
+interface ServeOptions {
+  maxFrameBytes: number;
+  idleTimeoutMs: number;
+  /** Present on TCP: every connection must authenticate before its first request. */
+  secret: Uint8Array | undefined;
+  failures: FailureTracker;
 }
 
 export const DEFAULT_MAX_CONNECTIONS = 16;
@@ -28,15 +44,40 @@ export class ControlServer {
 
   private constructor(
     private readonly server: Server,
-    readonly socketPath: string,
+    readonly socketPath: string | undefined,
   ) {}
 
   static async listen(host: NodeHost, options: ControlServerOptions): Promise<ControlServer> {
     await checkSocketDir(options.socket);
     await clearStaleSocket(options.socket);
+    const control = ControlServer.create(host, options, undefined, options.socket);
+    // The socket file is created 0600 by bind(2) under this umask: no window in which others could connect.
+    const previous = process.umask(0o177);
+    try {
+      await control.bind({ path: options.socket });
+    } finally {
+      process.umask(previous);
+    }
+    await chmod(options.socket, 0o600);
+    return control;
+  }
+
+  /**
+   * TCP, only when asked (`relup node start --listen`): every connection must
+   * prove it knows the shared secret before its first request.
+   */
+  static async listenTcp(host: NodeHost, options: TcpControlOptions): Promise<ControlServer> {
+    if (options.secret.length < MIN_SECRET_BYTES) {
+      throw new RuntimeError('invalid-state', `the shared secret is ${options.secret.length} bytes; at least ${MIN_SECRET_BYTES} are required`, 'generate one with: head -c 32 /dev/urandom | base64 > secret && chmod 600 secret');
+    }
+    const control = ControlServer.create(host, options, options.secret, undefined);
+    await control.bind({ host: options.host, port: options.port });
+    return control;
+  }
+
+  private static create(host: NodeHost, options: Omit<ControlServerOptions, 'socket'>, secret: Uint8Array | undefined, socketPath: string | undefined): ControlServer {
     const maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
-    const idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
-    const maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
+    const serve: ServeOptions = { idleTimeoutMs: options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS, maxFrameBytes: options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES, secret, failures: new FailureTracker() };
     let control: ControlServer | undefined;
     const server = createServer((socket) => {
       const connections = control!.connections;
@@ -49,37 +90,44 @@ export class ControlServer {
         socket.destroySoon();
         return;
       }
-      serveConnection(host, socket, { maxFrameBytes, idleTimeoutMs });
+      serveConnection(host, socket, serve);
     });
-    control = new ControlServer(server, options.socket);
-    // The socket file is created 0600 by bind(2) under this umask: no window in which others could connect.
-    const previous = process.umask(0o177);
-    try {
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(options.socket, () => {
-          server.off('error', reject);
-          resolve();
-        });
-      });
-    } finally {
-      process.umask(previous);
-    }
-    await chmod(options.socket, 0o600);
+    control = new ControlServer(server, socketPath);
     return control;
+  }
+
+  private bind(where: { path: string } | { host: string; port: number }): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(where, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+  }
+
+  /** The bound TCP address (for --listen with port 0). */
+  address(): { host: string; port: number } | undefined {
+    const a = this.server.address();
+    return a !== null && typeof a === 'object' ? { host: a.address, port: a.port } : undefined;
   }
 
   /** Stop accepting, close every connection, remove the socket file. */
   async close(): Promise<void> {
     for (const s of this.connections) s.destroy();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
-    await unlink(this.socketPath).catch(() => undefined);
+    if (this.socketPath !== undefined) await unlink(this.socketPath).catch(() => undefined);
   }
 }
 
-function serveConnection(host: NodeHost, socket: Socket, limits: { maxFrameBytes: number; idleTimeoutMs: number }): void {
+function serveConnection(host: NodeHost, socket: Socket, limits: ServeOptions): void {
   const decoder = new FrameDecoder(limits.maxFrameBytes);
   let greeted = false;
+  // On TCP: the nonce of this connection's challenge; undefined once authenticated (or on a Unix socket).
+  let challenge: string | undefined;
+  let authenticated = limits.secret === undefined;
+  let waiting = false;
+  const peer = socket.remoteAddress ?? 'unix';
   let inFlight = 0;
   const send = (message: unknown) => {
     if (!socket.destroyed && socket.writable) socket.write(encodeFrame(message));
@@ -109,8 +157,30 @@ function serveConnection(host: NodeHost, socket: Socket, limits: { maxFrameBytes
         if (hello.data.protocol !== PROTOCOL_VERSION) return fatal('protocol_mismatch', `this node speaks protocol ${PROTOCOL_VERSION}, not ${hello.data.protocol}`);
         greeted = true;
         const status = host.node.status();
-        send({ type: 'hello', protocol: PROTOCOL_VERSION, node: { name: status.name, version: status.version, runtime: 'node' }, auth: 'none' });
+        const node = { name: status.name, version: status.version, runtime: 'node' };
+        if (limits.secret === undefined) send({ type: 'hello', protocol: PROTOCOL_VERSION, node, auth: 'none' });
+        else {
+          challenge = newNonce();
+          send({ type: 'hello', protocol: PROTOCOL_VERSION, node, auth: 'challenge', nonce: challenge });
+        }
         continue;
+      }
+      if (!authenticated) {
+        if (waiting) continue;
+        const auth = authSchema.safeParse(raw);
+        const secret = limits.secret!;
+        if (auth.success && proofsEqual(clientProof(secret, challenge!, auth.data.nonce), auth.data.proof)) {
+          authenticated = true;
+          limits.failures.succeeded(peer);
+          send({ type: 'auth_ok', proof: nodeProof(secret, auth.data.nonce, challenge!) });
+          challenge = undefined;
+          continue;
+        }
+        // Every failure from this address makes the next answer slower: guessing the secret gets expensive.
+        waiting = true;
+        const delay = limits.failures.failed(peer);
+        setTimeout(() => fatal('not_authenticated', auth.success ? 'wrong proof: this client does not know the shared secret' : 'authenticate first: {"type":"auth","nonce":…,"proof":…}'), delay).unref();
+        return;
       }
       const request = requestSchema.safeParse(raw);
       if (!request.success) {
@@ -199,4 +269,23 @@ async function clearStaleSocket(path: string): Promise<void> {
   });
   if (alive) throw new RuntimeError('invalid-state', `another node is already listening on ${path}`, 'stop it first, or choose another --socket path');
   await unlink(path);
+}
+
+/**
+ * Failed authentications per peer address: the n-th consecutive failure is
+ * answered after 100 ms × 2^(n−1), at most 5 s. A success clears the count.
+ */
+export class FailureTracker {
+  private readonly counts = new Map<string, number>();
+
+  failed(peer: string): number {
+    const n = (this.counts.get(peer) ?? 0) + 1;
+    this.counts.set(peer, n);
+    if (this.counts.size > 10_000) this.counts.delete(this.counts.keys().next().value!);
+    return Math.min(100 * 2 ** (n - 1), 5000);
+  }
+
+  succeeded(peer: string): void {
+    this.counts.delete(peer);
+  }
 }

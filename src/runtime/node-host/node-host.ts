@@ -1,3 +1,4 @@
+import type { KeyObject } from 'node:crypto';
 import { mkdir, readFile, stat } from 'node:fs/promises';
 import { formatDiagnostic } from '../../diagnostics/format-diagnostic.js';
 import { hasErrors } from '../../diagnostics/diagnostic.js';
@@ -20,6 +21,8 @@ export interface HostOptions {
   now?: () => Date;
   /** Wraps the node's step performer for every upgrade (fault injection, chaos drills). */
   intercept?: ApplyOptions['intercept'];
+  /** Accept only bundles signed by this ed25519 key (boot, upload and restart). */
+  publicKey?: KeyObject;
 }
 
 export interface HostStatus extends NodeStatus {
@@ -52,7 +55,7 @@ export class NodeHost {
 
   static async start(options: HostOptions): Promise<NodeHost> {
     await mkdir(options.stateDir, { recursive: true, mode: 0o700 });
-    const store = new ReleaseStore(options.stateDir);
+    const store = new ReleaseStore(options.stateDir, options.publicKey);
     await store.init();
     const now = options.now ?? (() => new Date());
     const previous = await readHistory(options.stateDir);

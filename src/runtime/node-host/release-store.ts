@@ -1,7 +1,9 @@
 import { mkdir, readdir, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { hasErrors, type Diagnostic } from '../../diagnostics/diagnostic.js';
+import type { KeyObject } from 'node:crypto';
+import { error, hasErrors, type Diagnostic } from '../../diagnostics/diagnostic.js';
+import { checkSignature } from '../../release/bundle-signature.js';
 import { bundleFileName } from '../../release/pack-release.js';
 import { readReleaseFiles } from '../../release/release-files.js';
 import { verifyFiles } from '../../release/verify-release.js';
@@ -18,9 +20,13 @@ export class ReleaseStore {
   readonly dir: string;
   private readonly incoming: string;
 
-  constructor(stateDir: string) {
+  /** When set, every release must be a bundle signed by this key; checked before its content is used. */
+  private readonly publicKey: KeyObject | undefined;
+
+  constructor(stateDir: string, publicKey?: KeyObject) {
     this.dir = join(stateDir, 'releases');
     this.incoming = join(stateDir, 'incoming');
+    this.publicKey = publicKey;
   }
 
   async init(): Promise<void> {
@@ -34,6 +40,14 @@ export class ReleaseStore {
   async load(path: string, displayPath = path): Promise<{ image: ReleaseImage | undefined; diagnostics: Diagnostic[] }> {
     const read = await readReleaseFiles(path, { displayPath });
     if (read.value === undefined) return { image: undefined, diagnostics: read.diagnostics };
+    if (this.publicKey !== undefined) {
+      // The signature is checked first: nothing of an unsigned or tampered bundle is trusted, parsed further or installed.
+      if (read.value.kind !== 'bundle') {
+        return { image: undefined, diagnostics: [error('release-unsigned-directory', `${displayPath} is a directory, and this node only accepts signed bundles`, { file: displayPath }, 'pack and sign it: relup release pack, then relup release sign')] };
+      }
+      const signature = checkSignature(read.value.files, this.publicKey, displayPath);
+      if (signature.length > 0) return { image: undefined, diagnostics: signature };
+    }
     const report = verifyFiles(read.value, displayPath);
     const diagnostics = [...read.diagnostics, ...report.diagnostics];
     if (hasErrors(diagnostics) || report.release === undefined) return { image: undefined, diagnostics };
