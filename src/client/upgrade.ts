@@ -35,6 +35,7 @@ export interface RemoteOutcome {
   rollback?: { complete: boolean; undone: number; problems: { message: string }[] };
   groups: { id: number; modules: string[]; processes: string[]; suspensionMs: number | null; migrated: { modules: string[]; processes: string[] } }[];
   absent: Record<string, string[]>;
+  holdMs: number | null;
   journal: { index: number; op: string; target: string; status: string; durationMs: number }[];
   durationMs: number;
 }

@@ -96,6 +96,7 @@ export function renderOutcome(o: RemoteOutcome, paint: (style: Parameters<typeof
     const undone = o.status === 'rolled-back' || o.status === 'rollback-failed' ? ' (undone)' : '';
     lines.push(`  group ${g.id} [${g.modules.join(', ')}]: ${window}${migrated.length > 0 ? `; migrated ${migrated.join(', ')}${undone}` : ''}`);
   }
+  if (o.holdMs !== null) lines.push(`  requests, timers and control calls waited ${o.holdMs.toFixed(2)} ms (point of no return → end), none failed`);
   const absent = Object.entries(o.absent).flatMap(([m, keys]) => keys.map((k) => `${m}.${k}`));
   if (absent.length > 0) lines.push(`  new state keys (initial values, like Silly's absent): ${absent.join(', ')}`);
   if (o.rollback !== undefined) {

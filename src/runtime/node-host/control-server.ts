@@ -220,9 +220,7 @@ async function handle(host: NodeHost, request: Request, onEvent: (event: Record<
       }
     case 'invoke':
       try {
-        const fn = host.node.module(request.params.module)[request.params.function];
-        if (typeof fn !== 'function') throw new Error(`${request.params.module}.${request.params.function} is not a function`);
-        return (await fn(...request.params.args)) ?? null;
+        return (await host.node.invoke(request.params.module, request.params.function, request.params.args)) ?? null;
       } catch (e) {
         throw new RuntimeError('call-failed', messageOf(e));
       }

@@ -115,7 +115,7 @@ export class NodeHost {
     const started = performance.now();
     const refuse = (code: string, message: string): HostApplyOutcome => ({
       status: 'refused', ok: false, message: `refused: ${message}; nothing changed`, name: this.node.name, from: params.script.from.version, to: params.script.to.version, direction: params.script.direction,
-      version: this.node.version, failure: { code, message }, journal: [], groups: [], absent: {}, durationMs: performance.now() - started, permanent: this.history.permanent, previous: this.history.previous,
+      version: this.node.version, failure: { code, message }, journal: [], groups: [], absent: {}, holdMs: null, durationMs: performance.now() - started, permanent: this.history.permanent, previous: this.history.previous,
     });
     const received = await this.store.receive(Buffer.from(params.bundle, 'base64'));
     if (received.image === undefined) {

@@ -47,6 +47,13 @@ export class NodeCore implements ApiHost, ProcessHost {
   readonly timers: NodeTimers;
   readonly servers: HttpServers;
   private readonly proxies = new Map<string, Record<string, (...args: unknown[]) => unknown>>();
+  /**
+   * Set from an upgrade's point of no return until it settles. Work arriving
+   * from outside the node (HTTP requests, timer ticks, calls through the
+   * control socket) waits here: run now, it could act on state a rollback is
+   * about to restore, and its acknowledged effect would be lost.
+   */
+  private held: { promise: Promise<void>; release: () => void } | undefined;
 
   constructor(
     public release: Release,
@@ -54,9 +61,9 @@ export class NodeCore implements ApiHost, ProcessHost {
     private readonly sink: LogSink,
   ) {
     this.timers = new NodeTimers((t) => {
-      this.invoke(t.module, t.fn, t.args).catch((e: unknown) => this.emit({ level: 'error', source: 'timer', module: t.module, message: `timer ${t.module}.${t.fn} failed: ${messageOf(e)}` }));
+      this.entry(() => this.invoke(t.module, t.fn, t.args)).catch((e: unknown) => this.emit({ level: 'error', source: 'timer', module: t.module, message: `timer ${t.module}.${t.fn} failed: ${messageOf(e)}` }));
     });
-    this.servers = new HttpServers((module, handler, req) => this.invoke(module, handler, [req]));
+    this.servers = new HttpServers((module, handler, req) => this.entry(() => this.invoke(module, handler, [req])));
   }
 
   get version(): string {
@@ -71,6 +78,26 @@ export class NodeCore implements ApiHost, ProcessHost {
       throw new RuntimeError('unknown-module', `module "${module}" is not loaded in ${this.release.name}@${this.version}`, `loaded modules: ${[...this.modules.keys()].sort().join(', ') || '(none)'}`);
     }
     return version;
+  }
+
+  /** Hold outside work until the returned function is called (see `held`). */
+  hold(): () => void {
+    if (this.held !== undefined) return () => undefined;
+    let release!: () => void;
+    const promise = new Promise<void>((resolve) => (release = resolve));
+    const held = { promise, release: () => undefined as void };
+    held.release = () => {
+      if (this.held === held) this.held = undefined;
+      release();
+    };
+    this.held = held;
+    return held.release;
+  }
+
+  /** Run work that comes from outside the node, after any hold: it waits, it never fails for it. */
+  async entry<T>(work: () => Promise<T> | T): Promise<T> {
+    while (this.held !== undefined) await this.held.promise;
+    return work();
   }
 
   /** Call `module.fn(...args)` in the current code, counted as a handler of that version. */

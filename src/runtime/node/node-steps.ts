@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import type { ReleaseProcess } from '../../release/release-model.js';
 import type { RelupScript, Step, StepOf } from '../../script/script-schema.js';
-import type { GenServer } from './gen-server.js';
+import { GenServer } from './gen-server.js';
 import type { ModuleVersion } from './module-version.js';
 import { checkedState, type CompiledModule, type NodeCore, type StateCell } from './node-core.js';
 import { releaseHash } from '../../release/release-hash.js';
@@ -21,6 +21,9 @@ export interface MigrationInfo {
 
 /** What the steps observed, for the outcome: suspension windows, migrations, absent keys. */
 export class TransactionReport {
+  /** performance.now() when outside work started to be held (the first step after the point of no return), and released. */
+  heldAt: number | undefined;
+  releasedAt: number | undefined;
   readonly suspendedAt = new Map<number, number>();
   readonly resumedAt = new Map<number, number>();
   readonly migratedProcesses = new Map<number, string[]>();
@@ -41,10 +44,16 @@ const DEFAULT_RESUSPEND_MS = 5000;
  *   mutated in place and then threw leaves no trace.
  * - Old code is restored by making the old exports object current again: the
  *   old version was never dropped, only purges at commit drop it.
+ * - From the point of no return until the transaction settles, work from
+ *   outside the node (HTTP requests, timer ticks, control-socket calls) is
+ *   held, and a `resume` takes effect only when the transaction settles. A
+ *   message handled in between would act on state a later failure restores
+ *   from its snapshot: its acknowledged effect would be lost. Held work waits;
+ *   none fails.
  * - Every process this transaction suspended is resumed at the end, whatever
  *   failed: a process left suspended is a node that silently stopped working.
- * - Undoing a resume re-suspends the process first, so that its state is not
- *   restored under a handler that is running.
+ * - A process that dies during the transaction fails the step that saw it; a
+ *   rollback brings it back with its state from before the transaction.
  * - An `apply` has effects outside the node's books; its undo is nothing.
  */
 export class NodeSteps implements StepPerformer {
@@ -57,6 +66,10 @@ export class NodeSteps implements StepPerformer {
   private readonly replaced: ModuleVersion[] = [];
   private readonly brutal: ModuleVersion[] = [];
   private readonly stopped: GenServer[] = [];
+  /** Releases the hold on outside work; set at the first step after the point of no return. */
+  private releaseHold: (() => void) | undefined;
+  /** Processes whose `resume` step has run, in step order: resumed for real when the transaction settles. */
+  private readonly resumeAtEnd: GenServer[] = [];
   /** The two guards every script must pass before the point of no return. */
   private verified = false;
   private versionChecked = false;
@@ -191,6 +204,10 @@ export class NodeSteps implements StepPerformer {
   // --- after it ---
 
   async perform(step: Step, ctx: StepContext): Promise<void> {
+    if (this.releaseHold === undefined) {
+      this.releaseHold = this.core.hold();
+      this.report.heldAt = performance.now();
+    }
     switch (step.op) {
       case 'stop':
         return this.stop(step, ctx);
@@ -239,7 +256,8 @@ export class NodeSteps implements StepPerformer {
 
   private async suspend(step: StepOf<'suspend'>, ctx: StepContext): Promise<void> {
     const p = this.core.process(step.process);
-    ctx.onUndo(`resume ${p.name}`, () => this.resumeProcess(p));
+    // Undone by settle(), which resumes every process this transaction suspended once the whole rollback is done.
+    ctx.onUndo(`${p.name} resumes when the rollback ends`);
     if (!this.report.suspendedAt.has(step.group)) this.report.suspendedAt.set(step.group, performance.now());
     this.suspendedHere.set(p, step.group);
     await p.suspend(Math.min(step.timeout, ctx.remainingMs()));
@@ -247,14 +265,10 @@ export class NodeSteps implements StepPerformer {
 
   private async resume(step: StepOf<'resume'>, ctx: StepContext): Promise<void> {
     const p = this.core.process(step.process);
-    const timeout = this.suspendTimeoutOf(p.name);
-    // Undoing a resume suspends again (waiting for the running message), so
-    // the state restored by earlier undos is not overwritten by a handler.
-    ctx.onUndo(`suspend ${p.name} again`, async () => {
-      this.suspendedHere.set(p, step.group);
-      await p.suspend(timeout);
-    });
-    this.resumeProcess(p);
+    if (p.stopped) throw new RuntimeError('process-stopped', `process ${p.name} died during the upgrade`);
+    // The process is released when the transaction settles (see the rules above); nothing to undo here.
+    ctx.onUndo(`${p.name} resumes when the rollback ends`);
+    if (!this.resumeAtEnd.includes(p)) this.resumeAtEnd.push(p);
   }
 
   private switchCode(step: StepOf<'switch'>, ctx: StepContext): void {
@@ -315,6 +329,8 @@ export class NodeSteps implements StepPerformer {
       this.snapshotProcess(p);
       ctx.onUndo(`restore the state of process ${name}`, () => this.restoreProcessState(p));
       const result = await run(p.state, { ...base, target: 'process', process: name }, `the state of process ${name}`);
+      // A process that died meanwhile has no state to hand over: its migration did not happen.
+      if (p.stopped) throw new RuntimeError('process-stopped', `process ${name} died while ${step.module}.${step.function} migrated it`);
       if (result !== undefined) p.state = result;
       push(this.report.migratedProcesses, step.group, name);
     }
@@ -396,13 +412,23 @@ export class NodeSteps implements StepPerformer {
     if (result === 'committed') {
       for (const v of this.brutal) v.gate.revoked = true;
       for (const p of this.stopped) p.stop(`not part of ${this.script.to.version}`);
+      for (const p of this.resumeAtEnd) this.resumeProcess(p);
     }
     if (result === 'rolled-back') {
+      this.reviveDead();
       for (const p of this.suspendedHere.keys()) this.resumeProcess(p);
       for (const p of this.core.processes.values()) {
         if (p.suspended && !p.stopped) problems.push(`process ${p.name} is still suspended`);
       }
     }
+    // Processes first, then outside work: held requests find every process taking messages again.
+    for (const p of [...this.suspendedHere.keys()]) this.resumeProcess(p);
+    if (this.releaseHold !== undefined) {
+      this.report.releasedAt = performance.now();
+      this.releaseHold();
+      this.releaseHold = undefined;
+    }
+    this.resumeAtEnd.length = 0;
     // Drop every reference to old and staged code: from here on only the
     // current versions are reachable from the node.
     this.staged.clear();
@@ -417,6 +443,21 @@ export class NodeSteps implements StepPerformer {
   }
 
   // --- helpers ---
+
+  /**
+   * A process that died during the transaction (and was not stopped by a
+   * `stop` step) is started again on the restored code with the state it had
+   * before the transaction: the rollback owes the node every process it had.
+   */
+  private reviveDead(): void {
+    for (const [p, state] of this.processSnapshots) {
+      if (!p.stopped || this.stopped.includes(p) || this.core.processes.get(p.name) !== p) continue;
+      const revived = new GenServer(this.core, p.name, p.module, p.args, state);
+      this.core.processes.set(p.name, revived);
+      this.suspendedHere.delete(p);
+      this.core.emit({ level: 'error', source: 'node', process: p.name, message: `process ${p.name} died during the upgrade; the rollback restarted it with its state from before the upgrade (calls it had not answered were failed)` });
+    }
+  }
 
   private resumeProcess(p: GenServer): void {
     const group = this.suspendedHere.get(p);

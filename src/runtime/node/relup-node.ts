@@ -66,6 +66,8 @@ export interface ApplyOutcome {
   groups: GroupReport[];
   /** Module state keys that a new version's initialState() added (Silly's `absent`), per module. */
   absent: Record<string, string[]>;
+  /** ms during which work from outside the node (requests, timers, control calls) was held: point of no return → settle. Null when nothing passed it. */
+  holdMs: number | null;
   durationMs: number;
 }
 
@@ -159,12 +161,19 @@ export class RelupNode {
     return this.core.moduleProxy(name);
   }
 
+  /** A call from outside the node: held while an upgrade is past its point of no return. */
   call(process: string, msg: unknown): Promise<unknown> {
-    return this.core.call(process, msg);
+    return this.core.entry(() => this.core.call(process, msg));
   }
 
+  /** A cast from outside the node: held (not dropped) while an upgrade is past its point of no return. */
   cast(process: string, msg: unknown): void {
-    this.core.cast(process, msg);
+    this.core.entry(() => this.core.cast(process, msg)).catch((e: unknown) => this.core.castFailed(process, e));
+  }
+
+  /** Call a function of a module's current code from outside the node (held like `call`). */
+  invoke(module: string, fn: string, args: unknown[]): Promise<unknown> {
+    return this.core.entry(() => this.core.invoke(module, fn, args));
   }
 
   /**
@@ -217,7 +226,7 @@ export class RelupNode {
   private async transact(parsed: ReturnType<typeof scriptSchema.safeParse>, image: ReleaseImage, options: ApplyOptions): Promise<ApplyOutcome> {
     const started = performance.now();
     const core = this.core;
-    const base = { name: core.release.name, journal: [] as JournalEntry[], groups: [] as GroupReport[], absent: {} };
+    const base = { name: core.release.name, journal: [] as JournalEntry[], groups: [] as GroupReport[], absent: {}, holdMs: null };
     if (!parsed.success) {
       const message = parsed.error.issues.map((i) => `${i.path.join('.') || '(top level)'}: ${i.message}`).join('; ');
       return { ...base, status: 'refused', ok: false, version: core.version, failure: { code: 'invalid-script', message }, message: `refused: the script is not valid (${message}); nothing changed`, durationMs: performance.now() - started };
@@ -272,6 +281,7 @@ export class RelupNode {
       journal: result.journal,
       groups,
       absent: Object.fromEntries(report.absent),
+      holdMs: report.heldAt !== undefined && report.releasedAt !== undefined ? report.releasedAt - report.heldAt : null,
       durationMs: performance.now() - started,
     };
   }
