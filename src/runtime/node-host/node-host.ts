@@ -1,5 +1,6 @@
 import type { KeyObject } from 'node:crypto';
-import { mkdir, readFile, stat } from 'node:fs/promises';
+import { mkdir, readdir, readFile, stat, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
 import { formatDiagnostic } from '../../diagnostics/format-diagnostic.js';
 import { hasErrors } from '../../diagnostics/diagnostic.js';
 import { bundleBytes } from '../../release/bundle-bytes.js';
@@ -57,6 +58,7 @@ export class NodeHost {
     await mkdir(options.stateDir, { recursive: true, mode: 0o700 });
     const store = new ReleaseStore(options.stateDir, options.publicKey);
     await store.init();
+    await removeTempFiles(options.stateDir);
     const now = options.now ?? (() => new Date());
     const previous = await readHistory(options.stateDir);
 
@@ -72,7 +74,7 @@ export class NodeHost {
       // A restart boots the permanent release: an upgrade that was not made permanent does not survive a restart.
       notice = `booting the permanent release ${previous.permanent} from ${options.stateDir}`;
       if (options.release !== undefined) notice += ` (--release ${options.release} is used only for a fresh state directory)`;
-      history = recordEvent(previous, { at: now().toISOString(), op: 'boot', from: previous.current, to: previous.permanent, status: 'booted' }, { current: previous.permanent });
+      history = recordEvent(markInterrupted(previous), { at: now().toISOString(), op: 'boot', from: previous.current, to: previous.permanent, status: 'booted' }, { current: previous.permanent });
     } else {
       if (options.release === undefined) throw new RuntimeError('invalid-release', `${options.stateDir} holds no release yet`, 'pass --release <dir|bundle> for the first start');
       const loaded = await store.load(options.release);
@@ -126,11 +128,18 @@ export class NodeHost {
     if (installed !== undefined && installed.release.hash !== release.hash) {
       return refuse('version-conflict', `this node already has a different ${release.name} ${release.version} installed (a rebuilt release is a new version: bump it)`);
     }
+    // Recorded before anything changes, so an attempt cut short by a crash of the node is in the history.
+    const attempt = !params.dryRun;
+    if (attempt) {
+      this.history = recordEvent(this.history, { at: this.now().toISOString(), op: 'apply', from: params.script.from.version, to: params.script.to.version, status: 'started' });
+      await writeHistory(this.options.stateDir, this.history);
+    }
     const outcome = await this.node.applyScript(params.script, received.image, { dryRun: params.dryRun, ...(params.deadlineMs === undefined ? {} : { deadlineMs: params.deadlineMs }), ...(onEvent === undefined ? {} : { onEvent }), ...(this.options.intercept === undefined ? {} : { intercept: this.options.intercept }) });
     if (outcome.status === 'committed') await this.store.install(release, received.bytes);
+    if (attempt) this.history = withoutStarted(this.history);
     if (outcome.status !== 'noop' && outcome.status !== 'dry-run') {
       const event: HistoryEvent = {
-        at: (this.options.now ?? (() => new Date()))().toISOString(),
+        at: this.now().toISOString(),
         op: 'apply',
         from: params.script.from.version,
         to: params.script.to.version,
@@ -138,13 +147,17 @@ export class NodeHost {
         message: outcome.message,
         durationMs: Math.round(outcome.durationMs * 100) / 100,
         suspensionMs: Object.fromEntries(outcome.groups.map((g) => [String(g.id), g.suspensionMs])),
-        ...(outcome.failure?.step === undefined ? {} : { failedStep: `${outcome.failure.step.index} ${outcome.failure.step.op} ${outcome.failure.step.target}`.trim() }),
+        ...(outcome.failure?.step === undefined ? {} : { failedStep: `${outcome.failure.step.index + 1} ${outcome.failure.step.op} ${outcome.failure.step.target}`.trim() }),
       };
       const committed = outcome.status === 'committed';
       this.history = recordEvent(this.history, event, committed ? { current: outcome.version, ...(params.permanent ? { permanent: outcome.version } : {}) } : undefined);
-      await writeHistory(this.options.stateDir, this.history);
     }
+    if (attempt) await writeHistory(this.options.stateDir, this.history);
     return { ...outcome, permanent: this.history.permanent, previous: this.history.previous };
+  }
+
+  private now(): Date {
+    return (this.options.now ?? (() => new Date()))();
   }
 
   /** Make an installed release the one a restart boots. */
@@ -158,5 +171,24 @@ export class NodeHost {
 
   stop(): Promise<void> {
     return this.node.stop();
+  }
+}
+
+/** An attempt still `started` when the node boots was cut short by a crash of the node. */
+function markInterrupted(history: History): History {
+  const last = history.events.at(-1);
+  if (last?.op !== 'apply' || last.status !== 'started') return history;
+  return { ...history, events: [...history.events.slice(0, -1), { ...last, status: 'interrupted', message: 'the node stopped during this upgrade (killed or crashed); it restarted on its permanent release' }] };
+}
+
+function withoutStarted(history: History): History {
+  const last = history.events.at(-1);
+  return last?.op === 'apply' && last.status === 'started' ? { ...history, events: history.events.slice(0, -1) } : history;
+}
+
+/** Temporary files of atomic writes interrupted by a crash: never read, so only removed. */
+async function removeTempFiles(stateDir: string): Promise<void> {
+  for (const name of await readdir(stateDir).catch(() => [] as string[])) {
+    if (/^\.[0-9a-f-]{36}\.tmp$/.test(name)) await unlink(join(stateDir, name)).catch(() => undefined);
   }
 }
