@@ -123,20 +123,20 @@ describe('a node process upgraded over its control socket', { timeout: 60_000 },
 
   it('answers a second concurrent apply with busy, and status meanwhile', async () => {
     const dir = await demoCopy();
-    await editGame(dir, slowAddLevels(800));
-    const node = await demoNode(dir);
-    const [a, b] = await Promise.all([
-      runCli(['apply', '--target', node.socket, '--to', '1.2.3', '--json'], dir),
-      new Promise((r) => setTimeout(r, 300)).then(() => runCli(['apply', '--target', node.socket, '--to', '1.2.3'], dir)),
-      new Promise((r) => setTimeout(r, 400)).then(async () => {
-        const s = JSON.parse((await runCli(['status', '--target', node.socket, '--json'], dir)).stdout);
-        expect(s.upgrading).toBe(true);
-      }),
-    ]);
+    // The node holds step index 11 (suspend game) until it gets SIGUSR2: the upgrade is certainly running meanwhile.
+    const node = await startNodeProcess(dir, { release: 'releases/1.2.2', env: { RELUP_FAULTS: '11:pause=30000' } });
+    nodes.push(node);
+    const first = runCli(['apply', '--target', node.socket, '--to', '1.2.3', '--json'], dir);
+    await until(() => node.output().includes('paused'), 20_000);
+    const second = await runCli(['apply', '--target', node.socket, '--to', '1.2.3'], dir);
+    expect(second.exitCode).toBe(1);
+    expect(second.stderr).toContain('already applying');
+    expect(second.stderr).toContain('hint:');
+    const s = JSON.parse((await runCli(['status', '--target', node.socket, '--json'], dir)).stdout);
+    expect(s).toMatchObject({ upgrading: true, version: '1.2.2' });
+    node.child.kill('SIGUSR2');
+    const a = await first;
     expect(JSON.parse(a.stdout).status).toBe('committed');
-    expect(b.exitCode).toBe(1);
-    expect(b.stderr).toContain('already applying');
-    expect(b.stderr).toContain('hint:');
   });
 
   it('boots its permanent release after a restart, and the old one after --no-permanent', async () => {

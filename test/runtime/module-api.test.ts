@@ -110,7 +110,7 @@ describe('the module API', () => {
       exports.handle = async (req) => {
         if (req.url === '/slow') {
           relup.state.waiting = true;
-          await new Promise((r) => setTimeout(r, 60));
+          await new Promise((r) => setTimeout(r, 300));
         }
         relup.state.n += ${n};
         return { status: 200, body: String(relup.state.n) };

@@ -164,7 +164,8 @@ export class GenServer {
         const { reply, state } = result as { reply: unknown; state?: unknown };
         // `state` left out (or undefined) means "mutated in place".
         if (state !== undefined) this.state = state;
-        env.resolve(reply);
+        // Like an Erlang message, a reply is a copy: the caller must not hold a live reference into the process's state.
+        env.resolve(copyOf(reply));
       } else {
         const handleCast = version.fn('handleCast');
         const state = await version.run(() => handleCast.call(version.exports, env.msg, this.state));
@@ -182,4 +183,13 @@ function describe(v: unknown): string {
   if (v === null) return 'null';
   if (typeof v !== 'object') return typeof v;
   return `an object without "reply" (keys: ${Object.keys(v).join(', ') || 'none'})`;
+}
+
+function copyOf(value: unknown): unknown {
+  try {
+    return structuredClone(value);
+  } catch {
+    // Functions and other uncloneable values are handed over as they are.
+    return value;
+  }
 }

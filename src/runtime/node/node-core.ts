@@ -94,10 +94,37 @@ export class NodeCore implements ApiHost, ProcessHost {
     return held.release;
   }
 
+  /** Outside work running now (started before any hold), and who waits for it to drain. */
+  private inFlight = 0;
+  private drainWaiters: (() => void)[] = [];
+
   /** Run work that comes from outside the node, after any hold: it waits, it never fails for it. */
   async entry<T>(work: () => Promise<T> | T): Promise<T> {
     while (this.held !== undefined) await this.held.promise;
-    return work();
+    this.inFlight += 1;
+    try {
+      return await work();
+    } finally {
+      this.inFlight -= 1;
+      if (this.inFlight === 0) for (const w of this.drainWaiters.splice(0)) w();
+    }
+  }
+
+  /** Wait until no outside work runs (call it while holding); false when `ms` passed first. */
+  async drained(ms: number): Promise<boolean> {
+    if (this.inFlight === 0) return true;
+    let timer: NodeJS.Timeout | undefined;
+    const done = await Promise.race([
+      new Promise<boolean>((resolve) => this.drainWaiters.push(() => resolve(true))),
+      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), Math.max(0, ms)))),
+    ]);
+    clearTimeout(timer);
+    return done;
+  }
+
+  /** How many outside requests, ticks and calls are running right now. */
+  get running(): number {
+    return this.inFlight;
   }
 
   /** Call `module.fn(...args)` in the current code, counted as a handler of that version. */

@@ -32,6 +32,8 @@ export class TransactionReport {
 }
 
 const DEFAULT_RESUSPEND_MS = 5000;
+/** How long the point of no return waits for outside work already running (docs/runtime-node.md, rollback rules). */
+const DRAIN_LIMIT_MS = 50;
 
 /**
  * How each step of a relup script is performed on a Node.js node, and undone.
@@ -83,7 +85,7 @@ export class NodeSteps implements StepPerformer {
 
   // --- before the point of no return ---
 
-  async check(step: Step, _ctx: StepContext): Promise<void> {
+  async check(step: Step, ctx: StepContext): Promise<void> {
     const { core, image } = this;
     switch (step.op) {
       case 'verify_release': {
@@ -121,10 +123,19 @@ export class NodeSteps implements StepPerformer {
       case 'check_process':
         core.process(step.process);
         return;
-      case 'point_of_no_return':
+      case 'point_of_no_return': {
         this.checkRest();
+        // Hold new outside work, then give what is already running a moment to finish:
+        // work that straddles the point of no return could write state after its
+        // snapshot, and a rollback would erase what it answered. Only a moment: a slow
+        // handler must not stall the whole node (a busy process is the suspend
+        // timeout's business); one still running after it is the documented residual.
+        this.releaseHold = core.hold();
+        this.report.heldAt = performance.now();
+        await core.drained(Math.min(DRAIN_LIMIT_MS, ctx.remainingMs()));
         this.fromCode = new Map(core.modules);
         return;
+      }
       default:
         throw new RuntimeError('invalid-script', `${step.op} is not a check`);
     }
@@ -204,10 +215,6 @@ export class NodeSteps implements StepPerformer {
   // --- after it ---
 
   async perform(step: Step, ctx: StepContext): Promise<void> {
-    if (this.releaseHold === undefined) {
-      this.releaseHold = this.core.hold();
-      this.report.heldAt = performance.now();
-    }
     switch (step.op) {
       case 'stop':
         return this.stop(step, ctx);
@@ -230,6 +237,9 @@ export class NodeSteps implements StepPerformer {
       case 'purge':
         return this.purge(step, ctx);
       case 'commit': {
+        // A process the transaction suspended must be alive to be handed the new release.
+        const dead = [...this.suspendedHere.keys(), ...this.resumeAtEnd].filter((p) => p.stopped && !this.stopped.includes(p));
+        if (dead.length > 0) throw new RuntimeError('process-stopped', `process ${dead.map((p) => p.name).join(', ')} died during the upgrade`);
         const previous = this.core.release;
         ctx.onUndo('restore the running release', () => {
           this.core.release = previous;
@@ -261,6 +271,9 @@ export class NodeSteps implements StepPerformer {
     if (!this.report.suspendedAt.has(step.group)) this.report.suspendedAt.set(step.group, performance.now());
     this.suspendedHere.set(p, step.group);
     await p.suspend(Math.min(step.timeout, ctx.remainingMs()));
+    // Its state as it stopped: what a rollback restores if the process dies before its migration.
+    this.snapshotProcess(p);
+    ctx.onUndo(`restore the state of process ${p.name}`, () => this.restoreProcessState(p));
   }
 
   private async resume(step: StepOf<'resume'>, ctx: StepContext): Promise<void> {

@@ -7,6 +7,7 @@ import { NodeError } from '../../errors/errors.js';
 export type RuntimeErrorCode =
   /** Another transaction is running on this node. */
   | 'busy'
+
   | 'invalid-script'
   | 'invalid-release'
   | 'wrong-release'
