@@ -47,7 +47,7 @@ export function resolveTarget(loaded: LoadedConfig, given: string | undefined): 
   if (name === undefined) {
     throw new UserError('no target: which node should this talk to?', `pass --target <socket path | host:port | name>, or set defaultTarget in ${CONFIG_FILE}`);
   }
-  const configured = targets[name];
+  const configured = Object.hasOwn(targets, name) ? targets[name] : undefined;
   if (configured !== undefined) {
     if ('socket' in configured) {
       const path = isAbsolute(configured.socket) ? configured.socket : join(loaded.baseDir, configured.socket);

@@ -1,5 +1,11 @@
+const MAX_CANDIDATES = 500;
+
 /** Suggest the closest candidate by edit distance, as jest-validate does for unknown options. */
 export function didYouMean(input: string, candidates: Iterable<string>): string | undefined {
+  const list = [...candidates];
+  // A guess among thousands of names is noise, and computing it for every finding is quadratic.
+  if (list.length > MAX_CANDIDATES) return undefined;
+  candidates = list;
   let best: string | undefined;
   let bestDistance = Infinity;
   const limit = Math.max(2, Math.floor(input.length / 3));

@@ -79,9 +79,26 @@ function parseBody(body: Buffer): unknown {
   } catch {
     throw new FrameError('frame_invalid_utf8', 'frame body is not valid UTF-8');
   }
+  let value: unknown;
   try {
-    return JSON.parse(text);
+    value = JSON.parse(text);
   } catch (e) {
     throw new FrameError('frame_invalid_json', `frame body is not JSON: ${(e as Error).message}`);
   }
+  if (nestedDeeperThan(value, MAX_JSON_DEPTH)) throw new FrameError('frame_invalid_json', `frame body nests deeper than ${MAX_JSON_DEPTH} levels`);
+  return value;
+}
+
+/** JSON.parse reads any depth, but JSON.stringify and structuredClone fail a few thousand levels down: refuse what could not be answered or copied. */
+export const MAX_JSON_DEPTH = 512;
+
+function nestedDeeperThan(value: unknown, max: number): boolean {
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop()!;
+    if (typeof v !== 'object' || v === null) continue;
+    if (depth >= max) return true;
+    for (const child of Array.isArray(v) ? v : Object.values(v)) stack.push([child, depth + 1]);
+  }
+  return false;
 }

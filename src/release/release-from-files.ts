@@ -134,7 +134,7 @@ function checkRules(manifest: ReleaseManifest, tree: ReleaseFiles, source: YamlS
             'release-dep-unknown',
             `module ${name} depends on ${JSON.stringify(dep)}, which is not a module of this release${suggestion(dep, names)}`,
             where,
-            `declare ${dep} under modules, or remove it from deps; modules: ${names.join(', ')}`,
+            `declare ${dep} under modules, or remove it from deps; modules: ${listSome(names)}`,
           ),
         );
       } else if (seen.has(dep)) {
@@ -150,7 +150,7 @@ function checkRules(manifest: ReleaseManifest, tree: ReleaseFiles, source: YamlS
           'release-process-module-unknown',
           `process ${name} runs module ${JSON.stringify(p.module)}, which is not a module of this release${suggestion(p.module, names)}`,
           source.locate(['processes', name, 'module']),
-          `declare ${p.module} under modules, or point the process at one of: ${names.join(', ')}`,
+          `declare ${p.module} under modules, or point the process at one of: ${listSome(names)}`,
         ),
       );
     }
@@ -160,4 +160,8 @@ function checkRules(manifest: ReleaseManifest, tree: ReleaseFiles, source: YamlS
 
 function fail(d: Diagnostic): Checked<Release> {
   return { value: undefined, diagnostics: [d] };
+}
+
+function listSome(names: readonly string[]): string {
+  return names.length <= 20 ? names.join(', ') : `${names.slice(0, 20).join(', ')}, … (${names.length} in all)`;
 }

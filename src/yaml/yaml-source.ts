@@ -1,4 +1,4 @@
-import { LineCounter, isMap, isPair, isScalar, isSeq, parseDocument, type Document, type Node } from 'yaml';
+import { LineCounter, isMap, isPair, isScalar, isSeq, parseDocument, type Document, type Node, type Pair, type YAMLMap } from 'yaml';
 import type { z } from 'zod';
 import { error, type Diagnostic, type Located } from '../diagnostics/diagnostic.js';
 import { suggestion } from '../diagnostics/did-you-mean.js';
@@ -47,7 +47,7 @@ export class YamlSource {
       const segment = path[i];
       const last = i === path.length - 1;
       if (isMap(node)) {
-        const pair = node.items.find((p) => isPair(p) && isScalar(p.key) && String(p.key.value) === String(segment));
+        const pair = pairIndex(node).get(String(segment));
         if (pair === undefined) break;
         if (last && key) {
           found = asRanged(pair.key) ?? found;
@@ -73,6 +73,19 @@ export class YamlSource {
   locateKey(path: readonly PropertyKey[], name: string): Located {
     return this.locate([...path, name], true);
   }
+}
+
+const pairIndexes = new WeakMap<object, Map<string, Pair>>();
+
+/** The pairs of a map by key text, first one first (as find() did), built once per map: locate() is called once per diagnostic. */
+function pairIndex(map: YAMLMap): Map<string, Pair> {
+  let index = pairIndexes.get(map);
+  if (index === undefined) {
+    index = new Map();
+    for (const p of map.items) if (isPair(p) && isScalar(p.key) && !index.has(String(p.key.value))) index.set(String(p.key.value), p);
+    pairIndexes.set(map, index);
+  }
+  return index;
 }
 
 function asRanged(node: unknown): { range?: [number, number, number] | null | undefined } | undefined {
@@ -104,7 +117,15 @@ export function validateYaml<S extends z.ZodType>(
   codePrefix: string,
   knownKeysAt: (path: readonly PropertyKey[]) => readonly string[] = () => [],
 ): { value: z.output<S> | undefined; diagnostics: Diagnostic[] } {
-  const result = schema.safeParse(source.toJS(), { reportInput: true });
+  let data: unknown;
+  try {
+    data = source.toJS();
+  } catch (e) {
+    // toJS refuses alias bombs and unresolved aliases: bad input, not a crash.
+    const message = `cannot read this YAML as data: ${e instanceof Error ? e.message : String(e)}`;
+    return { value: undefined, diagnostics: [error(`${codePrefix}-invalid`, message, source.locate([]), 'write plain maps and lists, without aliases to aliases')] };
+  }
+  const result = schema.safeParse(data, { reportInput: true });
   if (result.success) return { value: result.data, diagnostics: [] };
   const diagnostics: Diagnostic[] = [];
   for (const issue of result.error.issues) {

@@ -132,7 +132,10 @@ function serveConnection(host: NodeHost, socket: Socket, limits: ServeOptions): 
   const send = (message: unknown) => {
     if (!socket.destroyed && socket.writable) socket.write(encodeFrame(message));
   };
+  // After a fatal error nothing more from this client is read, even what is already buffered or still arriving.
+  let closing = false;
   const fatal = (code: ErrorCode, message: string) => {
+    closing = true;
     send({ type: 'error', id: null, code, message });
     socket.end();
     socket.destroySoon();
@@ -143,6 +146,7 @@ function serveConnection(host: NodeHost, socket: Socket, limits: ServeOptions): 
   });
   socket.on('error', () => socket.destroy());
   socket.on('data', (chunk: Buffer) => {
+    if (closing) return;
     let messages: unknown[];
     try {
       messages = decoder.push(chunk);
@@ -150,7 +154,7 @@ function serveConnection(host: NodeHost, socket: Socket, limits: ServeOptions): 
       return fatal('bad_frame', e instanceof FrameError ? e.message : messageOf(e));
     }
     for (const raw of messages) {
-      if (socket.destroyed) return;
+      if (socket.destroyed || closing) return;
       if (!greeted) {
         const hello = clientHelloSchema.safeParse(raw);
         if (!hello.success) return fatal('bad_message', 'the first frame must be a hello: {"type":"hello","protocol":1,"client":"…"}');
