@@ -1,25 +1,88 @@
-// `npm run bench [-- --quick]`: runs every benchmark, prints the figures and
-// writes them as JSON under bench/results/. Benchmarks are not tests.
+// `npm run bench [-- --quick]`: runs every benchmark, prints a readable summary
+// and writes the figures as JSON (and the summary as Markdown) under
+// bench/results/. Benchmarks are not tests. Method: docs/performance.md.
+//
+// Options (after `--`):
+//   --quick                 short run (under a minute with the build)
+//   --only=planner,cli,memory,load
+//   --scenarios=relup,restart,pm2   (load)
+//   --rate=N --long-lived=N --rounds=N   (load)
+//   --cycles=N              (memory)
+//
+// Every load targets 127.0.0.1 and is bounded in count and time; every child
+// process (nodes, load generator, PM2 and its daemon) is stopped at the end,
+// also on Ctrl-C.
 import { mkdir, writeFile } from 'node:fs/promises';
-import { cpus, totalmem } from 'node:os';
+import { cpus, getPriority, loadavg, platform, release, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { runCliBench } from './cli-bench.js';
+import { markStopping, runCleanups } from './lib.js';
+import { runLoadBench } from './load-bench.js';
+import { runMemoryBench } from './memory-bench.js';
 import { runPlanBench } from './plan-bench.js';
+import { summaryLines } from './summary.js';
 
-const quick = process.argv.includes('--quick');
-const machine = { node: process.version, cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, memoryGb: Math.round(totalmem() / 2 ** 30) };
+const argv = process.argv.slice(2);
+const quick = argv.includes('--quick');
+const opt = (name) => argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+const num = (name) => (opt(name) === undefined ? undefined : Number(opt(name)));
+const only = opt('only')?.split(',') ?? ['planner', 'cli', 'memory', 'load'];
+const log = (line) => process.stdout.write(`${line}\n`);
 
-const results = { date: new Date().toISOString(), quick, machine, planner: await runPlanBench({ quick }) };
-
-console.log(`planner (${machine.cpu}, ${machine.cores} cores, node ${machine.node})`);
-console.log('  modules   changed   steps   groups   median ms   min ms   heap Δ MB');
-for (const r of results.planner.rows) {
-  console.log(`  ${String(r.modules).padStart(7)}   ${String(r.changed).padStart(7)}   ${String(r.steps).padStart(5)}   ${String(r.groups).padStart(6)}   ${String(r.medianMs).padStart(9)}   ${String(r.minMs).padStart(6)}   ${String(r.heapDeltaMb).padStart(9)}`);
+let interrupted = false;
+// `on`, not `once`: execa's signal-exit re-raises a signal that no other listener handles, which would
+// kill this process before the children are stopped. A second signal exits at once.
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.on(signal, async () => {
+    if (interrupted) process.exit(130);
+    interrupted = true;
+    markStopping();
+    process.stderr.write(`\n${signal}: stopping every child process…\n`);
+    await runCleanups();
+    process.exit(130);
+  });
 }
-for (const g of results.planner.growth) console.log(`  growth ${g.from} → ${g.to}: time ~ n^${g.exponent}`);
-console.log(`  goal: 10,000 modules under 250 ms: ${results.planner.goal.met ? 'met' : 'MISSED'}`);
+
+const load1 = () => loadavg().map((x) => Math.round(x * 100) / 100);
+const machine = { node: process.version, cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, memoryGb: Math.round(totalmem() / 2 ** 30), platform: `${platform()} ${release()}`, nice: getPriority(), loadAverageAtStart: load1() };
+const results = { date: new Date().toISOString(), quick, machine };
+const started = performance.now();
+const sections = {};
+
+async function section(name, fn) {
+  if (!only.includes(name)) return;
+  const t0 = performance.now();
+  log(`${name}…`);
+  results[name] = await fn();
+  sections[name] = { seconds: Math.round((performance.now() - t0) / 100) / 10, loadAverageAfter: load1() };
+}
+
+try {
+  await section('planner', () => runPlanBench({ quick }));
+  await section('cli', () => runCliBench({ quick }));
+  await section('memory', () => runMemoryBench({ quick, cycles: num('cycles'), log }));
+  await section('load', () => {
+    const overrides = Object.fromEntries(Object.entries({ rate: num('rate'), longLived: num('long-lived'), rounds: num('rounds') }).filter(([, v]) => v !== undefined));
+    return runLoadBench({ quick, overrides, scenarios: opt('scenarios')?.split(',') ?? ['relup', 'restart', 'pm2'], log });
+  });
+} catch (e) {
+  // Interrupted: the signal handler is stopping the children and will exit; don't race it.
+  if (interrupted) await new Promise(() => {});
+  throw e;
+} finally {
+  await runCleanups();
+}
+if (interrupted) await new Promise(() => {});
+
+results.seconds = Math.round((performance.now() - started) / 100) / 10;
+results.sections = sections;
+const summary = summaryLines(results).join('\n');
+log(`\n${summary}`);
 
 const dir = fileURLToPath(new URL('./results/', import.meta.url));
 await mkdir(dir, { recursive: true });
-const file = `${dir}bench-${quick ? 'quick' : 'full'}.json`;
-await writeFile(file, `${JSON.stringify(results, null, 2)}\n`);
-console.log(`\nresults written to ${file}`);
+const partial = only.length < 4 || argv.some((a) => /^--(scenarios|rate|long-lived|rounds|cycles)=/.test(a));
+const mode = `${quick ? 'quick' : 'full'}${partial ? '-partial' : ''}`;
+await writeFile(`${dir}bench-${mode}.json`, `${JSON.stringify(results, null, 2)}\n`);
+await writeFile(`${dir}summary-${mode}.md`, `${summary}\n`);
+log(`results written to ${dir}bench-${mode}.json and summary-${mode}.md`);

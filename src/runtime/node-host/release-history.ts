@@ -68,8 +68,9 @@ export function recordEvent(history: History, event: HistoryEvent, change?: { cu
     ...history,
     current: change?.current ?? history.current,
     permanent: change?.permanent ?? history.permanent,
-    previous,
-    events: [...history.events, event],
+    previous: previous.slice(0, MAX_EVENTS),
+    // Bounded in memory too, not only on disk: a long-lived node must not grow with its history.
+    events: [...history.events, event].slice(-MAX_EVENTS),
   };
 }
 
