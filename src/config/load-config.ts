@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join } from 'node:path';
-import { hasErrors } from '../diagnostics/diagnostic.js';
+import { hasErrors, type Checked } from '../diagnostics/diagnostic.js';
 import { suggestion } from '../diagnostics/did-you-mean.js';
 import { ConfigError, UserError } from '../errors/errors.js';
 import { YamlSource, validateYaml } from '../yaml/yaml-source.js';
@@ -25,12 +25,18 @@ export async function loadConfig(cwd: string, explicit?: string): Promise<Loaded
     if ((e as NodeJS.ErrnoException).code === 'ENOENT' && explicit === undefined) return { config: {}, baseDir: cwd, file: undefined };
     throw new UserError(`cannot read ${file}: ${(e as Error).message}`, 'check the path given with --config');
   }
-  const shown = explicit ?? CONFIG_FILE;
-  const { source, diagnostics } = YamlSource.parse(text, shown);
-  if (hasErrors(diagnostics)) throw new ConfigError(diagnostics);
+  const parsed = parseConfig(text, explicit ?? CONFIG_FILE);
+  if (parsed.value === undefined) throw new ConfigError(parsed.diagnostics);
+  return { config: parsed.value, baseDir: dirname(file), file };
+}
+
+/** The text of a relup.config.yaml, parsed and validated; never throws for bad input. An empty file is an empty config. */
+export function parseConfig(text: string, file: string): Checked<RelupConfig> {
+  const { source, diagnostics } = YamlSource.parse(text, file);
+  if (hasErrors(diagnostics)) return { value: undefined, diagnostics };
   const checked = validateYaml(source, configSchema.nullable(), 'config', configKeysAt);
-  if (checked.value === undefined) throw new ConfigError(checked.diagnostics);
-  return { config: checked.value ?? {}, baseDir: dirname(file), file };
+  const all = [...diagnostics, ...checked.diagnostics];
+  return checked.value === undefined ? { value: undefined, diagnostics: all } : { value: checked.value ?? {}, diagnostics: all };
 }
 
 export interface ResolvedTarget {

@@ -2,7 +2,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve, isAbsolute } from 'node:path';
 import { error, hasErrors, warning, type Checked, type Diagnostic } from '../diagnostics/diagnostic.js';
 import { parseManifest, type BundleManifest } from './bundle-manifest.js';
-import { writeFileAtomic } from './atomic-write.js';
+import { writeFileAtomic } from '../fs/write-file-atomic.js';
 import { releaseFromFiles } from './release-from-files.js';
 import { BUNDLE_MANIFEST_FILE, BUNDLE_OWN_FILES } from './release-hash.js';
 import { isNotFound, readReleaseFiles, type ReleaseLimits } from './release-files.js';

@@ -1,6 +1,6 @@
 import { createPublicKey, sign, type KeyObject } from 'node:crypto';
 import { error, hasErrors, type Checked, type Diagnostic } from '../diagnostics/diagnostic.js';
-import { writeFileAtomic } from './atomic-write.js';
+import { writeFileAtomic } from '../fs/write-file-atomic.js';
 import { fingerprintOf, type BundleSignature } from './bundle-signature.js';
 import { readReleaseFiles } from './release-files.js';
 import { BUNDLE_MANIFEST_FILE, BUNDLE_SIGNATURE_FILE } from './release-hash.js';

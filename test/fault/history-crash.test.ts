@@ -146,7 +146,7 @@ describe('the release history survives crashes while it is written', () => {
         }
         seen.push(`after-exit=${n} (${direction}): ${recorded ? 'commit recorded' : 'interrupted'}, boots ${s.version}`);
         expect(await readdir(join(stateDir, 'incoming'))).toEqual([]);
-        // A kill inside writeDurably leaves a temp file; the restart removed it.
+        // A kill inside writeFileAtomic leaves a temp file; the restart removed it.
         expect(await tmpFiles(stateDir)).toEqual([]);
       }
     } finally {

@@ -9,7 +9,7 @@ import { CONFIG_FILE, type RelupConfig } from '../../src/config/config-schema.js
 import { loadConfig, resolveDir, resolveTarget, type LoadedConfig } from '../../src/config/load-config.js';
 import type { Diagnostic } from '../../src/diagnostics/diagnostic.js';
 import { ConfigError, UserError } from '../../src/errors/errors.js';
-import { parseConfigText } from './config-text.js';
+import { parseConfig } from '../../src/config/load-config.js';
 import { checkChecked, checkDiagnostic, fuzzAsync, fuzz, lineCount, noThrow, runs, Summary, timeoutFor } from './kit.js';
 import { keysOf, lenient, mutants, YAML_TOKENS, type Mutant } from './mutate.js';
 
@@ -75,7 +75,7 @@ const configCase: fc.Arbitrary<ConfigCase> = fc.record({
 
 function checkConfig(c: ConfigCase): void {
   const text = lenient(c.doc.bytes);
-  const result = noThrow('parse + validate of relup.config.yaml', () => parseConfigText(text, CONFIG_FILE));
+  const result = noThrow('parse + validate of relup.config.yaml', () => parseConfig(text, CONFIG_FILE));
   checkChecked(result, RULES(text));
   if (result.value !== undefined) checkConsumers(result.value, c.given);
 }
@@ -118,7 +118,7 @@ describe('fuzz: config file', () => {
             }
             const text = lenient(doc.bytes);
             for (const d of diagnostics ?? []) checkDiagnostic(d, RULES(text));
-            const expected = noThrow('parse + validate of relup.config.yaml', () => parseConfigText(text, CONFIG_FILE));
+            const expected = noThrow('parse + validate of relup.config.yaml', () => parseConfig(text, CONFIG_FILE));
             if ((diagnostics === undefined) !== (expected.value !== undefined)) throw new Error('loadConfig and the text path disagree');
             if (diagnostics !== undefined && diagnostics.length === 0) throw new Error('a ConfigError without diagnostics');
             return 1;

@@ -13,7 +13,7 @@ import { ControlServer } from '../../src/runtime/node-host/control-server.js';
 import { NodeHost } from '../../src/runtime/node-host/node-host.js';
 import { DEMO_RELEASES } from '../helpers/repo-paths.js';
 import { demoFiles, planScript, demoImage } from '../runtime/helpers/release-image.js';
-import { parseConfigText } from './config-text.js';
+import { parseConfig } from '../../src/config/load-config.js';
 
 /**
  * The bugs the fuzzers found, one small deterministic test each, named
@@ -38,7 +38,7 @@ describe('bugs found by fuzzing', { timeout: 20_000 }, () => {
       expect(result!.diagnostics.map((d) => d.code)).toContain('release-invalid');
       expect(result!.diagnostics.every((d) => d.line !== undefined)).toBe(true);
 
-      expect(() => parseConfigText(text, CONFIG_FILE)).not.toThrow();
+      expect(() => parseConfig(text, CONFIG_FILE)).not.toThrow();
       const dir = await mkdtemp(join(tmpdir(), 'relup-bug-'));
       try {
         await writeFile(join(dir, CONFIG_FILE), text);
@@ -53,7 +53,7 @@ describe('bugs found by fuzzing', { timeout: 20_000 }, () => {
 
   it('BUG(config-proto-target): defaultTarget or --target naming an Object.prototype member is not a configured target', () => {
     for (const name of ['constructor', 'toString', '__proto__', 'hasOwnProperty']) {
-      const config = parseConfigText(`defaultTarget: ${JSON.stringify(name)}\n`, CONFIG_FILE).value!;
+      const config = parseConfig(`defaultTarget: ${JSON.stringify(name)}\n`, CONFIG_FILE).value!;
       expect(config).toBeDefined();
       const loaded: LoadedConfig = { config, baseDir: '/work/project', file: undefined };
       // Today: { kind: 'tcp', host: undefined, port: undefined }, which then fails somewhere in net.connect.

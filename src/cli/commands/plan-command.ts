@@ -4,7 +4,7 @@ import { versionInName } from '../../appup/load-appups.js';
 import { hasErrors, type Diagnostic } from '../../diagnostics/diagnostic.js';
 import { EXIT_FAILED, EXIT_OK, EXIT_USAGE } from '../../errors/errors.js';
 import { plan } from '../../planner/plan.js';
-import { writeFileAtomic } from '../../release/atomic-write.js';
+import { writeFileAtomic } from '../../fs/write-file-atomic.js';
 import { findRelease } from '../../release/release-catalog.js';
 import type { Release } from '../../release/release-model.js';
 import { renderScript } from '../../script/render-script.js';

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { formatDiagnostic } from '../../diagnostics/format-diagnostic.js';
 import { hasErrors } from '../../diagnostics/diagnostic.js';
 import { bundleBytes } from '../../release/bundle-bytes.js';
+import { ATOMIC_TEMP_FILE } from '../../fs/write-file-atomic.js';
 import type { ApplyParams } from '../../protocol/messages.js';
 import { startNode, RuntimeError, type ApplyOptions, type ApplyOutcome, type LogSink, type NodeStatus, type RelupNode, type StepEvent } from '../node/relup-node.js';
 import type { ReleaseImage } from '../node/release-image.js';
@@ -189,6 +190,6 @@ function withoutStarted(history: History): History {
 /** Temporary files of atomic writes interrupted by a crash: never read, so only removed. */
 async function removeTempFiles(stateDir: string): Promise<void> {
   for (const name of await readdir(stateDir).catch(() => [] as string[])) {
-    if (/^\.[0-9a-f-]{36}\.tmp$/.test(name)) await unlink(join(stateDir, name)).catch(() => undefined);
+    if (ATOMIC_TEMP_FILE.test(name)) await unlink(join(stateDir, name)).catch(() => undefined);
   }
 }

@@ -1,14 +1,14 @@
-import { open, readFile, rename, unlink } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
-import { randomUUID } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { z } from 'zod';
+import { writeFileAtomic } from '../../fs/write-file-atomic.js';
 
 /**
  * The node's release history, kept in its state directory: which release runs
  * (current), which one a restart boots (permanent), what ran before
  * (previous), and every boot and upgrade attempt with its outcome. Written
- * atomically (temp file, fsync, rename, fsync of the directory), so a crash
- * mid-write leaves either the old or the new file, never a torn one.
+ * with writeFileAtomic, so a crash mid-write leaves either the old or the new
+ * file, never a torn one.
  */
 export const HISTORY_FILE = 'history.json';
 const MAX_EVENTS = 500;
@@ -55,7 +55,7 @@ export async function readHistory(stateDir: string): Promise<History | undefined
 
 export async function writeHistory(stateDir: string, history: History): Promise<void> {
   const bounded = { ...history, events: history.events.slice(-MAX_EVENTS) };
-  await writeDurably(join(stateDir, HISTORY_FILE), `${JSON.stringify(bounded, null, 2)}\n`);
+  await writeFileAtomic(join(stateDir, HISTORY_FILE), `${JSON.stringify(bounded, null, 2)}\n`, { mode: 0o600 });
 }
 
 /** A new history after `event`; pure, so the rules are testable without a disk. */
@@ -72,30 +72,6 @@ export function recordEvent(history: History, event: HistoryEvent, change?: { cu
     // Bounded in memory too, not only on disk: a long-lived node must not grow with its history.
     events: [...history.events, event].slice(-MAX_EVENTS),
   };
-}
-
-export async function writeDurably(path: string, text: string | Uint8Array): Promise<void> {
-  const temp = join(dirname(path), `.${randomUUID()}.tmp`);
-  const file = await open(temp, 'wx', 0o600);
-  try {
-    await file.writeFile(text);
-    await file.sync();
-  } finally {
-    await file.close();
-  }
-  try {
-    await rename(temp, path);
-  } catch (e) {
-    await unlink(temp).catch(() => undefined);
-    throw e;
-  }
-  // The rename is durable only once the directory entry is on disk.
-  const dir = await open(dirname(path), 'r');
-  try {
-    await dir.sync();
-  } finally {
-    await dir.close();
-  }
 }
 
 function safeJson(text: string): unknown {

@@ -9,7 +9,7 @@ import { readReleaseFiles } from '../../release/release-files.js';
 import { verifyFiles } from '../../release/verify-release.js';
 import type { Release } from '../../release/release-model.js';
 import type { ReleaseImage } from '../node/release-image.js';
-import { writeDurably } from './release-history.js';
+import { writeFileAtomic } from '../../fs/write-file-atomic.js';
 
 /**
  * The bundles a node has installed, under `<stateDir>/releases/`: every
@@ -57,7 +57,7 @@ export class ReleaseStore {
   /** Verify uploaded bundle bytes without installing them. The temporary file is removed either way. */
   async receive(bytes: Uint8Array): Promise<{ image: ReleaseImage | undefined; diagnostics: Diagnostic[]; bytes: Uint8Array }> {
     const temp = join(this.incoming, `${randomUUID()}.tar.gz`);
-    await writeDurably(temp, bytes);
+    await writeFileAtomic(temp, bytes, { mode: 0o600 });
     try {
       return { ...(await this.load(temp, 'uploaded bundle')), bytes };
     } finally {
@@ -80,7 +80,7 @@ export class ReleaseStore {
   async install(release: Release, bytes: Uint8Array): Promise<void> {
     const path = this.pathOf(release);
     const temp = join(this.incoming, `${randomUUID()}.tar.gz`);
-    await writeDurably(temp, bytes);
+    await writeFileAtomic(temp, bytes, { mode: 0o600 });
     await rename(temp, path);
   }
 }
