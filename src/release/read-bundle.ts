@@ -1,5 +1,5 @@
 import { createReadStream } from 'node:fs';
-import { Writable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { Parser, type ReadEntry } from 'tar';
@@ -19,7 +19,7 @@ class StopReading extends Error {}
  * headers and on the decompressed byte count, so a gzip bomb is stopped while
  * streaming, not after it has been inflated.
  */
-export async function readBundleFiles(file: string, origin: string, limits: ReleaseLimits): Promise<Checked<ReleaseFiles>> {
+export async function readBundleFiles(source: string | Uint8Array, origin: string, limits: ReleaseLimits): Promise<Checked<ReleaseFiles>> {
   const diagnostics: Diagnostic[] = [];
   let stopped = false;
   const files = new Map<string, Buffer>();
@@ -123,7 +123,8 @@ export async function readBundleFiles(file: string, origin: string, limits: Rele
   });
 
   try {
-    await pipeline(createReadStream(file), createGunzip(), sink);
+    // A path is streamed from disk; bytes (an upload) are parsed from memory, never written anywhere first.
+    await pipeline(typeof source === 'string' ? createReadStream(source) : Readable.from([Buffer.from(source)]), createGunzip(), sink);
   } catch (e) {
     if (isZlibError(e)) corrupt(`gzip: ${e.message}`);
     else if (!(e instanceof StopReading)) throw e;

@@ -59,6 +59,11 @@ export async function readReleaseFiles(path: string, options: ReadOptions = {}):
   return kind === 'dir' ? readDirFiles(path, origin, limits) : readBundleFiles(path, origin, limits);
 }
 
+/** Read a bundle held in memory (an upload) with the same checks and limits as a bundle file. */
+export function readBundleBytes(bytes: Uint8Array, options: ReadOptions = {}): Promise<Checked<ReleaseFiles>> {
+  return readBundleFiles(bytes, options.displayPath ?? 'bundle', resolveLimits(options.limits));
+}
+
 function notARelease(origin: string): Checked<ReleaseFiles> {
   return {
     value: undefined,

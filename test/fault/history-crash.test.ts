@@ -145,9 +145,9 @@ describe('the release history survives crashes while it is written', () => {
           expect(s.history.slice(-2).map((e) => `${e.op}:${e.status}`)).toEqual(['apply:interrupted', 'boot:booted']);
         }
         seen.push(`after-exit=${n} (${direction}): ${recorded ? 'commit recorded' : 'interrupted'}, boots ${s.version}`);
-        expect(await readdir(join(stateDir, 'incoming'))).toEqual([]);
-        // A kill inside writeFileAtomic leaves a temp file; the restart removed it.
+        // A kill inside writeFileAtomic (history or bundle install) leaves a temp file; the restart removed it.
         expect(await tmpFiles(stateDir)).toEqual([]);
+        expect(await tmpFiles(join(stateDir, 'releases'))).toEqual([]);
       }
     } finally {
       await node.stop();

@@ -1,15 +1,14 @@
-import { mkdir, readdir, rename, unlink } from 'node:fs/promises';
+import { mkdir, readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { randomUUID } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
-import { error, hasErrors, type Diagnostic } from '../../diagnostics/diagnostic.js';
+import { error, hasErrors, type Checked, type Diagnostic } from '../../diagnostics/diagnostic.js';
 import { checkSignature } from '../../release/bundle-signature.js';
 import { bundleFileName } from '../../release/pack-release.js';
-import { readReleaseFiles } from '../../release/release-files.js';
+import { readBundleBytes, readReleaseFiles, type ReleaseFiles } from '../../release/release-files.js';
 import { verifyFiles } from '../../release/verify-release.js';
 import type { Release } from '../../release/release-model.js';
 import type { ReleaseImage } from '../node/release-image.js';
-import { writeFileAtomic } from '../../fs/write-file-atomic.js';
+import { ATOMIC_TEMP_FILE, writeFileAtomic } from '../../fs/write-file-atomic.js';
 
 /**
  * The bundles a node has installed, under `<stateDir>/releases/`: every
@@ -18,27 +17,32 @@ import { writeFileAtomic } from '../../fs/write-file-atomic.js';
  */
 export class ReleaseStore {
   readonly dir: string;
-  private readonly incoming: string;
 
   /** When set, every release must be a bundle signed by this key; checked before its content is used. */
   private readonly publicKey: KeyObject | undefined;
 
   constructor(stateDir: string, publicKey?: KeyObject) {
     this.dir = join(stateDir, 'releases');
-    this.incoming = join(stateDir, 'incoming');
     this.publicKey = publicKey;
   }
 
   async init(): Promise<void> {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
-    await mkdir(this.incoming, { recursive: true, mode: 0o700 });
-    // Leftovers of an upload interrupted by a crash are never trusted.
-    for (const name of await readdir(this.incoming)) await unlink(join(this.incoming, name)).catch(() => undefined);
+    // Temp files of an install cut short by a crash are never trusted.
+    for (const name of await readdir(this.dir)) if (ATOMIC_TEMP_FILE.test(name)) await unlink(join(this.dir, name)).catch(() => undefined);
   }
 
   /** Read and verify a bundle or release directory from disk. */
   async load(path: string, displayPath = path): Promise<{ image: ReleaseImage | undefined; diagnostics: Diagnostic[] }> {
-    const read = await readReleaseFiles(path, { displayPath });
+    return this.verify(await readReleaseFiles(path, { displayPath }), displayPath);
+  }
+
+  /** Verify uploaded bundle bytes in memory, without installing them: nothing is written before the checks pass. */
+  async receive(bytes: Uint8Array): Promise<{ image: ReleaseImage | undefined; diagnostics: Diagnostic[]; bytes: Uint8Array }> {
+    return { ...this.verify(await readBundleBytes(bytes, { displayPath: 'uploaded bundle' }), 'uploaded bundle'), bytes };
+  }
+
+  private verify(read: Checked<ReleaseFiles>, displayPath: string): { image: ReleaseImage | undefined; diagnostics: Diagnostic[] } {
     if (read.value === undefined) return { image: undefined, diagnostics: read.diagnostics };
     if (this.publicKey !== undefined) {
       // The signature is checked first: nothing of an unsigned or tampered bundle is trusted, parsed further or installed.
@@ -54,17 +58,6 @@ export class ReleaseStore {
     return { image: { release: report.release, files: read.value.files }, diagnostics };
   }
 
-  /** Verify uploaded bundle bytes without installing them. The temporary file is removed either way. */
-  async receive(bytes: Uint8Array): Promise<{ image: ReleaseImage | undefined; diagnostics: Diagnostic[]; bytes: Uint8Array }> {
-    const temp = join(this.incoming, `${randomUUID()}.tar.gz`);
-    await writeFileAtomic(temp, bytes, { mode: 0o600 });
-    try {
-      return { ...(await this.load(temp, 'uploaded bundle')), bytes };
-    } finally {
-      await unlink(temp).catch(() => undefined);
-    }
-  }
-
   pathOf(release: Pick<Release, 'name' | 'version'>): string {
     return join(this.dir, bundleFileName(release));
   }
@@ -76,11 +69,8 @@ export class ReleaseStore {
     return (await this.load(this.pathOf({ name, version }))).image;
   }
 
-  /** Keep the bundle of a release the node now has (atomically; an identical one is left as is). */
+  /** Keep the bundle of a release the node now has, written atomically. */
   async install(release: Release, bytes: Uint8Array): Promise<void> {
-    const path = this.pathOf(release);
-    const temp = join(this.incoming, `${randomUUID()}.tar.gz`);
-    await writeFileAtomic(temp, bytes, { mode: 0o600 });
-    await rename(temp, path);
+    await writeFileAtomic(this.pathOf(release), bytes, { mode: 0o600 });
   }
 }

@@ -300,9 +300,7 @@ async function restartProblems(node: RealNode, image: ReleaseImage, script: { fr
     }
     if (JSON.stringify(s.history.at(-1)) !== JSON.stringify(last)) problems.push('status and history.json disagree on the last event');
   }
-  const incoming = await readdir(join(node.stateDir, 'incoming')).catch(() => [] as string[]);
-  if (incoming.length > 0) problems.push(`incoming/ still holds ${incoming.join(', ')}`);
-  const temp = (await readdir(node.stateDir)).filter((n) => n.endsWith('.tmp'));
+  const temp = [...(await readdir(node.stateDir)), ...(await readdir(join(node.stateDir, 'releases')))].filter((n) => n.endsWith('.tmp'));
   if (temp.length > 0) problems.push(`temp files left in the state directory: ${temp.join(', ')}`);
   return problems;
 }
