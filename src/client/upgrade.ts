@@ -7,7 +7,7 @@ import { plan } from '../planner/plan.js';
 import { bundleBytes } from '../release/bundle-bytes.js';
 import { findRelease, type Catalog } from '../release/release-catalog.js';
 import { join } from 'node:path';
-import { readReleaseFiles } from '../release/release-files.js';
+import { readBundleBytes, readReleaseFiles } from '../release/release-files.js';
 import { bundleFileName } from '../release/pack-release.js';
 import { verifyFiles } from '../release/verify-release.js';
 import type { Release } from '../release/release-model.js';
@@ -120,9 +120,9 @@ async function bundleOf(catalog: Catalog, release: Release, releasesDir: string 
   const source = catalog.sources.get(release.version);
   if (source?.kind === 'bundle') return readFile(source.path);
   if (releasesDir !== undefined) {
-    const candidate = join(releasesDir, bundleFileName(release));
-    const read = await readReleaseFiles(candidate);
-    if (read.value !== undefined && verifyFiles(read.value).release?.hash === release.hash) return readFile(candidate);
+    const bytes = await readFile(join(releasesDir, bundleFileName(release))).catch(() => undefined);
+    const read = bytes === undefined ? undefined : await readBundleBytes(bytes);
+    if (bytes !== undefined && read?.value !== undefined && verifyFiles(read.value).release?.hash === release.hash) return bytes;
   }
   const read = await readReleaseFiles(source?.path ?? release.origin);
   if (read.value === undefined) throw new UserError(`cannot read ${release.origin}`, read.diagnostics[0]?.message);
