@@ -3,6 +3,7 @@ import { formatGithubAnnotation } from '../../diagnostics/format-diagnostic.js';
 import { sortDiagnostics } from '../../diagnostics/diagnostic.js';
 import { EXIT_FAILED, EXIT_OK } from '../../errors/errors.js';
 import { checkProject } from '../../project/check-project.js';
+import { checkProjectModules } from '../../project/check-modules.js';
 import { loadProject, resolveIn } from '../../project/load-project.js';
 import { liveCheck, readFixture, type LiveTransition } from '../../client/live-check.js';
 import type { CommandIo } from '../io.js';
@@ -25,6 +26,9 @@ export async function run(raw: Record<string, unknown>, io: CommandIo): Promise<
   const dirs = await projectOptions(args, io);
   const project = await loadProject({ cwd: io.cwd, releases: dirs.releases, appups: dirs.appups });
   const report = checkProject(project);
+  // Every module of every release is compiled the way its nodes would load it.
+  const moduleDiagnostics = await checkProjectModules(project);
+  report.diagnostics.push(...moduleDiagnostics);
   let live: LiveTransition[] | undefined;
   if (args.live === true) {
     // Only transitions that plan cleanly both ways are worth a scratch node.

@@ -1,5 +1,9 @@
+import { hasErrors, type Diagnostic } from '../../diagnostics/diagnostic.js';
 import { EXIT_FAILED, EXIT_OK } from '../../errors/errors.js';
 import { packRelease } from '../../release/pack-release.js';
+import { readReleaseFiles } from '../../release/release-files.js';
+import { releaseFromFiles } from '../../release/release-from-files.js';
+import { checkReleaseModules } from '../../project/check-modules.js';
 import { display, resolveIn } from '../../project/load-project.js';
 import type { CommandIo } from '../io.js';
 import { projectOptions } from '../project-options.js';
@@ -19,7 +23,10 @@ export async function run(raw: Record<string, unknown>, io: CommandIo): Promise<
   const args = raw as unknown as PackArgs;
   const dir = await resolveReleaseArg(io.cwd, args.release, (await projectOptions(args, io)).releases, 'dir');
   const outDir = args.outDir === undefined ? undefined : resolveIn(io.cwd, args.outDir);
-  const result = await packRelease(dir, { displayPath: display(io.cwd, dir), ...(outDir === undefined ? {} : { outDir }) });
+  // Pack refuses what `relup check` refuses: a module its nodes could not load is never shipped.
+  const modules = await moduleFindings(dir, display(io.cwd, dir));
+  const result = hasErrors(modules) ? { value: undefined, diagnostics: [] } : await packRelease(dir, { displayPath: display(io.cwd, dir), ...(outDir === undefined ? {} : { outDir }) });
+  result.diagnostics = [...modules, ...result.diagnostics];
   printDiagnostics(result.diagnostics, io);
   const packed = result.value;
   if (args.json === true) {
@@ -32,4 +39,12 @@ export async function run(raw: Record<string, unknown>, io: CommandIo): Promise<
     io.stdout.write(`${verb}: ${display(io.cwd, packed.bundlePath)}\n  ${packed.release.name} ${packed.release.version}, ${packed.manifest.files.length} files, release hash ${packed.manifest.releaseHash}\n`);
   }
   return packed === undefined ? EXIT_FAILED : EXIT_OK;
+}
+
+/** The module checks of the release's runtime; a release.yaml with errors is left to packRelease to report. */
+async function moduleFindings(dir: string, displayPath: string): Promise<Diagnostic[]> {
+  const read = await readReleaseFiles(dir, { displayPath });
+  if (read.value === undefined || read.value.kind !== 'dir') return [];
+  const release = releaseFromFiles(read.value, displayPath).value;
+  return release === undefined ? [] : checkReleaseModules(release, read.value.files);
 }

@@ -1,11 +1,8 @@
 import { createRequire, isBuiltin } from 'node:module';
-import vm from 'node:vm';
+import { compileModuleSource, moduleFilename, whereText } from './module-source.js';
 import { RuntimeError, messageOf } from './runtime-error.js';
 
 const requireBuiltin = createRequire(import.meta.url);
-
-/** The parameters a module file's body sees, in this order (docs/runtime-node.md). */
-const MODULE_PARAMETERS = ['exports', 'module', 'require', 'relup'];
 
 /**
  * Per-version switches read by the `relup` object a version's code holds.
@@ -100,13 +97,13 @@ export interface CompileInput {
  * re-importing on each upgrade would leak the old code forever.
  */
 export function compileModule(input: CompileInput): ModuleVersion {
-  const filename = `relup:${input.releaseName}@${input.release}/${input.file}`;
-  let body: (...args: unknown[]) => unknown;
-  try {
-    body = vm.compileFunction(input.source, MODULE_PARAMETERS, { filename }) as (...args: unknown[]) => unknown;
-  } catch (e) {
-    throw new RuntimeError('compile-error', `${filename} does not compile: ${messageOf(e)}`, 'fix the module file and build a new release');
+  const filename = moduleFilename(input.releaseName, input.release, input.file);
+  const compiled = compileModuleSource(input.source, filename);
+  if (!compiled.ok) {
+    // file:line:col, as `relup check` reports it, so the two can be matched up.
+    throw new RuntimeError('compile-error', `${whereText(filename, compiled.problem)} does not compile: ${compiled.problem.message}`, 'fix the module file and build a new release (relup check finds this before a release ships)');
   }
+  const body = compiled.body;
   const gate: VersionGate = { loading: true, revoked: false };
   const api = input.makeApi(gate);
   const module: { exports: unknown } = { exports: {} };
