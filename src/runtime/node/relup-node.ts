@@ -280,7 +280,8 @@ export class RelupNode {
       ...(result.rollback !== undefined ? { rollback: result.rollback } : {}),
       journal: result.journal,
       groups,
-      absent: Object.fromEntries(report.absent),
+      // Keys a switch filled in are gone again once the switch is undone: only a commit keeps them.
+      absent: result.status === 'committed' ? Object.fromEntries(report.absent) : {},
       holdMs: report.heldAt !== undefined && report.releasedAt !== undefined ? report.releasedAt - report.heldAt : null,
       durationMs: performance.now() - started,
     };
