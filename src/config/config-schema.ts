@@ -12,6 +12,13 @@ const tcpTarget = z.strictObject({
   secretFile: z.string().min(1).optional(),
   /** Environment variable holding the shared secret. */
   secretEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/).optional(),
+  /** Speak TLS to this node (relup node start --tls-cert/--tls-key), trusting a CA file or one certificate's sha256 fingerprint. */
+  tls: z
+    .union([
+      z.strictObject({ ca: z.string().min(1), servername: z.string().min(1).optional() }),
+      z.strictObject({ fingerprint: z.string().regex(/^(sha256:)?([0-9A-Fa-f]{2}:?){31}[0-9A-Fa-f]{2}$/, 'a sha256 fingerprint: 64 hex digits, colons allowed') }),
+    ])
+    .optional(),
 });
 
 export const targetSchema = z.union([unixTarget, tcpTarget]);
@@ -31,6 +38,7 @@ export const CONFIG_FILE = 'relup.config.yaml';
 
 export function configKeysAt(path: readonly PropertyKey[]): readonly string[] {
   if (path.length === 0) return Object.keys(configSchema.shape);
-  if (path[0] === 'targets' && path.length === 2) return ['socket', 'host', 'port', 'secretFile', 'secretEnv'];
+  if (path[0] === 'targets' && path.length === 2) return ['socket', 'host', 'port', 'secretFile', 'secretEnv', 'tls'];
+  if (path[0] === 'targets' && path[2] === 'tls' && path.length === 3) return ['ca', 'servername', 'fingerprint'];
   return [];
 }

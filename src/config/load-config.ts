@@ -43,6 +43,8 @@ export interface ResolvedTarget {
   target: Target;
   secretFile?: string;
   secretEnv?: string;
+  /** TLS trust: a CA file (absolute) or a certificate fingerprint. */
+  tls?: { caFile: string; servername?: string } | { fingerprint: string };
   name?: string;
 }
 
@@ -64,6 +66,14 @@ export function resolveTarget(loaded: LoadedConfig, given: string | undefined): 
       name,
       ...(configured.secretFile === undefined ? {} : { secretFile: isAbsolute(configured.secretFile) ? configured.secretFile : join(loaded.baseDir, configured.secretFile) }),
       ...(configured.secretEnv === undefined ? {} : { secretEnv: configured.secretEnv }),
+      ...(configured.tls === undefined
+        ? {}
+        : {
+            tls:
+              'ca' in configured.tls
+                ? { caFile: isAbsolute(configured.tls.ca) ? configured.tls.ca : join(loaded.baseDir, configured.tls.ca), ...(configured.tls.servername === undefined ? {} : { servername: configured.tls.servername }) }
+                : { fingerprint: configured.tls.fingerprint },
+          }),
     };
   }
   if (given === undefined) {

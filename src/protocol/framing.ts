@@ -14,48 +14,71 @@ export class FrameError extends Error {
   }
 }
 
-export function encodeFrame(message: unknown): Buffer {
-  const body = Buffer.from(JSON.stringify(message), 'utf8');
+/** Before authentication a node reads only small frames (hello, auth): an unauthenticated peer cannot make it buffer more. */
+export const HANDSHAKE_MAX_FRAME_BYTES = 4096;
+
+/** The UTF-8 JSON bytes of a message: a frame's body, before any seal. */
+export function encodeBody(message: unknown): Buffer {
+  return Buffer.from(JSON.stringify(message), 'utf8');
+}
+
+/** A frame around `body`: 4-byte big-endian length, then the body. */
+export function frameOf(body: Buffer): Buffer {
   const frame = Buffer.allocUnsafe(4 + body.length);
   frame.writeUInt32BE(body.length, 0);
   body.copy(frame, 4);
   return frame;
 }
 
+export function encodeFrame(message: unknown): Buffer {
+  return frameOf(encodeBody(message));
+}
+
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /**
- * Incremental decoder: feed it chunks as they arrive; it returns the complete
- * frames' JSON values. It refuses a frame larger than `maxFrameBytes` as soon
- * as its header arrives, before buffering the body.
+ * Incremental decoder. Feed it chunks as they arrive and pull complete frame
+ * bodies one at a time with `next()`, so the reader can change the limit
+ * between two frames (after the handshake) and stop pulling when its answers
+ * are not being read. A frame larger than `maxFrameBytes` is refused as soon
+ * as its header is pulled, before its body is awaited. `push` is the
+ * convenience for plain (unsealed) streams: feed, then every frame parsed.
  */
 export class FrameDecoder {
   private buffered: Buffer[] = [];
   private length = 0;
-  private readonly maxFrameBytes: number;
+  /** May change between frames: small during the handshake, larger after it. */
+  maxFrameBytes: number;
 
   constructor(maxFrameBytes = DEFAULT_MAX_FRAME_BYTES) {
     this.maxFrameBytes = maxFrameBytes;
   }
 
-  /** Bytes received but not yet part of a complete frame. */
+  /** Bytes received but not yet returned as part of a frame. */
   get pending(): number {
     return this.length;
   }
 
-  push(chunk: Buffer): unknown[] {
+  feed(chunk: Buffer): void {
+    if (chunk.length === 0) return;
     this.buffered.push(chunk);
     this.length += chunk.length;
+  }
+
+  /** The next complete frame's body, or undefined until more bytes arrive. Throws FrameError for an oversized header. */
+  next(): Buffer | undefined {
+    if (this.length < 4) return undefined;
+    const size = this.peek(4).readUInt32BE(0);
+    if (size > this.maxFrameBytes) throw new FrameError('frame_too_large', `frame of ${size} bytes exceeds the limit of ${this.maxFrameBytes}`);
+    if (this.length < 4 + size) return undefined;
+    return this.take(4 + size).subarray(4);
+  }
+
+  push(chunk: Buffer): unknown[] {
+    this.feed(chunk);
     const out: unknown[] = [];
-    for (;;) {
-      if (this.length < 4) return out;
-      const head = this.peek(4);
-      const size = head.readUInt32BE(0);
-      if (size > this.maxFrameBytes) throw new FrameError('frame_too_large', `frame of ${size} bytes exceeds the limit of ${this.maxFrameBytes}`);
-      if (this.length < 4 + size) return out;
-      const all = this.take(4 + size);
-      out.push(parseBody(all.subarray(4)));
-    }
+    for (let body = this.next(); body !== undefined; body = this.next()) out.push(parseBody(body));
+    return out;
   }
 
   private peek(n: number): Buffer {
@@ -72,7 +95,8 @@ export class FrameDecoder {
   }
 }
 
-function parseBody(body: Buffer): unknown {
+/** A frame body (JSON bytes, after any seal is removed) as a value; FrameError for invalid UTF-8, JSON, or nesting too deep. */
+export function parseBody(body: Buffer): unknown {
   let text: string;
   try {
     text = utf8.decode(body);

@@ -6,7 +6,7 @@ import { scriptSchema } from '../script/script-schema.js';
  * object with a `type`; both sides validate what they receive with these
  * schemas and answer a bad message with a typed error, never a crash.
  */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
 const requestId = z.number().int().min(1).max(2 ** 31 - 1);
 
@@ -80,6 +80,7 @@ export const ERROR_CODES = [
   'call_failed',
   'too_many_connections',
   'idle_timeout',
+  'handshake_timeout',
   'internal',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];

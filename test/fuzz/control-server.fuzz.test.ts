@@ -191,7 +191,7 @@ const ghost: fc.Arbitrary<Frame> = fc.nat().map((n) => ({
 }));
 
 const hello: fc.Arbitrary<Frame> = fc.oneof(
-  { weight: 6, arbitrary: fc.constant({ kind: 'frame' as const, value: { type: 'hello', protocol: 1, client: 'fuzz' }, label: 'hello' }) },
+  { weight: 6, arbitrary: fc.constant({ kind: 'frame' as const, value: { type: 'hello', protocol: 2, client: 'fuzz' }, label: 'hello' }) },
   {
     weight: 2,
     arbitrary: fc.constantFrom<unknown>(2, 0, -1, 1.5, '1', null, 2 ** 31).map((p) => ({ kind: 'frame' as const, value: { type: 'hello', protocol: p, client: 'fuzz' }, label: `hello protocol ${JSON.stringify(p)}` })),
@@ -200,7 +200,7 @@ const hello: fc.Arbitrary<Frame> = fc.oneof(
     weight: 2,
     arbitrary: fc
       .array(structOp(['type', 'protocol', 'client', 'hello', 'auth', 'nonce']), { minLength: 1, maxLength: 3 })
-      .map((ops) => ({ kind: 'frame' as const, value: applyStructOps({ type: 'hello', protocol: 1, client: 'fuzz' }, ops, false), label: `mutated hello ${JSON.stringify(ops).slice(0, 200)}` })),
+      .map((ops) => ({ kind: 'frame' as const, value: applyStructOps({ type: 'hello', protocol: 2, client: 'fuzz' }, ops, false), label: `mutated hello ${JSON.stringify(ops).slice(0, 200)}` })),
   },
 );
 
@@ -212,7 +212,7 @@ const outOfOrder: fc.Arbitrary<Frame> = fc
     { type: 'error', id: null, code: 'internal', message: 'x' },
     { type: 'auth', nonce: 'bm9uY2U=', proof: 'cHJvb2Y=' },
     { type: 'auth_ok', proof: 'cHJvb2Y=' },
-    { type: 'hello', protocol: 1, client: 'again' },
+    { type: 'hello', protocol: 2, client: 'again' },
   )
   .map((value) => ({ kind: 'frame' as const, value, label: `out of order ${(value as { type: string }).type}` }));
 

@@ -130,7 +130,7 @@ describe('bugs found by fuzzing the live control server', { timeout: 20_000 }, (
     head.writeUInt32BE(body.length);
     return Buffer.concat([head, body]);
   };
-  const hello = encodeFrame({ type: 'hello', protocol: 1, client: 'bug' });
+  const hello = encodeFrame({ type: 'hello', protocol: 2, client: 'bug' });
   const player = (id: string) => host.node.call('game', { type: 'get_player', id });
 
   it('BUG(apply-bundle-yaml-internal): an uploaded bundle whose release.yaml is an alias bomb is refused, not answered `internal`', async () => {

@@ -141,9 +141,9 @@ function checkStream(c: StreamCase): void {
 
 const UP = planScript(demoImage('1.2.2'), demoImage('1.2.3'));
 const FRAMES: unknown[] = [
-  { type: 'hello', protocol: 1, client: 'relup 0.1.0' },
-  { type: 'hello', protocol: 1, node: { name: 'demo', version: '1.2.2', runtime: 'node' }, auth: 'none' },
-  { type: 'hello', protocol: 1, node: { name: 'demo', version: '1.2.2', runtime: 'node' }, auth: 'challenge', nonce: 'bm9uY2U=' },
+  { type: 'hello', protocol: 2, client: 'relup 0.1.0' },
+  { type: 'hello', protocol: 2, node: { name: 'demo', version: '1.2.2', runtime: 'node' }, auth: 'none' },
+  { type: 'hello', protocol: 2, node: { name: 'demo', version: '1.2.2', runtime: 'node' }, auth: 'challenge', nonce: 'bm9uY2U=' },
   { type: 'auth', nonce: 'Y2xpZW50', proof: 'cHJvb2Y=' },
   { type: 'auth_ok', proof: 'cHJvb2Y=' },
   { type: 'request', id: 1, op: 'status', params: {} },

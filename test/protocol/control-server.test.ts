@@ -62,8 +62,8 @@ describe('control server', { timeout: 20_000 }, () => {
     c.send({ type: 'request', id: 1, op: 'status', params: {} });
     expect(await c.next()).toMatchObject({ type: 'error', id: null, code: 'bad_message' });
     const d = await raw(socket);
-    d.send({ type: 'hello', protocol: 1, client: 'test' });
-    expect(await d.next()).toMatchObject({ type: 'hello', protocol: 1, node: { name: 'demo', version: '1.2.2', runtime: 'node' }, auth: 'none' });
+    d.send({ type: 'hello', protocol: 2, client: 'test' });
+    expect(await d.next()).toMatchObject({ type: 'hello', protocol: 2, node: { name: 'demo', version: '1.2.2', runtime: 'node' }, auth: 'none' });
     d.send({ type: 'request', id: 7, op: 'status', params: {} });
     d.send({ type: 'request', id: 8, op: 'reboot', params: {} });
     d.send({ type: 'request', id: 9, op: 'apply', params: { script: {} } });

@@ -1,5 +1,5 @@
 import { mkdir } from 'node:fs/promises';
-import { createConnection, createServer, type Socket } from 'node:net';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Connection } from '../../src/client/connection.js';
@@ -7,6 +7,8 @@ import { connectTarget } from '../../src/cli/connect.js';
 import type { LoadedConfig } from '../../src/config/load-config.js';
 import { clientProof, newNonce } from '../../src/protocol/auth.js';
 import { encodeFrame, FrameDecoder } from '../../src/protocol/framing.js';
+import { PROTOCOL_VERSION } from '../../src/protocol/messages.js';
+import { rawClient as rawTcp } from '../protocol/raw-client.js';
 import { ControlServer, FailureTracker } from '../../src/runtime/node-host/control-server.js';
 import { NodeHost } from '../../src/runtime/node-host/node-host.js';
 import { DEMO_RELEASES } from '../helpers/repo-paths.js';
@@ -31,31 +33,7 @@ async function tcpNode() {
 
 const target = (port: number, secretEnv: string): LoadedConfig => ({ config: { targets: { n: { host: '127.0.0.1', port, secretEnv } } }, baseDir: '/', file: undefined });
 
-/** A raw TCP client that records every byte it sends. */
-async function rawClient(port: number) {
-  const sock: Socket = createConnection({ host: '127.0.0.1', port });
-  await new Promise((r) => sock.once('connect', r));
-  const sent: Buffer[] = [];
-  const decoder = new FrameDecoder();
-  const frames: Record<string, unknown>[] = [];
-  let closed = false;
-  sock.on('data', (c: Buffer) => frames.push(...(decoder.push(c) as Record<string, unknown>[])));
-  sock.on('close', () => (closed = true));
-  return {
-    sent,
-    closed: () => closed,
-    send(m: unknown) {
-      const f = encodeFrame(m);
-      sent.push(f);
-      sock.write(f);
-    },
-    async next(): Promise<Record<string, unknown>> {
-      for (let i = 0; i < 1000 && frames.length === 0 && !closed; i++) await new Promise((r) => setTimeout(r, 10));
-      return frames.shift() ?? { closed: true };
-    },
-    end: () => sock.destroy(),
-  };
-}
+const rawClient = (port: number) => rawTcp({ host: '127.0.0.1', port });
 
 describe('TCP control channel', { timeout: 30_000 }, () => {
   it('serves a client that knows the secret, which never crosses the wire', async () => {
@@ -66,12 +44,8 @@ describe('TCP control channel', { timeout: 30_000 }, () => {
     c.close();
 
     const raw = await rawClient(port);
-    raw.send({ type: 'hello', protocol: 1, client: 't' });
-    const hello = await raw.next();
-    expect(hello).toMatchObject({ auth: 'challenge', nonce: expect.any(String) });
-    const clientNonce = newNonce();
-    raw.send({ type: 'auth', nonce: clientNonce, proof: clientProof(SECRET, hello['nonce'] as string, clientNonce) });
-    expect(await raw.next()).toMatchObject({ type: 'auth_ok' });
+    const hello = await raw.handshake(SECRET);
+    expect(hello).toMatchObject({ auth: 'challenge', nonce: expect.any(String), protocol: PROTOCOL_VERSION });
     raw.send({ type: 'request', id: 1, op: 'status', params: {} });
     expect(await raw.next()).toMatchObject({ type: 'result', id: 1 });
     expect(Buffer.concat(raw.sent).includes(SECRET)).toBe(false);
@@ -85,14 +59,14 @@ describe('TCP control channel', { timeout: 30_000 }, () => {
     await expect(Connection.open({ kind: 'tcp', host: '127.0.0.1', port })).rejects.toMatchObject({ code: 'not_authenticated' });
 
     const early = await rawClient(port);
-    early.send({ type: 'hello', protocol: 1, client: 't' });
+    early.send({ type: 'hello', protocol: PROTOCOL_VERSION, client: 't' });
     await early.next();
     early.send({ type: 'request', id: 1, op: 'status', params: {} });
     expect(await early.next()).toMatchObject({ type: 'error', code: 'not_authenticated' });
 
     // Record a successful handshake, then replay its auth frame on a new connection.
     const first = await rawClient(port);
-    first.send({ type: 'hello', protocol: 1, client: 't' });
+    first.send({ type: 'hello', protocol: PROTOCOL_VERSION, client: 't' });
     const h1 = await first.next();
     const cn = newNonce();
     const recorded = { type: 'auth', nonce: cn, proof: clientProof(SECRET, h1['nonce'] as string, cn) };
@@ -100,7 +74,7 @@ describe('TCP control channel', { timeout: 30_000 }, () => {
     expect(await first.next()).toMatchObject({ type: 'auth_ok' });
     first.end();
     const replay = await rawClient(port);
-    replay.send({ type: 'hello', protocol: 1, client: 't' });
+    replay.send({ type: 'hello', protocol: PROTOCOL_VERSION, client: 't' });
     const h2 = await replay.next();
     expect(h2['nonce']).not.toBe(h1['nonce']);
     replay.send(recorded);
@@ -122,7 +96,7 @@ describe('TCP control channel', { timeout: 30_000 }, () => {
       const d = new FrameDecoder();
       s.on('data', (c: Buffer) => {
         for (const m of d.push(c) as Record<string, unknown>[]) {
-          if (m['type'] === 'hello') s.write(encodeFrame({ type: 'hello', protocol: 1, node: { name: 'x', version: '1.0.0', runtime: 'node' }, auth: 'challenge', nonce: newNonce() }));
+          if (m['type'] === 'hello') s.write(encodeFrame({ type: 'hello', protocol: PROTOCOL_VERSION, node: { name: 'x', version: '1.0.0', runtime: 'node' }, auth: 'challenge', nonce: newNonce() }));
           if (m['type'] === 'auth') s.write(encodeFrame({ type: 'auth_ok', proof: Buffer.alloc(32).toString('base64') }));
         }
       });

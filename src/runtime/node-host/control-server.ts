@@ -1,20 +1,28 @@
 import { chmod, lstat, unlink } from 'node:fs/promises';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
-import { FrameDecoder, FrameError, encodeFrame, DEFAULT_MAX_FRAME_BYTES } from '../../protocol/framing.js';
-import { authSchema, clientHelloSchema, PROTOCOL_VERSION, requestSchema, type ErrorCode, type Request } from '../../protocol/messages.js';
-import { clientProof, MIN_SECRET_BYTES, newNonce, nodeProof, proofsEqual } from '../../protocol/auth.js';
-import { RuntimeError, isRuntimeError, messageOf } from '../node/runtime-error.js';
+import { DEFAULT_MAX_FRAME_BYTES } from '../../protocol/framing.js';
+import { MIN_SECRET_BYTES } from '../../protocol/auth.js';
+import { RuntimeError } from '../node/runtime-error.js';
+import { ControlConnection, type ConnectionLimits } from './control-connection.js';
 import type { NodeHost } from './node-host.js';
 
 export interface ControlServerOptions {
   /** Path of the Unix control socket. */
   socket: string;
   maxFrameBytes?: number;
-  /** Connections beyond this are refused with `too_many_connections`. */
+  /** Established connections (handshake done) beyond this are refused with `too_many_connections`. */
   maxConnections?: number;
-  /** A connection with no request in flight and nothing received for this long is closed. */
+  /** Connections still in their handshake; past this the oldest of them is closed to make room. */
+  maxHandshakes?: number;
+  /** A connection with no request in flight and no complete frame received for this long is closed. */
   idleTimeoutMs?: number;
+  /** The handshake must be done within this long after connecting. */
+  handshakeTimeoutMs?: number;
+  /** Requests of one connection evaluated at once. */
+  maxInFlight?: number;
+  /** Answers buffered for a client that does not read them before the node stops reading its requests. */
+  maxBufferedOutput?: number;
 }
 
 export interface TcpControlOptions extends Omit<ControlServerOptions, 'socket'> {
@@ -24,16 +32,12 @@ export interface TcpControlOptions extends Omit<ControlServerOptions, 'socket'> 
   secret: Uint8Array;
 }
 
-interface ServeOptions {
-  maxFrameBytes: number;
-  idleTimeoutMs: number;
-  /** Present on TCP: every connection must authenticate before its first request. */
-  secret: Uint8Array | undefined;
-  failures: FailureTracker;
-}
-
 export const DEFAULT_MAX_CONNECTIONS = 16;
+export const DEFAULT_MAX_HANDSHAKES = 32;
 export const DEFAULT_IDLE_TIMEOUT_MS = 5 * 60_000;
+export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
+export const DEFAULT_MAX_IN_FLIGHT = 32;
+export const DEFAULT_MAX_BUFFERED_OUTPUT = 1024 * 1024;
 
 /**
  * The node's side of the control protocol (docs/protocol.md) on a Unix socket.
@@ -77,20 +81,45 @@ export class ControlServer {
 
   private static create(host: NodeHost, options: Omit<ControlServerOptions, 'socket'>, secret: Uint8Array | undefined, socketPath: string | undefined): ControlServer {
     const maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
-    const serve: ServeOptions = { idleTimeoutMs: options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS, maxFrameBytes: options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES, secret, failures: new FailureTracker() };
+    const maxHandshakes = options.maxHandshakes ?? DEFAULT_MAX_HANDSHAKES;
+    const failures = new FailureTracker();
+    const limits: ConnectionLimits = {
+      maxFrameBytes: options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
+      idleTimeoutMs: options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
+      handshakeTimeoutMs: options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
+      maxInFlight: options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT,
+      maxBufferedOutput: options.maxBufferedOutput ?? DEFAULT_MAX_BUFFERED_OUTPUT,
+      secret,
+      failed: (peer) => failures.failed(peer),
+      succeeded: (peer) => failures.succeeded(peer),
+    };
+    // Two pools: connections still in their handshake, and established ones. Peers that never
+    // authenticate can only crowd each other out, never the operator's established connection.
+    const pending = new Set<ControlConnection>();
+    const established = new Set<ControlConnection>();
+    const admit = (c: ControlConnection): string | undefined => {
+      pending.delete(c);
+      if (established.size >= maxConnections) return `this node accepts at most ${maxConnections} control connections`;
+      established.add(c);
+      return undefined;
+    };
     let control: ControlServer | undefined;
     const server = createServer((socket) => {
-      const connections = control!.connections;
-      const full = [...connections].filter((c) => !c.destroyed).length >= maxConnections;
-      // Refused sockets are tracked too, so close() never waits on one.
-      connections.add(socket);
-      socket.on('close', () => connections.delete(socket));
-      if (full) {
-        socket.end(encodeFrame({ type: 'error', id: null, code: 'too_many_connections', message: `this node accepts at most ${maxConnections} control connections` }));
-        socket.destroySoon();
-        return;
+      // Every socket is tracked, so close() never waits on one.
+      control!.connections.add(socket);
+      if (pending.size >= maxHandshakes) {
+        // The oldest pending handshake makes room: a flood of silent peers is outlasted by anyone who completes a handshake promptly.
+        const oldest = pending.values().next().value!;
+        pending.delete(oldest);
+        oldest.refuse('too_many_connections', `more than ${maxHandshakes} connections were in their handshake; this one was the oldest`);
       }
-      serveConnection(host, socket, serve);
+      const connection = new ControlConnection(host, socket, limits, admit);
+      pending.add(connection);
+      socket.on('close', () => {
+        control!.connections.delete(socket);
+        pending.delete(connection);
+        established.delete(connection);
+      });
     });
     control = new ControlServer(server, socketPath);
     return control;
@@ -118,129 +147,6 @@ export class ControlServer {
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
     if (this.socketPath !== undefined) await unlink(this.socketPath).catch(() => undefined);
   }
-}
-
-function serveConnection(host: NodeHost, socket: Socket, limits: ServeOptions): void {
-  const decoder = new FrameDecoder(limits.maxFrameBytes);
-  let greeted = false;
-  // On TCP: the nonce of this connection's challenge; undefined once authenticated (or on a Unix socket).
-  let challenge: string | undefined;
-  let authenticated = limits.secret === undefined;
-  let waiting = false;
-  const peer = socket.remoteAddress ?? 'unix';
-  let inFlight = 0;
-  const send = (message: unknown) => {
-    if (!socket.destroyed && socket.writable) socket.write(encodeFrame(message));
-  };
-  // After a fatal error nothing more from this client is read, even what is already buffered or still arriving.
-  let closing = false;
-  const fatal = (code: ErrorCode, message: string) => {
-    closing = true;
-    send({ type: 'error', id: null, code, message });
-    socket.end();
-    socket.destroySoon();
-  };
-  socket.setTimeout(limits.idleTimeoutMs, () => {
-    // A client waiting for a long apply is not idle.
-    if (inFlight === 0) fatal('idle_timeout', `no request for ${limits.idleTimeoutMs} ms`);
-  });
-  socket.on('error', () => socket.destroy());
-  socket.on('data', (chunk: Buffer) => {
-    if (closing) return;
-    let messages: unknown[];
-    try {
-      messages = decoder.push(chunk);
-    } catch (e) {
-      return fatal('bad_frame', e instanceof FrameError ? e.message : messageOf(e));
-    }
-    for (const raw of messages) {
-      if (socket.destroyed || closing) return;
-      if (!greeted) {
-        const hello = clientHelloSchema.safeParse(raw);
-        if (!hello.success) return fatal('bad_message', 'the first frame must be a hello: {"type":"hello","protocol":1,"client":"…"}');
-        if (hello.data.protocol !== PROTOCOL_VERSION) return fatal('protocol_mismatch', `this node speaks protocol ${PROTOCOL_VERSION}, not ${hello.data.protocol}`);
-        greeted = true;
-        const status = host.node.status();
-        const node = { name: status.name, version: status.version, runtime: 'node' };
-        if (limits.secret === undefined) send({ type: 'hello', protocol: PROTOCOL_VERSION, node, auth: 'none' });
-        else {
-          challenge = newNonce();
-          send({ type: 'hello', protocol: PROTOCOL_VERSION, node, auth: 'challenge', nonce: challenge });
-        }
-        continue;
-      }
-      if (!authenticated) {
-        if (waiting) continue;
-        const auth = authSchema.safeParse(raw);
-        const secret = limits.secret!;
-        if (auth.success && proofsEqual(clientProof(secret, challenge!, auth.data.nonce), auth.data.proof)) {
-          authenticated = true;
-          limits.failures.succeeded(peer);
-          send({ type: 'auth_ok', proof: nodeProof(secret, auth.data.nonce, challenge!) });
-          challenge = undefined;
-          continue;
-        }
-        // Every failure from this address makes the next answer slower: guessing the secret gets expensive.
-        waiting = true;
-        const delay = limits.failures.failed(peer);
-        setTimeout(() => fatal('not_authenticated', auth.success ? 'wrong proof: this client does not know the shared secret' : 'authenticate first: {"type":"auth","nonce":…,"proof":…}'), delay).unref();
-        return;
-      }
-      const request = requestSchema.safeParse(raw);
-      if (!request.success) {
-        const id = idOf(raw);
-        const op = (raw as { op?: unknown } | null)?.op;
-        const known = ['status', 'apply', 'make_permanent', 'states', 'call', 'invoke'];
-        if (typeof op === 'string' && !known.includes(op)) send({ type: 'error', id, code: 'unknown_op', message: `unknown op "${op}"; this node knows ${known.join(', ')}` });
-        else send({ type: 'error', id, code: id === null ? 'bad_message' : 'bad_request', message: request.error.issues.slice(0, 5).map((i) => `${i.path.join('.') || '(message)'}: ${i.message}`).join('; ') });
-        continue;
-      }
-      inFlight += 1;
-      handle(host, request.data, (event) => send({ type: 'event', id: request.data.id, event }))
-        .then((result) => send({ type: 'result', id: request.data.id, result }))
-        .catch((e: unknown) => send({ type: 'error', id: request.data.id, ...errorOf(e) }))
-        .finally(() => {
-          inFlight -= 1;
-        });
-    }
-  });
-}
-
-async function handle(host: NodeHost, request: Request, onEvent: (event: Record<string, unknown>) => void): Promise<unknown> {
-  switch (request.op) {
-    case 'status':
-      return host.status();
-    case 'apply':
-      return host.apply(request.params, (e) => onEvent({ ...e }));
-    case 'make_permanent':
-      return host.makePermanent(request.params.version);
-    case 'states':
-      return host.node.states();
-    case 'call':
-      try {
-        return await host.node.call(request.params.process, request.params.message);
-      } catch (e) {
-        throw new RuntimeError('call-failed', messageOf(e));
-      }
-    case 'invoke':
-      try {
-        return (await host.node.invoke(request.params.module, request.params.function, request.params.args)) ?? null;
-      } catch (e) {
-        throw new RuntimeError('call-failed', messageOf(e));
-      }
-  }
-}
-
-function errorOf(e: unknown): { code: ErrorCode; message: string } {
-  if (isRuntimeError(e, 'busy')) return { code: 'busy', message: e.message };
-  if (isRuntimeError(e, 'call-failed')) return { code: 'call_failed', message: e.message };
-  if (isRuntimeError(e)) return { code: 'bad_request', message: e.message };
-  return { code: 'internal', message: messageOf(e) };
-}
-
-function idOf(raw: unknown): number | null {
-  const id = (raw as { id?: unknown } | null)?.id;
-  return typeof id === 'number' && Number.isInteger(id) && id >= 1 && id < 2 ** 31 ? id : null;
 }
 
 /** Refuse a socket directory that someone else could write to: they could replace the socket and impersonate the node. */
