@@ -72,10 +72,14 @@ export async function remoteStatus(connection: Connection): Promise<RemoteStatus
  */
 export async function upgrade(req: UpgradeRequest): Promise<UpgradeResult> {
   const status = await remoteStatus(req.connection);
+  // A release that is on disk but broken is a finding, reported at its release.yaml, not "not found".
+  const brokenFrom = req.catalog.broken?.get(status.version);
+  if (brokenFrom !== undefined && !req.catalog.releases.has(status.version)) return { kind: 'plan-failed', status, diagnostics: brokenFrom };
   const from = localRelease(req.catalog, status);
   const toVersion = req.to ?? newest(req.catalog);
   const found = findRelease(req.catalog, toVersion);
   if (found.value === undefined) {
+    if (!found.diagnostics.some((d) => d.code === 'release-not-found')) return { kind: 'plan-failed', status, diagnostics: found.diagnostics };
     throw new UserError(found.diagnostics[0]?.message ?? `release ${toVersion} not found`, found.diagnostics[0]?.hint);
   }
   const to = found.value;

@@ -36,6 +36,8 @@ export function checkProject(project: Project): CheckReport {
   for (const version of [...appups.keys()].sort(semver.compare)) {
     const appup = appups.get(version)!;
     if (!catalog.releases.has(version)) {
+      // A release that is there but broken was reported at its release.yaml; this appup is not the problem.
+      if (catalog.broken?.has(version) === true) continue;
       diagnostics.push(error('check-appup-without-release', `${appup.file} describes version ${version}, which is not in ${catalog.dir}`, { file: appup.file, line: appup.line }, `add ${catalog.dir}/${version}/release.yaml or remove this appup`));
       continue;
     }

@@ -24,6 +24,11 @@ export interface Catalog {
   releases: Map<string, Release>;
   /** Where each release of `releases` was read from. */
   sources: Map<string, CatalogSource>;
+  /**
+   * Versions present on disk whose release has errors (left out of `releases`),
+   * with those errors, so a lookup can say "broken" rather than "not found".
+   */
+  broken?: Map<string, Diagnostic[]>;
   diagnostics: Diagnostic[];
 }
 
@@ -46,7 +51,10 @@ interface Candidate {
  */
 export async function loadCatalog(releasesDir: string, options: CatalogOptions = {}): Promise<Catalog> {
   const dir = options.displayPath ?? releasesDir;
-  const catalog: Catalog = { dir, releases: new Map(), sources: new Map(), diagnostics: [] };
+  const catalog: Catalog = { dir, releases: new Map(), sources: new Map(), broken: new Map(), diagnostics: [] };
+  const markBroken = (version: string | undefined, diagnostics: readonly Diagnostic[]): void => {
+    if (version !== undefined) catalog.broken!.set(version, [...(catalog.broken!.get(version) ?? []), ...diagnostics.filter((d) => d.severity === 'error')]);
+  };
   let names: Dirent[];
   try {
     names = await readdir(releasesDir, { withFileTypes: true });
@@ -72,7 +80,10 @@ export async function loadCatalog(releasesDir: string, options: CatalogOptions =
     const report = verifyFiles(read.value, displayPath);
     catalog.diagnostics.push(...report.diagnostics);
     const release = report.release;
-    if (!report.ok || release === undefined) continue;
+    if (!report.ok || release === undefined) {
+      markBroken(release?.version ?? declaredVersion(read.value.files.get(RELEASE_MANIFEST_FILE)), report.diagnostics);
+      continue;
+    }
 
     if (kind === 'dir') {
       const named = entry.name.replace(/^v/, '');
@@ -107,7 +118,10 @@ export async function loadCatalog(releasesDir: string, options: CatalogOptions =
         ),
       );
     }
-    if (conflicts.length > 0) continue;
+    if (conflicts.length > 0) {
+      markBroken(version, catalog.diagnostics.filter((d) => d.code === 'release-version-conflict' && d.message.startsWith(`version ${version} `)));
+      continue;
+    }
     catalog.releases.set(version, first.release);
     catalog.sources.set(version, first.source);
   }
@@ -120,6 +134,9 @@ export function findRelease(catalog: Catalog, version: string): Checked<Release>
   const bare = /^v\d/.test(wanted) ? wanted.slice(1) : wanted;
   const release = catalog.releases.get(bare);
   if (release !== undefined) return { value: release, diagnostics: [] };
+  // The release exists but is broken: its own located errors say why, once; "not found" would mislead.
+  const broken = catalog.broken?.get(bare);
+  if (broken !== undefined && broken.length > 0) return { value: undefined, diagnostics: broken };
   const known = [...catalog.releases.keys()];
   return {
     value: undefined,
@@ -134,6 +151,18 @@ export function findRelease(catalog: Catalog, version: string): Checked<Release>
       ),
     ],
   };
+}
+
+/** The version a release.yaml declares, read leniently, for a release that failed its checks. */
+function declaredVersion(bytes: Uint8Array | undefined): string | undefined {
+  if (bytes === undefined) return undefined;
+  try {
+    const value = YamlSource.parse(Buffer.from(bytes).toString('utf8'), RELEASE_MANIFEST_FILE).source.toJS();
+    const version = value !== null && typeof value === 'object' ? (value as Record<string, unknown>)['version'] : undefined;
+    return typeof version === 'string' ? version : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function versionLocation(bytes: Uint8Array | undefined, manifestFile: string): Located {

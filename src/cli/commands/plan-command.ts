@@ -32,9 +32,12 @@ export async function run(raw: Record<string, unknown>, io: CommandIo): Promise<
   const found = [findRelease(project.catalog, args.from), findRelease(project.catalog, args.to)];
   const [from, to] = found.map((f) => f.value);
   if (from === undefined || to === undefined) {
-    // The catalog's own findings explain why a release that exists on disk was left out.
-    const why = project.catalog.diagnostics;
-    return fail([...why, ...found.flatMap((f) => f.diagnostics)], io, args, hasErrors(why) ? EXIT_FAILED : EXIT_USAGE);
+    // A broken release answers with its own located errors (findings, exit 1);
+    // a version that is not there at all is bad input (exit 2).
+    const missingDir = project.catalog.diagnostics.filter((d) => d.code === 'releases-dir-missing');
+    const why = missingDir.length > 0 ? missingDir : found.flatMap((f) => f.diagnostics);
+    const badInput = why.some((d) => d.code === 'release-not-found' || d.code === 'releases-dir-missing');
+    return fail(why, io, args, badInput ? EXIT_USAGE : EXIT_FAILED);
   }
 
   const appupDiagnostics = relevantAppupDiagnostics(project.appupDiagnostics, newer(from, to).version);
@@ -42,7 +45,8 @@ export async function run(raw: Record<string, unknown>, io: CommandIo): Promise<
 
   const result = plan({ from, to, appups: project.appups });
   const diagnostics = [...appupDiagnostics, ...result.diagnostics];
-  if (result.script === undefined) return fail(diagnostics, io, args, EXIT_FAILED);
+  // Naming one release twice is bad input, like naming one that does not exist.
+  if (result.script === undefined) return fail(diagnostics, io, args, diagnostics.some((d) => d.code === 'plan-same-release') ? EXIT_USAGE : EXIT_FAILED);
 
   const text = serializeScript(result.script);
   if (args.out !== undefined) await writeFileAtomic(resolveIn(io.cwd, args.out), Buffer.from(text));
