@@ -1,9 +1,11 @@
-import { createReadStream } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createGunzip } from 'node:zlib';
+import { crc32, createInflateRaw } from 'node:zlib';
 import { Parser, type ReadEntry } from 'tar';
 import { error, hasErrors, type Checked, type Diagnostic } from '../diagnostics/diagnostic.js';
+import { checkGzipTrailer, gzipHeaderLength } from './gzip-member.js';
+import { TarFraming, firstNonZero } from './tar-framing.js';
 import { comparePaths, normalizeEntryPath, parentPaths, unsafePathReason } from './release-path.js';
 import type { ReleaseFiles, ReleaseLimits } from './release-files.js';
 
@@ -14,10 +16,15 @@ const MAX_REPORTED = 100;
 class StopReading extends Error {}
 
 /**
- * Stream a `.tar.gz` through gunzip and tar's parser into memory, checking
+ * Stream a `.tar.gz` through inflate and tar's parser into memory, checking
  * every entry as it arrives. Limits are enforced on the declared sizes in the
  * headers and on the decompressed byte count, so a gzip bomb is stopped while
  * streaming, not after it has been inflated.
+ *
+ * Every byte of the file is accounted for: exactly one gzip member whose
+ * trailer ends the file, holding one tar archive followed by zeros only. A
+ * signature covers the manifest, which covers every entry; bytes outside the
+ * archive would be covered by nothing, so they are refused (`bundle-trailing-data`).
  */
 export async function readBundleFiles(source: string | Uint8Array, origin: string, limits: ReleaseLimits): Promise<Checked<ReleaseFiles>> {
   const diagnostics: Diagnostic[] = [];
@@ -39,6 +46,8 @@ export async function readBundleFiles(source: string | Uint8Array, origin: strin
     stop(error('bundle-too-large', message, at(path), 'a release bundle holds code, not data; if this one is genuine, raise the limit'));
   const corrupt = (message: string) =>
     stop(error('bundle-corrupt', `${origin} is not a valid .tar.gz: ${message}`, at(), 'rebuild it with `relup release pack`'));
+  const trailing = (message: string) =>
+    stop(error('bundle-trailing-data', `${origin} holds bytes outside its archive: ${message}`, at(), 'a bundle is one gzip member holding one tar archive; nothing may be appended to it. Rebuild it with `relup release pack` (and sign it again)'));
   const refuse = (code: string, path: string | undefined, message: string, hint: string) => {
     diagnostics.push(error(code, message, at(path), hint));
     if (diagnostics.length >= MAX_REPORTED) corrupt(`more than ${MAX_REPORTED} unsafe entries`);
@@ -100,9 +109,11 @@ export async function readBundleFiles(source: string | Uint8Array, origin: strin
   });
 
   let raw = 0;
+  let crc = 0;
   let head: Buffer | undefined = Buffer.alloc(0);
+  const framing = new TarFraming();
   const feed = (chunk: Buffer) => {
-    if (ended) return;
+    if (framing.end !== undefined || ended) return afterEnd(chunk);
     if (head !== undefined) {
       // tar's parser would inflate a gzip stream found inside ours, outside our byte count.
       head = Buffer.concat([head, chunk]);
@@ -111,31 +122,56 @@ export async function readBundleFiles(source: string | Uint8Array, origin: strin
       chunk = head;
       head = undefined;
     }
-    parser.write(chunk);
+    // The parser sees the archive up to its end-of-archive marker and not one byte more.
+    const inArchive = framing.push(chunk);
+    parser.write(inArchive === chunk.length ? chunk : chunk.subarray(0, inArchive));
+    if (inArchive < chunk.length) afterEnd(chunk.subarray(inArchive));
+  };
+  // After the archive's end only zeros may follow (tar tools pad to a record); anything else is another archive or hidden data.
+  const afterEnd = (chunk: Buffer) => {
+    const at = firstNonZero(chunk);
+    if (at >= 0) trailing('non-zero bytes follow the end of the tar archive');
   };
   const sink = new Writable({
     write(chunk: Buffer, _encoding, done) {
       raw += chunk.length;
+      crc = crc32(chunk, crc);
       if (raw > rawLimit) tooLarge(`${origin} inflates to more than ${rawLimit} bytes`);
       else feed(chunk);
       done(stopped ? new StopReading() : null);
     },
   });
 
-  try {
-    // A path is streamed from disk; bytes (an upload) are parsed from memory, never written anywhere first.
-    await pipeline(typeof source === 'string' ? createReadStream(source) : Readable.from([Buffer.from(source)]), createGunzip(), sink);
-  } catch (e) {
-    if (isZlibError(e)) corrupt(`gzip: ${e.message}`);
-    else if (!(e instanceof StopReading)) throw e;
+  const bytes = typeof source === 'string' ? await readBounded(source, rawLimit + COMPRESSED_MARGIN, tooLarge) : Buffer.from(source.buffer, source.byteOffset, source.length);
+  const header = bytes === undefined ? undefined : gzipHeaderLength(bytes);
+  if (bytes !== undefined && header !== undefined) {
+    if ('reason' in header) {
+      corrupt(`gzip: ${header.reason}`);
+    } else {
+      // Raw inflate after our own header parse: it stops at the end of this member's deflate stream and says how much it consumed.
+      const inflate = createInflateRaw();
+      try {
+        // Parsed from memory; an upload is never written anywhere before every check has passed.
+        await pipeline(Readable.from([bytes.subarray(header.length)]), inflate, sink);
+      } catch (e) {
+        if (isZlibError(e)) corrupt(`gzip: ${e.message}`);
+        else if (!(e instanceof StopReading)) throw e;
+      }
+      if (!stopped) {
+        const problem = checkGzipTrailer(bytes, header.length, inflate.bytesWritten, crc, raw);
+        if (problem?.code === 'trailing') trailing(problem.reason);
+        else if (problem !== undefined) corrupt(`gzip: ${problem.reason}`);
+      }
+    }
   }
   if (!stopped) {
-    if (head !== undefined && head.length > 0) parser.write(head);
     await new Promise<void>((resolve) => {
       parser.on('end', resolve);
       parser.end();
     });
   }
+  if (!stopped && (framing.end === undefined || !ended)) corrupt('the tar archive has no end-of-archive marker (it is truncated)');
+  else if (!stopped && framing.entries !== entries) corrupt('tar headers disagree about where entries start');
 
   if (!stopped) {
     const clashes = new Set<string>([...dirs].filter((d) => files.has(d)));
@@ -148,7 +184,30 @@ export async function readBundleFiles(source: string | Uint8Array, origin: strin
   }
   if (hasErrors(diagnostics)) return { value: undefined, diagnostics };
   const sorted = new Map([...files].sort(([a], [b]) => comparePaths(a, b)));
-  return { value: { files: sorted, kind: 'bundle', origin }, diagnostics };
+  return { value: { files: sorted, kind: 'bundle', origin, bundleBytes: bytes }, diagnostics };
+}
+
+/** A compressed file is never much larger than what it inflates to; past this it is refused unread. */
+const COMPRESSED_MARGIN = 1024 * 1024;
+
+/** The whole file, or undefined (and `tooLarge` called) when it is over `limit` bytes. */
+async function readBounded(path: string, limit: number, tooLarge: (message: string) => void): Promise<Buffer | undefined> {
+  const handle = await open(path, 'r');
+  try {
+    const size = (await handle.stat()).size;
+    if (size > limit) {
+      tooLarge(`${path} is ${size} bytes, more than any bundle within the limits can be`);
+      return undefined;
+    }
+    const bytes = await handle.readFile();
+    if (bytes.length > limit) {
+      tooLarge(`${path} grew past ${limit} bytes while it was read`);
+      return undefined;
+    }
+    return bytes;
+  } finally {
+    await handle.close();
+  }
 }
 
 function describeType(entry: ReadEntry): string {

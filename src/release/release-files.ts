@@ -9,6 +9,8 @@ export interface ReleaseFiles {
   kind: 'dir' | 'bundle';
   /** The path as the caller should see it in messages. */
   origin: string;
+  /** For a bundle: the exact bytes that were read and checked, so a caller installs what it verified, not a second read. */
+  bundleBytes?: Buffer;
 }
 
 /** Bounds on what a reader accepts, so a hostile bundle cannot exhaust memory or disk. */
