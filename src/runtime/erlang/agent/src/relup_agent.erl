@@ -1,0 +1,333 @@
+%% The relup agent: lives inside an Erlang node, listens on a Unix control
+%% socket (mode 0600), speaks docs/protocol.md and evaluates relup scripts
+%% on the node (relup_txn), so a client that dies mid-way never leaves the
+%% node half-upgraded.
+%%
+%% Two ways in:
+%% - release mode (`relup node start` on a `runtime: erlang` release): the
+%%   agent loads the release's modules, starts its processes and its main
+%%   module, from the permanent release in the state directory;
+%% - embedded: `relup_agent:start_link(#{socket => Path, state_dir => Dir,
+%%   release => Bundle, processes => [Name]})` in an existing supervision
+%%   tree; the application loaded its code and runs its processes itself.
+-module(relup_agent).
+-behaviour(gen_server).
+
+-export([start_link/1, start/1, stop/0]).
+-export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
+
+-define(SERVER, ?MODULE).
+-define(MAX_FRAME, 64 * 1024 * 1024).
+
+-record(st, {
+    socket_path, listen, state_dir, mode,
+    spec,          %% #{name, version, hash, modules => #{Mod => #{file, hash}}, processes => [#{name, module, args}], start, config}
+    code,          %% #{Mod => Binary}: the object code the node runs, kept for an in-place rollback
+    history,
+    txn = none,    %% none | {Pid, From, To}
+    suspended = #{}
+}).
+
+start_link(Opts) -> gen_server:start_link({local, ?SERVER}, ?MODULE, Opts, []).
+start(Opts) -> gen_server:start({local, ?SERVER}, ?MODULE, Opts, []).
+stop() -> gen_server:stop(?SERVER).
+
+init(Opts) ->
+    process_flag(trap_exit, true),
+    StateDir = to_list(maps:get(state_dir, Opts)),
+    ok = filelib:ensure_path(StateDir),
+    ok = file:change_mode(StateDir, 8#700),
+    ok = filelib:ensure_path(filename:join(StateDir, "releases")),
+    relup_history:remove_temp_files(StateDir),
+    Mode = maps:get(mode, Opts, embedded),
+    case boot(Mode, StateDir, Opts) of
+        {ok, Spec, Code, History} ->
+            ok = relup_history:write(StateDir, History),
+            Path = to_list(maps:get(socket, Opts)),
+            case listen(Path) of
+                {ok, L} ->
+                    Self = self(),
+                    spawn_link(fun() -> accept_loop(Self, L, Spec) end),
+                    {ok, #st{socket_path = Path, listen = L, state_dir = StateDir, mode = Mode,
+                             spec = Spec, code = Code, history = History}};
+                {error, Why} -> {stop, {listen_failed, Path, Why}}
+            end;
+        {error, Why} -> {stop, Why}
+    end.
+
+%% ---- boot ----
+
+boot(Mode, StateDir, Opts) ->
+    case relup_history:read(StateDir) of
+        {ok, H0} ->
+            #{<<"name">> := Name, <<"permanent">> := Perm, <<"current">> := Cur} = H0,
+            %% A restart boots the permanent release: an upgrade not made permanent does not survive it.
+            case load_installed(StateDir, Name, Perm) of
+                {ok, Files} ->
+                    Event = #{<<"at">> => relup_history:now_iso(), <<"op">> => <<"boot">>, <<"from">> => Cur,
+                              <<"to">> => Perm, <<"status">> => <<"booted">>},
+                    H = relup_history:record(relup_history:mark_interrupted(H0), Event, #{current => Perm}),
+                    start_release(Mode, Files, StateDir, Opts, H);
+                {error, Why} -> {error, Why}
+            end;
+        none ->
+            case maps:find(release, Opts) of
+                {ok, BundlePath} ->
+                    {ok, Bytes} = file:read_file(BundlePath),
+                    case relup_release:unpack(Bytes) of
+                        {ok, Files} ->
+                            {Name, Version} = manifest_id(Files),
+                            ok = install(StateDir, Name, Version, Bytes),
+                            start_release(Mode, Files, StateDir, Opts, relup_history:new(Name, Version));
+                        {error, Why} -> {error, Why}
+                    end;
+                error -> {error, <<"the state directory holds no release yet: pass release => Bundle">>}
+            end;
+        {error, Why} -> {error, Why}
+    end.
+
+load_installed(StateDir, Name, Version) ->
+    Path = bundle_path(StateDir, Name, Version),
+    case file:read_file(Path) of
+        {ok, Bytes} -> relup_release:unpack(Bytes);
+        {error, _} -> {error, iolist_to_binary(io_lib:format("the history names ~s ~s as permanent, but ~s is missing", [Name, Version, Path]))}
+    end.
+
+bundle_path(StateDir, Name, Version) ->
+    filename:join([StateDir, "releases", binary_to_list(<<Name/binary, "-", Version/binary, ".tar.gz">>)]).
+
+install(StateDir, Name, Version, Bytes) ->
+    Final = bundle_path(StateDir, Name, Version),
+    Tmp = Final ++ ".tmp-" ++ integer_to_list(erlang:unique_integer([positive])),
+    ok = file:write_file(Tmp, Bytes),
+    ok = file:change_mode(Tmp, 8#600),
+    file:rename(Tmp, Final).
+
+manifest_id(Files) ->
+    {ok, M} = relup_json:decode(maps:get(<<"manifest.json">>, Files)),
+    {maps:get(<<"name">>, M), maps:get(<<"version">>, M)}.
+
+%% The spec of a release: identity from manifest.json, modules from its
+%% .erl/.beam files (an Erlang module's name is its file's name), processes
+%% and start from the boot options (release.yaml, read by the driver).
+spec_of(Files, Opts) ->
+    {Name, Version} = manifest_id(Files),
+    #{name => Name, version => Version, hash => relup_release:release_hash(Files),
+      modules => modules_of(Files),
+      processes => maps:get(processes, Opts, []),
+      start => maps:get(start, Opts, #{}),
+      config => maps:get(config, Opts, #{})}.
+
+modules_of(Files) ->
+    maps:from_list([{binary_to_atom(filename:basename(P, filename:extension(P)), utf8),
+                     #{file => P, hash => relup_release:sha256_hex(B)}}
+                    || {P, B} <- maps:to_list(Files), lists:member(filename:extension(P), [<<".erl">>, <<".beam">>])]).
+
+start_release(Mode, Files, _StateDir, Opts, History) ->
+    Spec = spec_of(Files, Opts),
+    case compile_all(Spec, Files) of
+        {ok, Code} when Mode =:= release ->
+            case load_and_start(Spec, Code) of
+                ok -> {ok, Spec, Code, History};
+                {error, _} = E -> E
+            end;
+        {ok, Code} -> {ok, Spec, Code, History};
+        {error, _} = E -> E
+    end.
+
+compile_all(#{modules := Mods}, Files) ->
+    maps:fold(fun(Mod, #{file := P}, {ok, Acc}) ->
+                      case relup_release:module_code(Mod, P, maps:get(P, Files)) of
+                          {ok, Bin} -> {ok, Acc#{Mod => Bin}};
+                          {error, _} = E -> E
+                      end;
+                 (_, _, E) -> E
+              end, {ok, #{}}, Mods).
+
+load_and_start(#{processes := Procs, start := Start, config := Config}, Code) ->
+    Loads = [{M, atom_to_list(M) ++ ".beam", B} || {M, B} <- maps:to_list(Code)],
+    case code:atomic_load(Loads) of
+        ok ->
+            Started = [start_process(P) || P <- Procs],
+            case [E || {error, _} = E <- Started] of
+                [] -> start_main(Start, Config);
+                [E | _] -> E
+            end;
+        {error, Why} -> {error, iolist_to_binary(io_lib:format("loading the release failed: ~p", [Why]))}
+    end.
+
+start_process(#{name := Name, module := Mod, args := Args}) ->
+    case gen_server:start({local, Name}, Mod, Args, []) of
+        {ok, _} -> ok;
+        Other -> {error, iolist_to_binary(io_lib:format("process ~s did not start: ~p", [Name, Other]))}
+    end.
+
+start_main(Start, Config) ->
+    case maps:find(<<"main">>, Start) of
+        {ok, Main} ->
+            Mod = binary_to_atom(Main, utf8),
+            case erlang:function_exported(Mod, start, 1) of
+                true -> ok_or_error(Mod:start(Config));
+                false -> ok_or_error(Mod:start())
+            end;
+        error -> ok
+    end.
+
+ok_or_error(ok) -> ok;
+ok_or_error({ok, _}) -> ok;
+ok_or_error(Other) -> {error, iolist_to_binary(io_lib:format("start of the main module failed: ~p", [Other]))}.
+
+%% ---- the control socket ----
+
+%% Bound under a temporary name, made 0600, then renamed into place: no
+%% moment exists in which another user could connect to it.
+listen(Path) ->
+    _ = file:delete(Path),
+    Tmp = Path ++ ".tmp-" ++ os:getpid(),
+    _ = file:delete(Tmp),
+    Opts = [binary, {packet, 4}, {active, false}, {ifaddr, {local, Tmp}}, {packet_size, ?MAX_FRAME}, {backlog, 64}],
+    case gen_tcp:listen(0, Opts) of
+        {ok, L} ->
+            ok = file:change_mode(Tmp, 8#600),
+            ok = file:rename(Tmp, Path),
+            {ok, L};
+        E -> E
+    end.
+
+accept_loop(Agent, L, Spec) ->
+    case gen_tcp:accept(L) of
+        {ok, S} ->
+            Pid = spawn(fun() -> receive {go, S} -> relup_conn:serve(Agent, S) end end),
+            ok = gen_tcp:controlling_process(S, Pid),
+            Pid ! {go, S},
+            accept_loop(Agent, L, Spec);
+        {error, closed} -> ok;
+        {error, _} -> accept_loop(Agent, L, Spec)
+    end.
+
+%% ---- requests (from relup_conn) ----
+
+handle_call(info, _From, St = #st{spec = #{name := N, version := V}}) ->
+    {reply, #{name => N, version => V, runtime => erlang}, St};
+handle_call(status, _From, St) ->
+    {reply, status(St), St};
+handle_call({apply_begin, Script, Opts}, {TxnPid, _}, St = #st{txn = none}) ->
+    From = maps:get(<<"version">>, maps:get(<<"from">>, Script)),
+    To = maps:get(<<"version">>, maps:get(<<"to">>, Script)),
+    H = case maps:get(dry_run, Opts) of
+        true -> St#st.history;
+        false ->
+            %% Recorded before anything changes, so an attempt cut short by a crash of the node is in the history.
+            H1 = relup_history:record(St#st.history, #{<<"at">> => relup_history:now_iso(), <<"op">> => <<"apply">>,
+                                                      <<"from">> => From, <<"to">> => To, <<"status">> => <<"started">>}, #{}),
+            ok = relup_history:write(St#st.state_dir, H1),
+            H1
+    end,
+    %% Watched: a transaction process that dies of a bug must not leave the node busy for ever.
+    Ref = erlang:monitor(process, TxnPid),
+    {reply, {ok, St#st.spec, St#st.code}, St#st{history = H, txn = {Ref, From, To}}};
+handle_call({apply_begin, _, _}, _From, St = #st{txn = {_, F, T}}) ->
+    {reply, {busy, iolist_to_binary(io_lib:format("an upgrade ~s -> ~s is running", [F, T]))}, St};
+handle_call({apply_end, Outcome, Result}, _From, St = #st{txn = {Ref, _, _}}) ->
+    erlang:demonitor(Ref, [flush]),
+    St1 = finish_apply(Outcome, Result, St),
+    #st{history = H} = St1,
+    {reply, {maps:get(<<"permanent">>, H), maps:get(<<"previous">>, H)}, St1#st{txn = none, suspended = #{}}};
+handle_call({make_permanent, Version}, _From, St = #st{spec = #{name := Name}, state_dir = Dir}) ->
+    case filelib:is_regular(bundle_path(Dir, Name, Version)) of
+        true ->
+            H = relup_history:record(St#st.history, #{<<"at">> => relup_history:now_iso(), <<"op">> => <<"make_permanent">>,
+                                                     <<"to">> => Version, <<"status">> => <<"ok">>}, #{permanent => Version}),
+            ok = relup_history:write(Dir, H),
+            {reply, {ok, #{permanent => Version}}, St#st{history = H}};
+        false ->
+            {reply, {error, <<Name/binary, " ", Version/binary, " is not installed on this node; apply it first">>}, St}
+    end;
+handle_call(processes, _From, St) ->
+    {reply, process_names(St#st.spec), St};
+handle_call(_, _From, St) -> {reply, {error, unknown}, St}.
+
+handle_cast({suspended, Name, Flag}, St) ->
+    {noreply, St#st{suspended = (St#st.suspended)#{Name => Flag}}};
+handle_cast(_, St) -> {noreply, St}.
+
+handle_info({'DOWN', Ref, process, _, Why}, St = #st{txn = {Ref, F, T}}) ->
+    Event = #{<<"at">> => relup_history:now_iso(), <<"op">> => <<"apply">>, <<"from">> => F, <<"to">> => T,
+              <<"status">> => <<"rollback-failed">>,
+              <<"message">> => iolist_to_binary(io_lib:format("internal error in the agent's evaluator: ~0p", [Why]))},
+    H = relup_history:record(relup_history:without_started(St#st.history), Event, #{}),
+    ok = relup_history:write(St#st.state_dir, H),
+    {noreply, St#st{history = H, txn = none}};
+handle_info(_, St) -> {noreply, St}.
+
+terminate(_Reason, #st{listen = L, socket_path = Path}) ->
+    catch gen_tcp:close(L),
+    _ = file:delete(Path),
+    ok.
+
+%% After a transaction: adopt the new release when committed, keep its
+%% bundle, and record the outcome in the history (the file is written
+%% before the client is answered).
+finish_apply(Outcome, Result, St = #st{state_dir = Dir, spec = Spec0}) ->
+    Status = maps:get(status, Outcome),
+    H0 = relup_history:without_started(St#st.history),
+    St1 = case {Status, Result} of
+        {<<"committed">>, {committed, NewSpec, NewCode, Bytes}} ->
+            ok = install(Dir, maps:get(name, NewSpec), maps:get(version, NewSpec), Bytes),
+            St#st{spec = NewSpec#{processes => maps:get(processes, Spec0), start => maps:get(start, Spec0), config => maps:get(config, Spec0)}, code = NewCode};
+        _ -> St
+    end,
+    case lists:member(Status, [<<"noop">>, <<"dry-run">>]) of
+        true -> St1#st{history = case maps:get(dry_run, Outcome, false) of true -> St#st.history; false -> H0 end};
+        false ->
+            Event0 = #{<<"at">> => relup_history:now_iso(), <<"op">> => <<"apply">>,
+                       <<"from">> => maps:get(from, Outcome), <<"to">> => maps:get(to, Outcome),
+                       <<"status">> => Status, <<"message">> => maps:get(message, Outcome),
+                       <<"durationMs">> => round2(maps:get(durationMs, Outcome)),
+                       <<"suspensionMs">> => maps:from_list([{integer_to_binary(maps:get(id, G)), maps:get(suspensionMs, G)} || G <- maps:get(groups, Outcome)])},
+            Event = case maps:find(failure, Outcome) of
+                {ok, #{step := #{index := I, op := Op, target := T}}} ->
+                    Event0#{<<"failedStep">> => string:trim(iolist_to_binary([integer_to_binary(I + 1), " ", Op, " ", T]))};
+                _ -> Event0
+            end,
+            Change = case Status of
+                <<"committed">> ->
+                    V = maps:get(version, Outcome),
+                    case maps:get(permanent, Outcome, true) of true -> #{current => V, permanent => V}; false -> #{current => V} end;
+                _ -> #{}
+            end,
+            H = relup_history:record(H0, Event, Change),
+            ok = relup_history:write(Dir, H),
+            St1#st{history = H}
+    end.
+
+round2(X) -> round(X * 100) / 100.
+
+%% ---- status ----
+
+status(#st{spec = Spec, history = H, txn = Txn, suspended = Susp, state_dir = Dir}) ->
+    #{name := Name, version := V, hash := Hash, modules := Mods} = Spec,
+    #{name => Name, version => V, hash => Hash, runtime => erlang,
+      modules => [#{name => atom_to_binary(M, utf8), hash => maps:get(hash, Info), version => V}
+                  || {M, Info} <- lists:sort(maps:to_list(Mods))],
+      processes => [process_status(N, M, Susp) || {N, M} <- lists:sort(process_names(Spec))],
+      upgrading => Txn =/= none,
+      servers => [], timers => [],
+      permanent => maps:get(<<"permanent">>, H), previous => maps:get(<<"previous">>, H),
+      history => lists:nthtail(max(0, length(maps:get(<<"events">>, H)) - 50), maps:get(<<"events">>, H)),
+      stateDir => list_to_binary(Dir)}.
+
+process_names(#{processes := Procs}) ->
+    [{N, M} || #{name := N, module := M} <- Procs].
+
+process_status(Name, Mod, Susp) ->
+    Pid = whereis(Name),
+    Mailbox = case Pid of
+        undefined -> 0;
+        _ -> case erlang:process_info(Pid, message_queue_len) of {message_queue_len, Q} -> Q; _ -> 0 end
+    end,
+    #{name => atom_to_binary(Name, utf8), module => atom_to_binary(Mod, utf8), alive => Pid =/= undefined,
+      suspended => maps:get(Name, Susp, false), mailbox => Mailbox, handling => false}.
+
+to_list(B) when is_binary(B) -> binary_to_list(B);
+to_list(L) when is_list(L) -> L.

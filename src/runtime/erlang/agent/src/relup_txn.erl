@@ -1,0 +1,692 @@
+%% The relup script evaluator on an Erlang node: one transaction with a
+%% deadline, the same rules and the same outcome and journal shape as the
+%% Node.js node (src/runtime/node/transaction.ts, node-steps.ts).
+%%
+%% Rollback rules, each with its reason:
+%% - Before the point of no return nothing changes: code is compiled and
+%%   prepared aside (code:prepare_loading, never load_binary, which kills
+%%   processes still in old code), and every process a switch would kill is
+%%   found (erlang:check_process_code/2) and named in a refusal.
+%% - Every undo is registered before its change, so a step that fails half
+%%   way is undone as far as it got.
+%% - A process's state is snapshotted (sys:get_state) right after it is
+%%   suspended, before any migration; a rollback puts the snapshot back with
+%%   sys:replace_state, so a code_change that changed state and crashed
+%%   leaves no trace.
+%% - Old code is restored from the binary the node ran (kept by the agent):
+%%   the new code's old slot is released with code:soft_purge only, never
+%%   code:purge: a rollback never kills a process. When a process still runs
+%%   the code it would have to purge, the rollback says so and is reported
+%%   as `rollback-failed`, never `rolled-back`.
+%% - A `resume` takes effect when the transaction settles: a message handled
+%%   in between would act on state a later failure restores, and its
+%%   acknowledged effect would be lost. Messages wait in the mailbox.
+%% - Every process this transaction suspended is resumed at the end,
+%%   whatever failed: a process left suspended is a node that silently
+%%   stopped working.
+%% - An `apply` has effects outside the agent's books; its undo is nothing.
+-module(relup_txn).
+-export([apply/6]).
+
+-define(DEFAULT_DEADLINE_MS, 30000).
+-define(PURGE_WAIT_MS, 1000).
+-define(PRE_PONR, [<<"verify_release">>, <<"check_version">>, <<"stage">>, <<"check_function">>, <<"check_process">>]).
+
+-record(t, {
+    agent, sock, id, script, files = #{}, bytes, spec, code, dry_run, permanent,
+    started, deadline,
+    staged = #{},          %% Mod => {Bin, Prepared}
+    snapshots = #{},       %% Name => State
+    suspended = [],        %% [{Name, Pid, Group}] newest first
+    resume_at_end = [],
+    suspended_at = #{}, resumed_at = #{}, migrated = #{},
+    stopped = [], brutal = [], notes = [],
+    verified = false, version_checked = false,
+    version,
+    journal = [],          %% newest first
+    undo = []              %% [{Ref, [{What, Fun | none}]}] newest first
+}).
+
+%% ---- entry point (runs in its own process, spawned by relup_conn) ----
+
+apply(Agent, Sock, Id, Script, B64, Params) ->
+    Started = now_ms(),
+    DryRun = maps:get(<<"dryRun">>, Params, false) =:= true,
+    Permanent = maps:get(<<"permanent">>, Params, true) =/= false,
+    case gen_server:call(Agent, {apply_begin, Script, #{dry_run => DryRun}}, infinity) of
+        {busy, Message} ->
+            relup_conn:send(Sock, #{type => error, id => Id, code => busy, message => Message});
+        {ok, Spec, Code} ->
+            Deadline = Started + case maps:get(<<"deadlineMs">>, Params, undefined) of
+                D when is_integer(D), D > 0 -> D;
+                _ -> ?DEFAULT_DEADLINE_MS
+            end,
+            T0 = #t{agent = Agent, sock = Sock, id = Id, script = Script, spec = Spec, code = Code,
+                    dry_run = DryRun, permanent = Permanent, started = Started, deadline = Deadline,
+                    version = maps:get(version, Spec)},
+            {Outcome0, Result} = run(T0, B64),
+            Outcome = Outcome0#{dry_run => DryRun, permanent => Permanent},
+            {Perm, Prev} = gen_server:call(Agent, {apply_end, Outcome, Result}, infinity),
+            Final = maps:without([dry_run], Outcome#{permanent => Perm, previous => Prev}),
+            relup_conn:send(Sock, #{type => result, id => Id, result => Final})
+    end.
+
+run(T, B64) ->
+    Script = T#t.script,
+    From = version_of(Script, <<"from">>),
+    To = version_of(Script, <<"to">>),
+    #{name := Name, version := Running, hash := Hash} = T#t.spec,
+    Base = #{name => Name, from => From, to => To, direction => maps:get(<<"direction">>, Script, null),
+             journal => [], groups => [], absent => #{}, holdMs => null, version => Running},
+    Refuse = fun(Code, Msg) ->
+        {Base#{status => <<"refused">>, ok => false, failure => #{code => Code, message => Msg},
+               message => <<"refused: ", Msg/binary, "; nothing changed">>, durationMs => now_ms() - T#t.started}, none}
+    end,
+    ToHash = case Script of #{<<"to">> := #{<<"hash">> := H}} -> H; _ -> null end,
+    Shape = shape_problem(Script),
+    if
+        Shape =/= ok -> Refuse(<<"invalid-script">>, Shape);
+        To =:= Running, ToHash =:= Hash ->
+            {Base#{status => <<"noop">>, ok => true, message => <<"nothing to do: ", Name/binary, " already runs ", Running/binary>>,
+                   durationMs => now_ms() - T#t.started}, none};
+        true ->
+            case maps:get(<<"runtime">>, Script) =:= <<"erlang">> andalso maps:get(<<"name">>, Script) =:= Name of
+                false -> Refuse(<<"wrong-release">>, iolist_to_binary(io_lib:format("the script is for ~s on ~s; this node runs ~s on erlang",
+                                                                                  [maps:get(<<"name">>, Script), maps:get(<<"runtime">>, Script), Name])));
+                true ->
+                    case decode_bundle(B64) of
+                        {ok, Files, Bytes} -> transact(T#t{files = Files, bytes = Bytes}, Base);
+                        {error, Why} -> Refuse(<<"bundle-invalid">>, <<"the uploaded bundle does not verify: ", Why/binary>>)
+                    end
+            end
+    end.
+
+decode_bundle(B64) ->
+    try base64:decode(B64) of
+        Bytes -> case relup_release:unpack(Bytes) of {ok, F} -> {ok, F, Bytes}; E -> E end
+    catch _:_ -> {error, <<"bundle is not base64">>}
+    end.
+
+version_of(Script, Key) ->
+    case Script of #{Key := #{<<"version">> := V}} when is_binary(V) -> V; _ -> <<"?">> end.
+
+shape_problem(#{<<"format">> := 1, <<"steps">> := Steps, <<"pointOfNoReturn">> := P, <<"from">> := #{<<"version">> := _},
+                <<"to">> := #{<<"version">> := _, <<"hash">> := _}, <<"groups">> := Groups}) when is_list(Steps), is_integer(P), is_list(Groups) ->
+    Indexed = lists:zip(lists:seq(0, length(Steps) - 1), Steps),
+    Ops = [{I, maps:get(<<"op">>, S, null)} || {I, S} <- Indexed],
+    case lists:keyfind(P, 1, Ops) of
+        {P, <<"point_of_no_return">>} ->
+            Bad = [I || {I, Op} <- Ops, (I < P andalso not lists:member(Op, ?PRE_PONR))
+                                         orelse (I > P andalso (lists:member(Op, ?PRE_PONR) orelse Op =:= <<"point_of_no_return">>))],
+            Commits = [I || {I, <<"commit">>} <- Ops],
+            case Bad of
+                [I | _] -> iolist_to_binary(io_lib:format("step ~b (~s) is on the wrong side of the point of no return", [I, element(2, lists:keyfind(I, 1, Ops))]));
+                [] when length(Steps) > P + 1, Commits =/= [length(Steps) - 1] -> <<"the last step must be the only commit">>;
+                [] -> ok
+            end;
+        _ -> iolist_to_binary(io_lib:format("pointOfNoReturn (~b) does not index the point_of_no_return step", [P]))
+    end;
+shape_problem(_) -> <<"the script is not a relup script of format 1">>.
+
+%% ---- the transaction ----
+
+transact(T0, Base) ->
+    Steps = maps:get(<<"steps">>, T0#t.script),
+    P = maps:get(<<"pointOfNoReturn">>, T0#t.script),
+    Last = case T0#t.dry_run of true -> P; false -> length(Steps) - 1 end,
+    Indexed = lists:sublist(lists:zip(lists:seq(0, length(Steps) - 1), Steps), Last + 1),
+    {Status, Failure, Rollback, T} = steps(Indexed, P, T0),
+    outcome(Base, Status, Failure, Rollback, T).
+
+steps([], _P, T) ->
+    case T#t.dry_run of
+        true -> {<<"dry-run">>, none, settle(discarded, T), T};
+        false -> {<<"committed">>, none, settle(committed, T), T}
+    end;
+steps([{I, Step} | Rest], P, T) ->
+    Op = maps:get(<<"op">>, Step),
+    Ref = #{index => I, op => Op, target => target(Step)},
+    event(T, Ref#{status => start, durationMs => 0}),
+    Before = I =< P,
+    T1 = case Before of true -> T; false -> T#t{undo = [{Ref, []} | T#t.undo]} end,
+    T0 = now_ms(),
+    Result = try
+        case now_ms() > T1#t.deadline of
+            true -> throw({fail, <<"deadline">>, deadline_message(T1), T1});
+            false -> ok
+        end,
+        case Before of
+            true -> {ok, check(Op, Step, T1#t{})};
+            false -> {ok, perform(Op, Step, T1)}
+        end
+    catch
+        throw:{fail, C0, M0, TF} -> {fail, C0, M0, TF};
+        Class:Why:Stack -> {fail, <<"internal">>, iolist_to_binary(io_lib:format("~p:~0p in ~0p", [Class, Why, hd(Stack ++ [none])])), T1}
+    end,
+    Dur = now_ms() - T0,
+    case Result of
+        {ok, T2} ->
+            event(T2, Ref#{status => ok, durationMs => Dur}),
+            steps(Rest, P, T2#t{journal = [Ref#{status => ok, durationMs => Dur} | T2#t.journal]});
+        {fail, Code, Msg, T2} ->
+            event(T2, Ref#{status => failed, durationMs => Dur, error => Msg}),
+            T3 = T2#t{journal = [Ref#{status => failed, durationMs => Dur, error => Msg} | T2#t.journal]},
+            Failure = #{code => Code, message => Msg, step => Ref},
+            case Before of
+                true -> {<<"refused">>, Failure, settle(discarded, T3), T3};
+                false ->
+                    {Undone, Problems, T4} = roll_back(T3),
+                    More = settle(rolled_back, T4),
+                    All = Problems ++ More,
+                    Rollback = #{complete => All =:= [], undone => Undone, problems => All},
+                    {case All of [] -> <<"rolled-back">>; _ -> <<"rollback-failed">> end, Failure, {report, Rollback}, T4}
+            end
+    end.
+
+deadline_message(T) ->
+    iolist_to_binary(io_lib:format("the transaction's deadline of ~b ms passed", [T#t.deadline - T#t.started])).
+
+fail(Code, Msg, T) -> throw({fail, Code, Msg, T}).
+
+remaining(T) -> max(0, T#t.deadline - now_ms()).
+
+%% Register how to undo the change the step is about to make.
+undo(T = #t{undo = [{Ref, Entries} | Rest]}, What, Fun) ->
+    T#t{undo = [{Ref, [{What, Fun} | Entries]} | Rest]}.
+
+roll_back(T) ->
+    {Undone, Problems, Journal} = lists:foldl(fun({Ref, Entries}, {N, Ps, J}) ->
+        T0 = now_ms(),
+        {Errors, Notes} = lists:foldl(fun
+            ({What, none}, {Es, Ns}) -> {Es, [What | Ns]};
+            ({What, Fun}, {Es, Ns}) ->
+                R = try Fun() catch C:W -> {error, iolist_to_binary(io_lib:format("~p:~0p", [C, W]))} end,
+                case R of
+                    ok -> {Es, Ns};
+                    {error, E} -> {[<<What/binary, ": ", E/binary>> | Es], Ns}
+                end
+        end, {[], []}, Entries),  %% Entries are newest first: undone in reverse order of registration
+        Dur = now_ms() - T0,
+        Note = case {Notes, Entries} of
+            {[], []} -> #{note => <<"nothing to undo">>};
+            {[], _} -> #{};
+            _ -> #{note => iolist_to_binary(lists:join(<<"; ">>, lists:reverse(Notes)))}
+        end,
+        Index = maps:get(index, Ref),
+        case Errors of
+            [] ->
+                event(T, maps:merge(Ref#{status => undone, durationMs => Dur}, Note)),
+                {N + 1, Ps, set_undo(J, Index, maps:merge(#{status => undone, durationMs => Dur}, Note))};
+            _ ->
+                E = iolist_to_binary(lists:join(<<"; ">>, lists:reverse(Errors))),
+                event(T, maps:merge(Ref#{status => 'undo-failed', durationMs => Dur, error => E}, Note)),
+                {N, [#{message => E, step => Ref} | Ps], set_undo(J, Index, maps:merge(#{status => 'undo-failed', durationMs => Dur, error => E}, Note))}
+        end
+    end, {0, [], T#t.journal}, T#t.undo),
+    {Undone, lists:reverse(Problems), T#t{journal = Journal, undo = []}}.
+
+set_undo(Journal, Index, Undo) ->
+    [case maps:get(index, J) of Index -> J#{undo => Undo}; _ -> J end || J <- Journal].
+
+%% ---- before the point of no return: may fail, changes nothing ----
+
+check(<<"verify_release">>, #{<<"version">> := V, <<"hash">> := H}, T = #t{files = Files, script = S}) ->
+    {Name, Version, Runtime} = manifest(Files),
+    Hash = relup_release:release_hash(Files),
+    SpecName = maps:get(name, T#t.spec),
+    if
+        Version =/= V -> fail(<<"version-mismatch">>, <<"the release given is ", Version/binary, ", the script installs ", V/binary>>, T);
+        Hash =/= H -> fail(<<"hash-mismatch">>, iolist_to_binary(io_lib:format("release ~s hashes to ~s..., the script expects ~s...: its files differ from the release the script was planned from; plan the script again from this bundle", [V, binary:part(Hash, 0, 12), binary:part(H, 0, 12)])), T);
+        Name =/= SpecName -> fail(<<"wrong-release">>, <<"the node runs \"", SpecName/binary, "\" but the release given is \"", Name/binary, "\"">>, T);
+        Runtime =/= <<"erlang">> -> fail(<<"wrong-release">>, <<"release ", V/binary, " is for the ", Runtime/binary, " runtime, not erlang">>, T);
+        true ->
+            #{<<"to">> := #{<<"version">> := TV, <<"hash">> := TH}} = S,
+            T#t{verified = T#t.verified orelse (V =:= TV andalso H =:= TH)}
+    end;
+check(<<"check_version">>, #{<<"expect">> := E}, T = #t{spec = #{name := N, version := V}, script = S}) ->
+    case V =:= E of
+        true -> T#t{version_checked = T#t.version_checked orelse E =:= version_of(S, <<"from">>)};
+        false -> fail(<<"version-mismatch">>, <<"the node runs ", N/binary, "@", V/binary, "; this script upgrades from ", E/binary, " only">>, T)
+    end;
+check(<<"stage">>, #{<<"module">> := M, <<"hash">> := H}, T = #t{files = Files}) ->
+    Mod = binary_to_atom(M, utf8),
+    case relup_release:find_by_hash(Files, H) of
+        error -> fail(<<"hash-mismatch">>, <<"no file of the release has the hash the script gives module ", M/binary>>, T);
+        {ok, Path, Bytes} ->
+            case relup_release:module_code(Mod, Path, Bytes) of
+                {error, Why} -> fail(<<"compile-error">>, Why, T);
+                {ok, Bin} ->
+                    %% Prepared aside: nothing of the running code changes until finish_loading.
+                    case code:prepare_loading([{Mod, binary_to_list(Path), Bin}]) of
+                        {ok, Prepared} -> T#t{staged = (T#t.staged)#{Mod => {Bin, Prepared}}};
+                        {error, Why} -> fail(<<"stage-failed">>, iolist_to_binary(io_lib:format("module ~s cannot be loaded: ~0p", [M, Why])), T)
+                    end
+            end
+    end;
+check(<<"check_function">>, #{<<"module">> := M, <<"function">> := F, <<"release">> := R}, T) ->
+    case has_function(binary_to_atom(M, utf8), F, R, any, T) of
+        true -> T;
+        false -> fail(<<"unknown-function">>, <<M/binary, ":", F/binary, " is not exported by the ", R/binary, " code">>, T)
+    end;
+check(<<"check_process">>, #{<<"process">> := P}, T) ->
+    case whereis_bin(P) of
+        undefined -> fail(<<"unknown-process">>, <<"process ", P/binary, " does not run">>, T);
+        _ -> T
+    end;
+check(<<"point_of_no_return">>, _, T) ->
+    check_rest(T),
+    T.
+
+%% Walk the steps after the point of no return against what runs and what
+%% was staged, so a missing module, function or process — or a process a
+%% switch would kill — is found while nothing has changed yet.
+check_rest(T = #t{script = S}) ->
+    P = maps:get(<<"pointOfNoReturn">>, S),
+    Fail = fun(I, Msg) -> fail(<<"invalid-script">>, iolist_to_binary([io_lib:format("step ~b: ", [I]), Msg]), T) end,
+    T#t.verified orelse Fail(P, <<"no verify_release step checks the release before the point of no return">>),
+    T#t.version_checked orelse Fail(P, <<"no check_version step guards the version the node runs">>),
+    Steps = lists:nthtail(P + 1, maps:get(<<"steps">>, S)),
+    lists:foldl(fun(Step, I) ->
+        case Step of
+            #{<<"op">> := Op, <<"process">> := Name} when Op =:= <<"suspend">>; Op =:= <<"resume">>; Op =:= <<"stop">> ->
+                whereis_bin(Name) =/= undefined orelse Fail(I, [<<"process ">>, Name, <<" does not run">>]);
+            #{<<"op">> := Op, <<"process">> := Name} when Op =:= <<"start">>; Op =:= <<"restart">> ->
+                Fail(I, [Op, <<" ">>, Name, <<": starting or restarting processes is not supported by the Erlang agent yet; stop it and start it from your own supervisor with an apply instruction">>]);
+            #{<<"op">> := <<"switch">>, <<"module">> := M} ->
+                maps:is_key(binary_to_atom(M, utf8), T#t.staged) orelse Fail(I, [<<"switch ">>, M, <<": the module was not staged">>]),
+                killable(binary_to_atom(M, utf8), I, T);
+            #{<<"op">> := <<"delete">>, <<"module">> := M} -> killable(binary_to_atom(M, utf8), I, T);
+            #{<<"op">> := <<"migrate">>, <<"module">> := M, <<"function">> := F, <<"release">> := R, <<"processes">> := Ps} ->
+                [whereis_bin(N) =/= undefined orelse Fail(I, [<<"process ">>, N, <<" does not run">>]) || N <- Ps],
+                F =:= <<"code_change">> orelse has_function(binary_to_atom(M, utf8), F, R, 2, T)
+                    orelse Fail(I, [M, <<":">>, F, <<"/2 (a migration) is not exported by the ">>, R, <<" code">>]);
+            #{<<"op">> := <<"apply">>, <<"module">> := M, <<"function">> := F, <<"args">> := A} ->
+                has_function(binary_to_atom(M, utf8), F, <<"to">>, length(A), T)
+                    orelse Fail(I, [M, <<":">>, F, io_lib:format("/~b", [length(A)]), <<" is not exported by the new code">>]);
+            _ -> ok
+        end,
+        I + 1
+    end, P + 1, Steps),
+    ok.
+
+%% Loading a new version of M makes the current code old and purges the
+%% old one first: every process still running that old code would be
+%% killed. Refuse, naming them, before anything changed.
+killable(Mod, I, T) ->
+    case erlang:check_old_code(Mod) of
+        false -> ok;
+        true ->
+            case [P || P <- processes(), erlang:check_process_code(P, Mod)] of
+                [] -> ok;
+                Ps -> fail(<<"process-in-old-code">>, iolist_to_binary(io_lib:format(
+                        "step ~b: switching ~s would kill ~s, still running its old code; relup never kills a process: let them move to the current code (a fully-qualified call) and try again",
+                        [I, Mod, describe_pids(Ps)])), T)
+            end
+    end.
+
+describe_pids(Ps) ->
+    lists:join(", ", [describe_pid(P) || P <- Ps]).
+
+describe_pid(P) ->
+    Name = case erlang:process_info(P, registered_name) of {registered_name, N} -> io_lib:format(" (~s)", [N]); _ -> "" end,
+    Fn = case erlang:process_info(P, current_function) of {current_function, {M, F, A}} -> io_lib:format(" in ~s:~s/~b", [M, F, A]); _ -> "" end,
+    io_lib:format("~p~s~s", [P, Name, Fn]).
+
+has_function(Mod, F, Release, Arity, T) ->
+    Exports = case {Release, maps:find(Mod, T#t.staged)} of
+        {<<"to">>, {ok, {Bin, _}}} ->
+            {ok, {_, [{exports, E}]}} = beam_lib:chunks(Bin, [exports]), E;
+        _ ->
+            case code:is_loaded(Mod) of
+                false -> [];
+                _ -> Mod:module_info(exports)
+            end
+    end,
+    Fun = binary_to_atom(F, utf8),
+    lists:any(fun({N, A}) -> N =:= Fun andalso (Arity =:= any orelse A =:= Arity) end, Exports).
+
+%% ---- after it: perform, registering the undo first ----
+
+perform(<<"suspend">>, #{<<"process">> := Name, <<"group">> := G, <<"timeout">> := TO}, T0) ->
+    Pid = live(Name, T0),
+    %% Resumed by settle() whatever happens, even if sys:suspend times out
+    %% (the suspend message may still be handled later).
+    T1 = undo(T0, <<Name/binary, " resumes when the rollback ends">>, none),
+    T2 = T1#t{suspended = [{Name, Pid, G} | T1#t.suspended],
+              suspended_at = maps:merge(#{G => now_ms()}, T1#t.suspended_at)},
+    try sys:suspend(Pid, min(TO, remaining(T2)))
+    catch exit:Why -> fail(<<"suspend-timeout">>, iolist_to_binary(io_lib:format("process ~s did not suspend within ~b ms: ~0p", [Name, min(TO, remaining(T2)), Why])), T2)
+    end,
+    gen_server:cast(T2#t.agent, {suspended, binary_to_atom(Name, utf8), true}),
+    snapshot(Name, Pid, T2);
+perform(<<"switch">>, #{<<"module">> := M, <<"kind">> := Kind}, T0) ->
+    Mod = binary_to_atom(M, utf8),
+    {Bin, Prepared} = maps:get(Mod, T0#t.staged),
+    Old = maps:get(Mod, T0#t.code, undefined),
+    T1 = undo(T0, <<"restore ", M/binary, "'s code">>, fun() -> restore_code(Mod, Old) end),
+    free_old_slot(Mod, T1),
+    case code:finish_loading(Prepared) of
+        ok -> T1#t{code = (T1#t.code)#{Mod => Bin}};
+        {error, Why} -> fail(<<"switch-failed">>, iolist_to_binary(io_lib:format("~s ~s: ~0p", [Kind, M, Why])), T1)
+    end;
+perform(<<"migrate">>, #{<<"module">> := M, <<"function">> := F, <<"processes">> := Ps, <<"group">> := G} = Step, T0) ->
+    lists:foldl(fun(Name, T) -> migrate_process(binary_to_atom(M, utf8), F, Name, G, Step, T) end, T0, Ps);
+perform(<<"resume">>, #{<<"process">> := Name}, T0) ->
+    _ = live(Name, T0),
+    T1 = undo(T0, <<Name/binary, " resumes when the rollback ends">>, none),
+    T1#t{resume_at_end = T1#t.resume_at_end ++ [Name]};
+perform(<<"stop">>, #{<<"process">> := Name}, T0) ->
+    Pid = live(Name, T0),
+    T1 = undo(T0, <<"put process ", Name/binary, " back">>, none),
+    T2 = T1#t{suspended = [{Name, Pid, none} | T1#t.suspended]},
+    try sys:suspend(Pid, remaining(T2)) catch exit:Why -> fail(<<"suspend-timeout">>, iolist_to_binary(io_lib:format("~0p", [Why])), T2) end,
+    T2#t{stopped = [Name | T2#t.stopped]};
+perform(<<"apply">>, #{<<"module">> := M, <<"function">> := F, <<"args">> := Args}, T0) ->
+    T1 = undo(T0, <<M/binary, ":", F/binary, " was applied: its effects cannot be undone">>, none),
+    case run_limited(fun() -> erlang:apply(binary_to_atom(M, utf8), binary_to_atom(F, utf8), Args) end, remaining(T1)) of
+        {ok, _} -> T1;
+        {error, Why} -> fail(<<"module-error">>, iolist_to_binary(io_lib:format("~s:~s failed: ~s", [M, F, Why])), T1)
+    end;
+perform(<<"delete">>, #{<<"module">> := M}, T0) ->
+    Mod = binary_to_atom(M, utf8),
+    Old = maps:get(Mod, T0#t.code, undefined),
+    T1 = undo(T0, <<"load ", M/binary, " again">>, fun() -> restore_code(Mod, Old) end),
+    free_old_slot(Mod, T1),
+    true = code:delete(Mod),
+    T1#t{code = maps:remove(Mod, T1#t.code)};
+perform(<<"purge">>, #{<<"module">> := M, <<"mode">> := Mode}, T0) ->
+    Mod = binary_to_atom(M, utf8),
+    T1 = undo(T0, <<"purge of ", M/binary, " releases only code nothing runs: nothing to undo">>, none),
+    case Mode of
+        <<"brutal">> -> T1#t{brutal = [Mod | T1#t.brutal]};
+        _ ->
+            %% Soft: wait a moment for processes still in the old code to move
+            %% (a plain process moves at its next fully-qualified call). If
+            %% they do not, the old code stays loaded — nobody is killed — and
+            %% the outcome says so; the next upgrade refuses before its point
+            %% of no return until they have moved.
+            case wait_soft_purge(Mod, min(?PURGE_WAIT_MS, remaining(T1))) of
+                true -> T1;
+                false ->
+                    Ps = [P || P <- processes(), erlang:check_process_code(P, Mod)],
+                    T1#t{notes = [iolist_to_binary(io_lib:format("the old code of ~s stays loaded: ~s still run it", [M, describe_pids(Ps)])) | T1#t.notes]}
+            end
+    end;
+perform(<<"commit">>, #{<<"version">> := V}, T0) ->
+    Dead = [N || {N, _, _} <- T0#t.suspended, not lists:member(N, T0#t.stopped), whereis_bin(N) =:= undefined],
+    Dead =:= [] orelse fail(<<"process-stopped">>, iolist_to_binary(["process ", lists:join(", ", Dead), " died during the upgrade"]), T0),
+    %% The agent adopts the new release only once the transaction settled committed: nothing to undo on the node.
+    T1 = undo(T0, <<"restore the running release">>, fun() -> ok end),
+    T1#t{version = V};
+perform(Op, _, T) ->
+    fail(<<"invalid-script">>, <<Op/binary, " cannot be performed after the point of no return">>, T).
+
+migrate_process(Mod, F, Name, G, Step, T0) ->
+    Pid = live(Name, T0),
+    %% sys:change_code needs a suspended process: one the script did not
+    %% suspend is suspended here and resumed when the transaction settles.
+    T1 = case lists:keymember(Name, 1, T0#t.suspended) of
+        true -> T0;
+        false ->
+            Ta = T0#t{suspended = [{Name, Pid, G} | T0#t.suspended]},
+            try sys:suspend(Pid, remaining(Ta)) catch exit:W -> fail(<<"suspend-timeout">>, iolist_to_binary(io_lib:format("~0p", [W])), Ta) end,
+            snapshot(Name, Pid, Ta)
+    end,
+    T2 = undo(T1, <<"restore the state of process ", Name/binary>>, restore_state_fun(Name, Pid, T1)),
+    Limit = min(maps:get(<<"timeout">>, Step), remaining(T2)),
+    Extra = maps:get(<<"extra">>, Step, null),
+    Version = maps:get(<<"version">>, Step),
+    Result = case F of
+        <<"code_change">> ->
+            %% OTP's own convention: OldVsn going up, {down, Vsn} going down.
+            Vsn = case maps:get(<<"direction">>, Step) of <<"down">> -> {down, Version}; _ -> Version end,
+            try sys:change_code(Pid, Mod, Vsn, Extra, Limit) of
+                ok -> ok;
+                {error, Why} -> {error, iolist_to_binary(io_lib:format("~0p", [Why]))}
+            catch exit:Why -> {error, iolist_to_binary(io_lib:format("~0p", [Why]))}
+            end;
+        _ ->
+            %% A named migration: Mod:F(State, Info) -> NewState, run inside the
+            %% process; if it raises, sys leaves the state as it was.
+            Fun = binary_to_atom(F, utf8),
+            Info = #{direction => maps:get(<<"direction">>, Step), from => version_of(T2#t.script, <<"from">>),
+                     to => version_of(T2#t.script, <<"to">>), extra => Extra, target => process, process => Name},
+            try sys:replace_state(Pid, fun(S) -> Mod:Fun(S, Info) end, Limit) of
+                _ -> ok
+            catch exit:Why -> {error, iolist_to_binary(io_lib:format("~0p", [Why]))}
+            end
+    end,
+    case Result of
+        ok -> T2#t{migrated = maps:update_with(G, fun(L) -> L ++ [Name] end, [Name], T2#t.migrated)};
+        {error, E} -> fail(<<"module-error">>, iolist_to_binary(io_lib:format("~s:~s failed on process ~s: ~s", [Mod, F, Name, E])), T2)
+    end.
+
+snapshot(Name, Pid, T) ->
+    case maps:is_key(Name, T#t.snapshots) of
+        true -> T;
+        false ->
+            State = try sys:get_state(Pid, remaining(T))
+                    catch exit:Why -> fail(<<"process-stopped">>, iolist_to_binary(io_lib:format("cannot read the state of ~s: ~0p", [Name, Why])), T)
+                    end,
+            T1 = T#t{snapshots = (T#t.snapshots)#{Name => State}},
+            undo(T1, <<"restore the state of process ", Name/binary>>, restore_state_fun(Name, Pid, T1))
+    end.
+
+restore_state_fun(Name, Pid, T) ->
+    Snap = maps:get(Name, T#t.snapshots),
+    fun() ->
+        try sys:replace_state(Pid, fun(_) -> Snap end, 5000), ok
+        catch exit:Why -> {error, iolist_to_binary(io_lib:format("process ~s: ~0p", [Name, Why]))}
+        end
+    end.
+
+%% The slot for old code must be free before loading: free it only if no
+%% process runs it (checked before the point of no return; checked again).
+free_old_slot(Mod, T) ->
+    case code:soft_purge(Mod) of
+        true -> ok;
+        false ->
+            Ps = [P || P <- processes(), erlang:check_process_code(P, Mod)],
+            fail(<<"process-in-old-code">>, iolist_to_binary(io_lib:format("~s: ~s still run its old code; relup never kills a process", [Mod, describe_pids(Ps)])), T)
+    end.
+
+%% Undo of a switch or delete: make the code the node ran current again.
+%% Only soft_purge: if a process still runs the code that would have to go,
+%% wait a moment for it to move, then report — never kill it.
+restore_code(Mod, Old) ->
+    case wait_soft_purge(Mod, ?PURGE_WAIT_MS) of
+        false ->
+            Ps = [P || P <- processes(), erlang:check_process_code(P, Mod)],
+            {error, iolist_to_binary(io_lib:format("~s: ~s still run the code that would have to be purged to restore it; relup did not kill them, and ~s's new code stays current",
+                                                   [Mod, describe_pids(Ps), Mod]))};
+        true when Old =:= undefined ->
+            %% The module was added by this transaction: remove it again.
+            _ = code:delete(Mod),
+            case wait_soft_purge(Mod, ?PURGE_WAIT_MS) of
+                true -> ok;
+                false -> {error, iolist_to_binary(io_lib:format("~s was removed but processes still run it", [Mod]))}
+            end;
+        true ->
+            case code:prepare_loading([{Mod, atom_to_list(Mod) ++ ".beam", Old}]) of
+                {ok, Prepared} ->
+                    case code:finish_loading(Prepared) of
+                        ok -> ok;
+                        {error, Why} -> {error, iolist_to_binary(io_lib:format("~s: ~0p", [Mod, Why]))}
+                    end;
+                {error, Why} -> {error, iolist_to_binary(io_lib:format("~s: ~0p", [Mod, Why]))}
+            end
+    end.
+
+wait_soft_purge(Mod, Ms) ->
+    case code:soft_purge(Mod) of
+        true -> true;
+        false when Ms =< 0 -> false;
+        false -> timer:sleep(10), wait_soft_purge(Mod, Ms - 10)
+    end.
+
+live(Name, T) ->
+    case whereis_bin(Name) of
+        undefined -> fail(<<"process-stopped">>, <<"process ", Name/binary, " does not run (it died during the upgrade?)">>, T);
+        Pid -> Pid
+    end.
+
+whereis_bin(Name) ->
+    try whereis(binary_to_existing_atom(Name, utf8)) catch error:badarg -> undefined end.
+
+run_limited(Fun, Ms) ->
+    {Pid, Ref} = spawn_monitor(fun() -> exit({done, Fun()}) end),
+    receive
+        {'DOWN', Ref, process, Pid, {done, R}} -> {ok, R};
+        {'DOWN', Ref, process, Pid, Why} -> {error, iolist_to_binary(io_lib:format("~0p", [Why]))}
+    after Ms ->
+        exit(Pid, kill),
+        {error, <<"did not finish before the transaction's deadline">>}
+    end.
+
+%% ---- the end ----
+
+%% Called exactly once. Every process this transaction suspended is resumed
+%% (in reverse suspension order); returns the problems that left the node
+%% inconsistent.
+settle(Result, T) ->
+    Problems0 = case Result of
+        rolled_back -> revive_dead(T);
+        _ -> []
+    end,
+    case Result of
+        committed ->
+            [catch gen_server:stop(binary_to_atom(N, utf8), shutdown, 5000) || N <- T#t.stopped],
+            [brutal_purge(M) || M <- T#t.brutal];
+        _ -> ok
+    end,
+    Problems = lists:foldl(fun({Name, Pid, _G}, Ps) ->
+        R = (catch sys:resume(Pid, 5000)),
+        gen_server:cast(T#t.agent, {suspended, binary_to_atom(Name, utf8), false}),
+        case R of
+            ok -> Ps;
+            _ when Result =:= committed -> Ps;
+            _ -> case lists:member(Name, T#t.stopped) orelse is_process_alive(Pid) =:= false of
+                     true -> Ps;
+                     false -> [#{message => <<"process ", Name/binary, " could not be resumed">>} | Ps]
+                 end
+        end
+    end, Problems0, T#t.suspended),
+    put(resumed_at, now_ms()),
+    lists:reverse(Problems).
+
+%% A process that died during the transaction is started again on the
+%% restored code with the state it had before: the rollback owes the node
+%% every process it had. One the agent does not know how to start is
+%% reported as lost — never hidden.
+revive_dead(T) ->
+    Procs = maps:get(processes, T#t.spec),
+    lists:foldl(fun({Name, Pid, _}, Ps) ->
+        case is_process_alive(Pid) orelse lists:member(Name, T#t.stopped) of
+            true -> Ps;
+            false ->
+                Atom = binary_to_atom(Name, utf8),
+                case [P || #{name := N} = P <- Procs, N =:= Atom] of
+                    [#{module := Mod, args := Args}] when is_map_key(Name, T#t.snapshots) ->
+                        case gen_server:start({local, Atom}, Mod, Args, []) of
+                            {ok, New} ->
+                                Snap = maps:get(Name, T#t.snapshots),
+                                _ = (catch sys:replace_state(New, fun(_) -> Snap end, 5000)),
+                                Ps;
+                            Other -> [#{message => iolist_to_binary(io_lib:format("process ~s died during the upgrade and could not be restarted: ~0p", [Name, Other]))} | Ps]
+                        end;
+                    _ -> [#{message => <<"process ", Name/binary, " died during the upgrade and was lost (the agent does not start it)">>} | Ps]
+                end
+        end
+    end, [], T#t.suspended).
+
+brutal_purge(Mod) ->
+    %% Asked for by the appup (purge: brutal): processes in the old code are killed. Said in the log.
+    Ps = [P || P <- processes(), erlang:check_process_code(P, Mod)],
+    Ps =/= [] andalso logger:warning("relup: brutal purge of ~s kills ~s", [Mod, describe_pids(Ps)]),
+    code:purge(Mod).
+
+%% ---- the outcome (same shape as the Node.js node's ApplyOutcome) ----
+
+outcome(Base, Status, Failure, Settled, T) ->
+    ResumedAt = get(resumed_at),
+    Groups = [group_report(G, T, ResumedAt) || G <- maps:get(<<"groups">>, T#t.script)],
+    Rollback = case Settled of
+        {report, R} -> R;
+        [] -> none;
+        Ps when is_list(Ps) -> #{complete => false, undone => 0, problems => Ps}
+    end,
+    Version = case Status of <<"committed">> -> T#t.version; _ -> maps:get(version, T#t.spec) end,
+    Journal = lists:reverse(T#t.journal),
+    Duration = now_ms() - T#t.started,
+    O0 = Base#{status => Status, ok => Status =:= <<"committed">> orelse Status =:= <<"dry-run">>,
+               version => Version, journal => Journal, groups => Groups, durationMs => Duration,
+               message => describe(Status, Failure, Rollback, T, Version, Duration)},
+    O1 = case Failure of none -> O0; _ -> O0#{failure => Failure} end,
+    O2 = case Rollback of none -> O1; _ -> O1#{rollback => Rollback} end,
+    O3 = case T#t.notes of [] -> O2; Notes -> O2#{notes => lists:reverse(Notes)} end,
+    Result = case Status of
+        <<"committed">> ->
+            {committed, (T#t.spec)#{version => T#t.version, hash => relup_release:release_hash(T#t.files),
+                                   modules => modules_of(T#t.files)}, T#t.code, T#t.bytes};
+        _ -> none
+    end,
+    {O3, Result}.
+
+modules_of(Files) ->
+    maps:from_list([{binary_to_atom(filename:basename(P, filename:extension(P)), utf8),
+                     #{file => P, hash => relup_release:sha256_hex(B)}}
+                    || {P, B} <- maps:to_list(Files), lists:member(filename:extension(P), [<<".erl">>, <<".beam">>])]).
+
+group_report(#{<<"id">> := Id} = G, T, ResumedAt) ->
+    Susp = case {maps:find(Id, T#t.suspended_at), ResumedAt} of
+        {{ok, S}, R} when is_number(R) -> R - S;
+        _ -> null
+    end,
+    #{id => Id, modules => maps:get(<<"modules">>, G), processes => maps:get(<<"processes">>, G),
+      suspensionMs => Susp, migrated => #{modules => [], processes => maps:get(Id, T#t.migrated, [])}}.
+
+describe(Status, Failure, Rollback, T, Version, Duration) ->
+    S = T#t.script,
+    From = version_of(S, <<"from">>), To = version_of(S, <<"to">>),
+    Where = case Failure of
+        #{step := #{index := I, op := Op, target := Tg}} ->
+            iolist_to_binary(io_lib:format("step ~b (~s~s)", [I + 1, Op, case Tg of <<>> -> ""; _ -> [" ", Tg] end]));
+        _ -> <<"the script">>
+    end,
+    Why = case Failure of #{message := M} -> M; _ -> <<"unknown">> end,
+    iolist_to_binary(case Status of
+        <<"committed">> ->
+            io_lib:format("~s ~s ~s → ~s in ~b ms", [case maps:get(<<"direction">>, S) of <<"up">> -> "upgraded"; _ -> "downgraded" end,
+                                                    maps:get(<<"name">>, S), From, To, round(Duration)]);
+        <<"dry-run">> -> io_lib:format("dry run: every check before the point of no return passed for ~s → ~s; nothing changed", [From, To]);
+        <<"refused">> -> io_lib:format("refused before the point of no return: ~s failed: ~s; nothing changed, still on ~s", [Where, Why, Version]);
+        <<"rolled-back">> -> io_lib:format("~s failed: ~s; rolled back to ~s: old code and state restored, every process resumed", [Where, Why, Version]);
+        <<"rollback-failed">> ->
+            Ps = [maps:get(message, P) || P <- maps:get(problems, Rollback)],
+            io_lib:format("~s failed: ~s; the rollback did NOT complete: ~s", [Where, Why, lists:join("; ", Ps)])
+    end).
+
+%% ---- helpers ----
+
+manifest(Files) ->
+    case relup_json:decode(maps:get(<<"manifest.json">>, Files, <<>>)) of
+        {ok, #{<<"name">> := N, <<"version">> := V, <<"runtime">> := R}} -> {N, V, R};
+        _ -> {<<"?">>, <<"?">>, <<"?">>}
+    end.
+
+target(#{<<"op">> := Op} = S) ->
+    case Op of
+        <<"verify_release">> -> maps:get(<<"version">>, S);
+        <<"check_version">> -> maps:get(<<"expect">>, S);
+        <<"commit">> -> maps:get(<<"version">>, S);
+        <<"point_of_no_return">> -> <<>>;
+        _ when Op =:= <<"check_function">>; Op =:= <<"migrate">>; Op =:= <<"apply">> ->
+            <<(maps:get(<<"module">>, S))/binary, ".", (maps:get(<<"function">>, S))/binary>>;
+        _ when Op =:= <<"stage">>; Op =:= <<"switch">>; Op =:= <<"delete">>; Op =:= <<"purge">> -> maps:get(<<"module">>, S);
+        _ -> maps:get(<<"process">>, S, <<>>)
+    end.
+
+event(T, Event) ->
+    relup_conn:send(T#t.sock, #{type => event, id => T#t.id, event => Event}).
+
+now_ms() -> erlang:monotonic_time(microsecond) / 1000.

@@ -1,0 +1,188 @@
+import { createHash } from 'node:crypto';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { execa, type ResultPromise } from 'execa';
+import { error, hasErrors, type Diagnostic } from '../../diagnostics/diagnostic.js';
+import { formatDiagnostic } from '../../diagnostics/format-diagnostic.js';
+import { bundleBytes } from '../../release/bundle-bytes.js';
+import type { Release } from '../../release/release-model.js';
+import { ReleaseStore } from '../node-host/release-store.js';
+
+/**
+ * The Erlang/OTP runtime seen from TypeScript: compile and check `.erl`
+ * modules (erlc +deterministic, so hashes are reproducible), compile the
+ * agent (src/runtime/erlang/agent/src/*.erl), and boot an Erlang node
+ * (`erl -noshell`) running a release with the agent inside. The node itself
+ * evaluates upgrades (docs/runtime-erlang.md); this file never does.
+ */
+
+/** The agent's Erlang sources: next to this file in src/, and found from dist/ too. */
+export const AGENT_SOURCE_DIR = fileURLToPath(new URL('../../../src/runtime/erlang/agent/src', import.meta.url));
+
+export const INSTALL_HINT = 'install Erlang/OTP 25 or later: apt-get install -y --no-install-recommends erlang-nox';
+
+/** Whether `erl` and `erlc` run here; when not, why. */
+export async function erlangAvailable(): Promise<{ ok: true; version: string } | { ok: false; reason: string; install: string }> {
+  try {
+    const r = await execa('erl', ['-noshell', '-eval', 'io:format("~s", [erlang:system_info(otp_release)]), halt().'], { timeout: 20_000, stdin: 'ignore' });
+    await execa('erlc', ['-help'], { timeout: 20_000, stdin: 'ignore', reject: false });
+    return { ok: true, version: r.stdout.trim() };
+  } catch (e) {
+    return { ok: false, reason: `erl is not runnable: ${(e as Error).message.split('\n')[0]}`, install: INSTALL_HINT };
+  }
+}
+
+/**
+ * Compile every `.erl` module of an Erlang release with `erlc +deterministic`
+ * and report each compile error as a located diagnostic (file:line:col).
+ * `readFile` reads a file of the release by its release path.
+ */
+export async function checkModules(release: Release, readFile: (path: string) => Promise<Uint8Array>): Promise<Diagnostic[]> {
+  if (release.runtime !== 'erlang') return [];
+  const diagnostics: Diagnostic[] = [];
+  const dir = await mkdtemp(join(tmpdir(), 'relup-erlc-'));
+  try {
+    for (const m of release.modules) {
+      const shown = `${release.origin}/${m.file}`;
+      if (m.file.endsWith('.beam')) continue;
+      if (!m.file.endsWith('.erl')) {
+        diagnostics.push(error('erlang-module-file', `module ${m.name} is ${m.file}; an Erlang module is a .erl source or a .beam file`, { file: release.manifestFile, line: m.line }, `rename it to ${m.name}.erl`));
+        continue;
+      }
+      if (basename(m.file, '.erl') !== m.name) {
+        diagnostics.push(error('erlang-module-name', `module ${m.name} is in ${m.file}; Erlang requires the file to be named after its module`, { file: release.manifestFile, line: m.line }, `rename the file to ${m.name}.erl or the module entry to ${basename(m.file, '.erl')}`));
+        continue;
+      }
+      const src = join(dir, `${m.name}.erl`);
+      await writeFile(src, await readFile(m.file));
+      const r = await execa('erlc', ['+deterministic', '-o', dir, src], { reject: false, stdin: 'ignore', all: true }).catch((e: Error) => ({ exitCode: -1, all: e.message }));
+      if (r.exitCode === 0) continue;
+      const text = String(r.all ?? '');
+      const found = parseErlcErrors(text, src, shown);
+      diagnostics.push(...(found.length > 0 ? found : [error('erlang-compile-error', `${m.file} does not compile: ${text.trim() || `erlc exited with ${r.exitCode}`}`, { file: shown }, INSTALL_HINT)]));
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+  return diagnostics;
+}
+
+/** erlc prints `file:line:col: message` (warnings say `Warning:`); only errors are findings. */
+export function parseErlcErrors(output: string, compiledPath: string, shownPath: string): Diagnostic[] {
+  const out: Diagnostic[] = [];
+  for (const line of output.split('\n')) {
+    const m = /^(.*?):(\d+)(?::(\d+))?: (.*)$/.exec(line.trim());
+    if (m === null || m[1] !== compiledPath || m[4]!.startsWith('Warning:')) continue;
+    out.push(error('erlang-compile-error', m[4]!, { file: shownPath, line: Number(m[2]), ...(m[3] === undefined ? {} : { column: Number(m[3]) }) }, 'fix the Erlang source; `relup check` compiles it with erlc +deterministic'));
+  }
+  return out;
+}
+
+/** Compile the agent once per source content into `cacheDir/<hash>/`; returns the ebin directory. */
+export async function compileAgent(cacheDir: string): Promise<string> {
+  const names = (await readdir(AGENT_SOURCE_DIR)).filter((n) => n.endsWith('.erl')).sort();
+  const hash = createHash('sha256');
+  for (const n of names) hash.update(n).update(await readFile(join(AGENT_SOURCE_DIR, n)));
+  const ebin = join(cacheDir, hash.digest('hex').slice(0, 16));
+  if (await exists(join(ebin, 'relup_agent.beam'))) return ebin;
+  const tmp = `${ebin}.tmp-${process.pid}`;
+  await mkdir(tmp, { recursive: true, mode: 0o700 });
+  await execa('erlc', ['+deterministic', '-o', tmp, ...names.map((n) => join(AGENT_SOURCE_DIR, n))], { stdin: 'ignore' });
+  await rm(ebin, { recursive: true, force: true });
+  await import('node:fs/promises').then((fs) => fs.rename(tmp, ebin));
+  return ebin;
+}
+
+export interface ErlangNodeOptions {
+  /** Release directory or bundle to boot when the state directory is fresh. */
+  release?: string;
+  socket: string;
+  stateDir: string;
+  /** Seen by the main module's start/1. */
+  config?: Record<string, unknown>;
+  env?: Record<string, string>;
+  /** Stop the node when our stdin closes (the CLI wrapper's death). Default true. */
+  watchStdin?: boolean;
+}
+
+export interface ErlangNode {
+  child: ResultPromise;
+  pid: number;
+  release: Release;
+  output(): string;
+}
+
+/** Write boot.json and start `erl -noshell` with the agent; resolves once the control socket exists. */
+export async function startErlangNode(options: ErlangNodeOptions): Promise<ErlangNode> {
+  await mkdir(options.stateDir, { recursive: true, mode: 0o700 });
+  const store = new ReleaseStore(options.stateDir);
+  const source = options.release ?? (await bootReleaseOf(options.stateDir));
+  const loaded = await store.load(source);
+  if (loaded.image === undefined || hasErrors(loaded.diagnostics)) {
+    throw new Error(`${source} is not a valid release:\n${loaded.diagnostics.map((d) => formatDiagnostic(d, { color: false })).join('\n')}`);
+  }
+  const { release, files } = loaded.image;
+  if (release.runtime !== 'erlang') throw new Error(`${source} is a ${release.runtime} release, not erlang`);
+  const problems = await checkModules(release, async (p) => files.get(p) ?? new Uint8Array());
+  if (hasErrors(problems)) throw new Error(problems.map((d) => formatDiagnostic(d, { color: false })).join('\n'));
+  // The boot bundle: the agent installs it into its state directory on a fresh start.
+  const bootBundle = join(options.stateDir, 'boot-release.tar.gz');
+  if (options.release !== undefined || !(await exists(bootBundle))) await writeFile(bootBundle, (await bundleBytes(release, files)).bytes, { mode: 0o600 });
+  const boot = {
+    socket: options.socket,
+    stateDir: options.stateDir,
+    release: bootBundle,
+    processes: release.processes.map((p) => ({ name: p.name, module: p.module, args: p.args ?? null })),
+    start: release.start,
+    config: options.config ?? {},
+  };
+  const bootFile = join(options.stateDir, 'boot.json');
+  await writeFile(bootFile, `${JSON.stringify(boot, null, 2)}\n`, { mode: 0o600 });
+  const ebin = await compileAgent(join(options.stateDir, 'agent'));
+  const watch = options.watchStdin ?? true;
+  const child = execa('erl', ['-noshell', '-pa', ebin, '-run', 'relup_boot', 'main', bootFile], {
+    reject: false,
+    stdin: watch ? 'pipe' : 'ignore',
+    all: true,
+    env: { ...options.env, RELUP_WATCH_STDIN: watch ? '1' : '0' },
+  });
+  let output = '';
+  child.all?.on('data', (d: Buffer) => (output += d.toString()));
+  const deadline = Date.now() + 20_000;
+  while (!output.includes('relup agent')) {
+    if (child.exitCode !== null || Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`the Erlang node did not start:\n${output}`);
+    }
+    await new Promise((r) => setTimeout(r, 30));
+  }
+  return { child, pid: child.pid!, release, output: () => output };
+}
+
+/** A restart without --release boots from the state directory (the agent picks the permanent release). */
+async function bootReleaseOf(stateDir: string): Promise<string> {
+  const bundle = join(stateDir, 'boot-release.tar.gz');
+  if (await exists(bundle)) return bundle;
+  throw new Error(`${stateDir} holds no Erlang release yet: pass --release <dir|bundle> for the first start`);
+}
+
+/** Whether a state directory belongs to an Erlang node (it holds the agent's boot.json). */
+export async function isErlangStateDir(stateDir: string): Promise<boolean> {
+  return exists(join(stateDir, 'boot.json'));
+}
+
+/** The runtime of a release directory or bundle, without booting it. */
+export async function releaseRuntime(path: string): Promise<string | undefined> {
+  const loaded = await new ReleaseStore(join(tmpdir(), 'relup-unused')).load(path).catch(() => undefined);
+  return loaded?.image?.release.runtime;
+}
+
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => true,
+    () => false,
+  );
+}
+
