@@ -27,6 +27,12 @@ const releasesOptions = (y: Argv) =>
 const targetOptions = (y: Argv) =>
   y.option('target', { type: 'string', describe: 'the node: a socket path, host:port, or a target name from relup.config.yaml', defaultDescription: 'defaultTarget from relup.config.yaml' });
 
+/** Flag combinations yargs cannot express; a thrown error is a usage error (exit 2). Pure, so it is unit-tested. */
+export function checkFlags(argv: Record<string, unknown>): true {
+  if (argv['fixture'] !== undefined && argv['live'] !== true) throw new Error('--fixture only applies to --live: add --live, or drop --fixture');
+  return true;
+}
+
 export async function main(argv: string[], io: CommandIo): Promise<number> {
   let exitCode = 0;
   let debug = argv.includes('--debug');
@@ -59,6 +65,7 @@ export async function main(argv: string[], io: CommandIo): Promise<number> {
           .option('reporter', { choices: ['text', 'github'] as const, default: 'text', describe: 'github: workflow annotations on file and line' })
           .option('live', { type: 'boolean', describe: 'also run each transition up and down on a scratch node and compare the state before and after' })
           .option('fixture', { type: 'string', describe: 'with --live: JSON traffic to send first, {"calls":[{"process","message"}],"invokes":[{"module","function","args"}]}' })
+          .check(checkFlags)
           .example('relup check --live --fixture test/fixtures/players.json', 'prove every round trip keeps the state')
           .example('relup check', 'exit 1 with file:line for every error')
           .example('relup check --reporter github', 'annotate a pull request in GitHub Actions'),

@@ -1,13 +1,13 @@
 import { styleText } from 'node:util';
 import semver from 'semver';
 import { upgrade, remoteStatus, type RemoteOutcome } from '../../client/upgrade.js';
-import { EXIT_FAILED, EXIT_OK, UserError } from '../../errors/errors.js';
+import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, UserError } from '../../errors/errors.js';
 import { loadProject } from '../../project/load-project.js';
 import { renderScript } from '../../script/render-script.js';
 import { connectTarget } from '../connect.js';
 import type { CommandIo } from '../io.js';
 import { printDiagnostics } from '../print-diagnostics.js';
-import { projectOptions } from '../project-options.js';
+import { badProjectPaths, projectOptions } from '../project-options.js';
 
 export interface ApplyArgs {
   target?: string;
@@ -31,6 +31,11 @@ export async function run(raw: Record<string, unknown>, io: CommandIo): Promise<
 export async function applyTo(args: ApplyArgs, io: CommandIo, mode: 'apply' | 'rollback'): Promise<number> {
   const dirs = await projectOptions(args, io);
   const project = await loadProject({ cwd: io.cwd, releases: dirs.releases, appups: dirs.appups });
+  const badPaths = badProjectPaths(project);
+  if (badPaths.length > 0) {
+    printDiagnostics(badPaths, io);
+    return EXIT_USAGE;
+  }
   const connection = await connectTarget(dirs.loaded, args.target);
   const paint = (style: Parameters<typeof styleText>[0], text: string) => (io.color ? styleText(style, text) : text);
   const json = args.json === true;

@@ -1,13 +1,13 @@
 import { hasErrors } from '../../diagnostics/diagnostic.js';
 import { formatGithubAnnotation } from '../../diagnostics/format-diagnostic.js';
 import { sortDiagnostics } from '../../diagnostics/diagnostic.js';
-import { EXIT_FAILED, EXIT_OK } from '../../errors/errors.js';
+import { EXIT_FAILED, EXIT_OK, EXIT_USAGE } from '../../errors/errors.js';
 import { checkProject } from '../../project/check-project.js';
 import { checkProjectModules } from '../../project/check-modules.js';
 import { loadProject, resolveIn } from '../../project/load-project.js';
 import { liveCheck, readFixture, type LiveTransition } from '../../client/live-check.js';
 import type { CommandIo } from '../io.js';
-import { projectOptions } from '../project-options.js';
+import { badProjectPaths, projectOptions } from '../project-options.js';
 import { dedupe, printDiagnostics } from '../print-diagnostics.js';
 
 export interface CheckArgs {
@@ -25,6 +25,13 @@ export async function run(raw: Record<string, unknown>, io: CommandIo): Promise<
   const args = raw as unknown as CheckArgs;
   const dirs = await projectOptions(args, io);
   const project = await loadProject({ cwd: io.cwd, releases: dirs.releases, appups: dirs.appups });
+  // A releases directory that does not exist is a wrong path (bad input), not a finding about the project.
+  const missingDir = badProjectPaths(project);
+  if (missingDir.length > 0) {
+    if (args.json === true) io.stdout.write(`${JSON.stringify({ ok: false, diagnostics: missingDir }, null, 2)}\n`);
+    else printDiagnostics(missingDir, io);
+    return EXIT_USAGE;
+  }
   const report = checkProject(project);
   // Every module of every release is compiled the way its nodes would load it.
   const moduleDiagnostics = await checkProjectModules(project);

@@ -11,7 +11,7 @@ import { renderScript } from '../../script/render-script.js';
 import { serializeScript } from '../../script/serialize-script.js';
 import { loadProject, resolveIn } from '../../project/load-project.js';
 import type { CommandIo } from '../io.js';
-import { projectOptions } from '../project-options.js';
+import { badProjectPaths, projectOptions } from '../project-options.js';
 import { printDiagnostics } from '../print-diagnostics.js';
 
 export interface PlanArgs {
@@ -29,14 +29,15 @@ export async function run(raw: Record<string, unknown>, io: CommandIo): Promise<
   const args = raw as unknown as PlanArgs;
   const dirs = await projectOptions(args, io);
   const project = await loadProject({ cwd: io.cwd, releases: dirs.releases, appups: dirs.appups });
+  const badPaths = badProjectPaths(project);
+  if (badPaths.length > 0) return fail(badPaths, io, args, EXIT_USAGE);
   const found = [findRelease(project.catalog, args.from), findRelease(project.catalog, args.to)];
   const [from, to] = found.map((f) => f.value);
   if (from === undefined || to === undefined) {
     // A broken release answers with its own located errors (findings, exit 1);
     // a version that is not there at all is bad input (exit 2).
-    const missingDir = project.catalog.diagnostics.filter((d) => d.code === 'releases-dir-missing');
-    const why = missingDir.length > 0 ? missingDir : found.flatMap((f) => f.diagnostics);
-    const badInput = why.some((d) => d.code === 'release-not-found' || d.code === 'releases-dir-missing');
+    const why = found.flatMap((f) => f.diagnostics);
+    const badInput = why.some((d) => d.code === 'release-not-found');
     return fail(why, io, args, badInput ? EXIT_USAGE : EXIT_FAILED);
   }
 
