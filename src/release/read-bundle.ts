@@ -7,7 +7,8 @@ import { error, hasErrors, type Checked, type Diagnostic } from '../diagnostics/
 import { checkGzipTrailer, gzipHeaderLength } from './gzip-member.js';
 import { TarFraming, firstNonZero } from './tar-framing.js';
 import { comparePaths, normalizeEntryPath, parentPaths, unsafePathReason } from './release-path.js';
-import type { ReleaseFiles, ReleaseLimits } from './release-files.js';
+import { entryLimitExceeded, type ReleaseFiles, type ReleaseLimits } from './release-files.js';
+import { BUNDLE_OWN_FILES } from './release-hash.js';
 
 /** Past this many unsafe entries the bundle is plainly hostile; stop reading. */
 const MAX_REPORTED = 100;
@@ -33,8 +34,8 @@ export async function readBundleFiles(source: string | Uint8Array, origin: strin
   const dirs = new Set<string>();
   let entries = 0;
   let declared = 0;
-  // Headers, padding and pax records come on top of the file bytes; this bounds them generously.
-  const rawLimit = limits.maxTotalBytes + (limits.maxEntries + 1) * 4096 + 1024 * 1024;
+  // Headers, padding and pax records come on top of the file bytes (files, directories, the bundle's own two); this bounds them generously.
+  const rawLimit = limits.maxTotalBytes + (2 * limits.maxEntries + 3) * 4096 + 1024 * 1024;
 
   const at = (path?: string) => ({ file: path === undefined ? origin : `${origin}:${path}` });
   const stop = (d: Diagnostic) => {
@@ -52,10 +53,16 @@ export async function readBundleFiles(source: string | Uint8Array, origin: strin
     diagnostics.push(error(code, message, at(path), hint));
     if (diagnostics.length >= MAX_REPORTED) corrupt(`more than ${MAX_REPORTED} unsafe entries`);
   };
-  const countEntry = (): boolean => {
+  let counted = 0;
+  let dirCount = 0;
+  // `entries` counts every header (it must match the framing's count); the limit is the shared rule of entryLimitExceeded.
+  const countEntry = (path?: string, isDir = false): boolean => {
     entries += 1;
-    if (entries <= limits.maxEntries) return true;
-    tooLarge(`${origin} holds more than ${limits.maxEntries} entries`);
+    if (isDir) dirCount += 1;
+    else if (path === undefined || !BUNDLE_OWN_FILES.has(path)) counted += 1;
+    const over = entryLimitExceeded(counted, dirCount, limits);
+    if (over === undefined) return true;
+    tooLarge(`${origin} holds ${over}`);
     return false;
   };
 
@@ -72,8 +79,8 @@ export async function readBundleFiles(source: string | Uint8Array, origin: strin
     refuse('bundle-unsafe-entry', undefined, `${JSON.stringify(entry.path)}: unsupported tar entry type ${entry.type}`, 'a bundle holds regular files only');
   });
   parser.on('entry', (entry: ReadEntry) => {
-    if (stopped || !countEntry()) return void entry.resume();
     const path = normalizeEntryPath(entry.path);
+    if (stopped || !countEntry(path, entry.type === 'Directory')) return void entry.resume();
     if (entry.type === 'Directory' && (path === '' || path === '.')) return void entry.resume();
     const reason = unsafePathReason(path);
     if (reason !== undefined) {
@@ -142,7 +149,13 @@ export async function readBundleFiles(source: string | Uint8Array, origin: strin
     },
   });
 
-  const bytes = typeof source === 'string' ? await readBounded(source, rawLimit + COMPRESSED_MARGIN, tooLarge) : Buffer.from(source.buffer, source.byteOffset, source.length);
+  let bytes: Buffer | undefined;
+  try {
+    bytes = typeof source === 'string' ? await readBounded(source, rawLimit + COMPRESSED_MARGIN, tooLarge) : Buffer.from(source.buffer, source.byteOffset, source.length);
+  } catch (e) {
+    if (!(e instanceof Error && 'code' in e && typeof e.code === 'string')) throw e;
+    stop(error('release-file-unreadable', `${origin} cannot be read: ${e.code} (${e.message})`, at(), 'check that the bundle exists and is readable by this user'));
+  }
   const header = bytes === undefined ? undefined : gzipHeaderLength(bytes);
   if (bytes !== undefined && header !== undefined) {
     if ('reason' in header) {

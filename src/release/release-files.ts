@@ -26,6 +26,19 @@ export const DEFAULT_LIMITS: ReleaseLimits = {
   maxTotalBytes: 256 * 1024 * 1024,
 };
 
+/**
+ * The one entry-count rule, shared by directories (and so by `pack`) and
+ * bundles: at most `maxEntries` files of the release — the files the release
+ * hash covers, so a bundle's own manifest.json and manifest.sig do not count —
+ * and at most `maxEntries` directories. Returns what is over, or undefined.
+ * Readers call it as they count, so a huge tree is never walked to the end.
+ */
+export function entryLimitExceeded(files: number, dirs: number, limits: ReleaseLimits): string | undefined {
+  if (files > limits.maxEntries) return `more than ${limits.maxEntries} files`;
+  if (dirs > limits.maxEntries) return `more than ${limits.maxEntries} directories`;
+  return undefined;
+}
+
 export interface ReadOptions {
   /** Shown in diagnostics instead of `path`. */
   displayPath?: string;
@@ -55,6 +68,9 @@ export async function readReleaseFiles(path: string, options: ReadOptions = {}):
         value: undefined,
         diagnostics: [error('release-path-missing', `${origin} does not exist`, { file: origin }, 'give a release directory (holding release.yaml) or a .tar.gz bundle')],
       };
+    }
+    if (e instanceof Error && 'code' in e && typeof e.code === 'string') {
+      return { value: undefined, diagnostics: [error('release-file-unreadable', `${origin} cannot be read: ${e.code} (${e.message})`, { file: origin }, 'check the path and its permissions')] };
     }
     throw e;
   }
