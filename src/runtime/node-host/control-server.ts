@@ -1,9 +1,11 @@
 import { chmod, lstat, unlink } from 'node:fs/promises';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
 import { dirname } from 'node:path';
 import { DEFAULT_MAX_FRAME_BYTES } from '../../protocol/framing.js';
 import { MIN_SECRET_BYTES } from '../../protocol/auth.js';
 import { RuntimeError } from '../node/runtime-error.js';
+import { checkPathTrust } from '../../fs/check-path-trust.js';
 import { ControlConnection, type ConnectionLimits } from './control-connection.js';
 import type { NodeHost } from './node-host.js';
 
@@ -30,6 +32,8 @@ export interface TcpControlOptions extends Omit<ControlServerOptions, 'socket'> 
   port: number;
   /** The shared secret clients must prove they know (challenge–response; never sent). */
   secret: Uint8Array;
+  /** Serve the protocol inside TLS 1.3 with this certificate and key (PEM): confidentiality for remote nodes. */
+  tls?: { cert: string | Buffer; key: string | Buffer };
 }
 
 export const DEFAULT_MAX_CONNECTIONS = 16;
@@ -74,12 +78,12 @@ export class ControlServer {
     if (options.secret.length < MIN_SECRET_BYTES) {
       throw new RuntimeError('invalid-state', `the shared secret is ${options.secret.length} bytes; at least ${MIN_SECRET_BYTES} are required`, 'generate one with: head -c 32 /dev/urandom | base64 > secret && chmod 600 secret');
     }
-    const control = ControlServer.create(host, options, options.secret, undefined);
+    const control = ControlServer.create(host, options, options.secret, undefined, options.tls);
     await control.bind({ host: options.host, port: options.port });
     return control;
   }
 
-  private static create(host: NodeHost, options: Omit<ControlServerOptions, 'socket'>, secret: Uint8Array | undefined, socketPath: string | undefined): ControlServer {
+  private static create(host: NodeHost, options: Omit<ControlServerOptions, 'socket'>, secret: Uint8Array | undefined, socketPath: string | undefined, tls?: TcpControlOptions['tls']): ControlServer {
     const maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
     const maxHandshakes = options.maxHandshakes ?? DEFAULT_MAX_HANDSHAKES;
     const failures = new FailureTracker();
@@ -104,7 +108,7 @@ export class ControlServer {
       return undefined;
     };
     let control: ControlServer | undefined;
-    const server = createServer((socket) => {
+    const accept = (socket: Socket) => {
       // Every socket is tracked, so close() never waits on one.
       control!.connections.add(socket);
       if (pending.size >= maxHandshakes) {
@@ -120,7 +124,10 @@ export class ControlServer {
         pending.delete(connection);
         established.delete(connection);
       });
-    });
+    };
+    // With TLS a connection enters the pools once its TLS handshake is done; a slow TLS handshake is cut by the same deadline.
+    const server = tls === undefined ? createServer(accept) : createTlsServer({ cert: tls.cert, key: tls.key, minVersion: 'TLSv1.3', handshakeTimeout: limits.handshakeTimeoutMs }, accept);
+    if (tls !== undefined) server.on('tlsClientError', (_e, socket) => socket.destroy());
     control = new ControlServer(server, socketPath);
     return control;
   }
@@ -154,12 +161,8 @@ async function checkSocketDir(socket: string): Promise<void> {
   const dir = dirname(socket);
   const info = await lstat(dir).catch(() => undefined);
   if (info === undefined || !info.isDirectory()) throw new RuntimeError('invalid-state', `the control socket's directory ${dir} does not exist`, `create it with mode 0700: mkdir -m 700 ${dir}`);
-  if ((info.mode & 0o022) !== 0) {
-    throw new RuntimeError('invalid-state', `the control socket's directory ${dir} is writable by others (mode ${(info.mode & 0o777).toString(8)})`, `use a directory only you can write to, e.g. mkdir -m 700 ${dir}/relup`);
-  }
-  if (typeof process.getuid === 'function' && info.uid !== process.getuid()) {
-    throw new RuntimeError('invalid-state', `the control socket's directory ${dir} belongs to another user`, 'use a directory you own');
-  }
+  // The directory and every one above it (src/fs/check-path-trust.ts): a 0700 directory inside one others can write can be renamed away.
+  await checkPathTrust(dir, "the control socket's directory");
 }
 
 /** A socket file left by a node that died is removed; one a live node listens on is not. */
