@@ -302,7 +302,11 @@ function M.switch(live, new, opts)
 	end
 	for _, cell in pairs(unmatched) do
 		local v = cell_value(cell)
-		if cell.name == "_ENV" then
+		if v == new then
+			-- The module's own table (`M.add_exp(…)` inside a function that
+			-- did not use M before): it is the live table from now on.
+			setupvalue(cell.fn, cell.idx, live)
+		elseif cell.name == "_ENV" then
 			-- The new chunk's globals table: point it at the live globals below.
 			if v ~= opts.env then
 				report.absent[#report.absent + 1] = { path = cell.paths[1], name = cell.name, value = describe(v) }

@@ -1,0 +1,144 @@
+-- relup.agent: make a Silly application a relup node. In its main script:
+--
+--   local agent = require "relup.agent"
+--   local node = assert(agent.start {
+--       release = "releases/demo-1.2.2.tar.gz", -- first start only (relup release pack)
+--       state_dir = "/var/lib/demo/relup",      -- history and installed bundles
+--       secret_file = "/etc/demo/relup.secret", -- shared with the relup CLI
+--       listen = "127.0.0.1:7070",              -- loopback by default
+--   })
+--
+-- It boots the permanent release (or `release` on a fresh state directory),
+-- calls start(config) of the release's `start.main` module, and serves the
+-- control protocol (docs/protocol.md) so `relup status/apply/rollback` work
+-- against it. See docs/runtime-lua.md.
+
+local type = type
+local tostring = tostring
+
+local time = require "silly.time"
+local host = require "relup.agent.host"
+local server = require "relup.agent.server"
+local tx = require "relup.agent.transaction"
+
+local M = {}
+
+M.DEFAULT_LISTEN = "127.0.0.1:7070"
+
+local function trim(s)
+	return (s:gsub("^%s+", ""):gsub("%s+$", ""))
+end
+
+--[[
+Chaos drills and tests, as RELUP_FAULTS for Node.js nodes
+(src/runtime/node-host/fault-injection.ts), for the kinds a Lua node can
+honour: `throw`, `hang` (the deadline ends it), `exit` (the process dies
+with SIGKILL as the step starts), `pause[=ms]` (the step waits first; only
+before the point of no return, where the node may serve others; it writes
+`RELUP_FAULTS: step <i> (<op> <target>) paused` to stderr). Indices are
+0-based positions in the script's steps.
+]]
+local function parse_faults(spec)
+	if spec == nil or spec == "" then
+		return nil
+	end
+	local faults = {}
+	for item in spec:gmatch("[^,]+") do
+		local index, kind, n = item:match("^%s*(%d+):(%a[%a-]*)=?(%d*)%s*$")
+		if not index then
+			return nil, "RELUP_FAULTS: cannot read " .. item .. " (expected <step>:<throw|hang|exit|pause[=ms]>)"
+		end
+		faults[tonumber(index)] = { kind = kind, n = tonumber(n) }
+	end
+	return function(index, step, before)
+		local f = faults[index]
+		if not f then
+			return nil
+		end
+		local what = "step " .. index .. " (" .. step.op .. " " .. tx.target(step) .. ")"
+		if f.kind == "throw" then
+			error(tx.fail("injected", "RELUP_FAULTS: " .. what .. " failed on purpose"), 0)
+		elseif f.kind == "hang" then
+			return "hang"
+		elseif f.kind == "exit" then
+			io.stderr:write("RELUP_FAULTS: " .. what .. ": the node dies now\n")
+			io.stderr:flush()
+			local silly = require "silly"
+			os.execute("kill -KILL " .. tostring(silly.pid))
+		elseif f.kind == "pause" then
+			if before then
+				io.stderr:write("RELUP_FAULTS: " .. what .. " paused\n")
+				io.stderr:flush()
+				time.sleep(f.n or 10000)
+			else
+				io.stderr:write("RELUP_FAULTS: " .. what .. ": a Lua node cannot pause after the point of no return (nothing may run in between); ignored\n")
+			end
+		end
+		return nil
+	end
+end
+
+--[[
+opts:
+  release      a release bundle (.tar.gz), booted when state_dir is fresh
+  state_dir    the node's state directory (created 0700)
+  secret       the shared secret, or secret_file: a file holding it
+  listen       "host:port" (default 127.0.0.1:7070)
+  config       a table handed to start(config) of start.main
+  faults       RELUP_FAULTS spec (default: the RELUP_FAULTS variable)
+Returns { host = …, listen = "host:port", notice = "booting …" } or nil, message.
+]]
+function M.start(opts)
+	opts = opts or {}
+	if type(opts.state_dir) ~= "string" then
+		return nil, "relup.agent.start: state_dir is required (where the history and installed bundles live)"
+	end
+	local secret = opts.secret
+	if secret == nil and opts.secret_file then
+		local f = io.open(opts.secret_file, "rb")
+		if not f then
+			return nil, "cannot read the secret file " .. opts.secret_file
+		end
+		secret = f:read("a")
+		f:close()
+	end
+	if type(secret) ~= "string" or trim(secret) == "" then
+		return nil, "relup.agent.start: a secret (secret or secret_file) is required: the agent's TCP control socket always authenticates"
+	end
+	secret = trim(secret)
+	if #secret < 16 then
+		return nil, "the secret is " .. #secret .. " bytes; at least 16 are required (head -c 32 /dev/urandom | base64)"
+	end
+	local fault, ferr = parse_faults(opts.faults or os.getenv("RELUP_FAULTS"))
+	if ferr then
+		return nil, ferr
+	end
+	local h, err = host.start({
+		state_dir = opts.state_dir,
+		release = opts.release,
+		config = opts.config,
+		now_ms = time.now,
+	})
+	if not h then
+		return nil, err
+	end
+	local listen = opts.listen or M.DEFAULT_LISTEN
+	-- Monotonic nanoseconds (silly.perf.hrtime), as fractional milliseconds: step durations are sub-millisecond.
+	local hrtime = require("silly.perf").hrtime
+	local env = {
+		now = function()
+			return hrtime() / 1e6
+		end,
+		pause = function()
+			time.sleep(0)
+		end,
+		fault = fault,
+	}
+	local listener, lerr = server.listen(h, { listen = listen, secret = secret, env = env })
+	if not listener then
+		return nil, lerr
+	end
+	return { host = h, listen = listen, notice = h.notice, listener = listener }
+end
+
+return M
