@@ -24,12 +24,37 @@ export async function writeFileAtomic(path: string, bytes: Uint8Array | string, 
     await rm(temp, { force: true });
     throw e;
   }
-  const dir = await open(dirname(path), 'r');
   try {
-    await dir.sync();
-  } finally {
-    await dir.close();
+    const dir = await open(dirname(path), 'r');
+    try {
+      await dir.sync();
+    } finally {
+      await dir.close();
+    }
+  } catch (e) {
+    // The new file is already in place: a caller undoing the write must know it has to write the old content back.
+    throw markRenamed(e);
   }
+}
+
+/**
+ * True when a writeFileAtomic that threw had already renamed the new file
+ * into place (only the directory sync failed): readers may now see the new
+ * content. False when the old file is untouched.
+ */
+export function wasRenamed(e: unknown): boolean {
+  return typeof e === 'object' && e !== null && (e as { renamed?: unknown }).renamed === true;
+}
+
+function markRenamed(e: unknown): unknown {
+  if (typeof e === 'object' && e !== null) {
+    try {
+      Object.defineProperty(e, 'renamed', { value: true, enumerable: false });
+    } catch {
+      // A frozen error: the flag is lost, and the caller treats the write as not done.
+    }
+  }
+  return e;
 }
 
 /** Temp files of writes cut short by a crash are named like this; they are never read, only removed. */

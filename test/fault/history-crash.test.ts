@@ -54,7 +54,8 @@ describe('the release history survives crashes while it is written', () => {
     expect(outcome.status).toBe('committed');
     await host.stop();
     const after = await readHistory(stateDir);
-    expect(after).toMatchObject({ current: '1.2.3', permanent: '1.2.3', previous: ['1.2.2'] });
+    expect(after).toMatchObject({ current: '1.2.3', permanent: '1.2.3' });
+    expect(Object.keys(after!.installed).sort()).toEqual(['1.2.2', '1.2.3']);
     expect(after!.events.map((e) => `${e.op}:${e.status}`)).toEqual(['boot:booted', 'boot:booted', 'apply:committed']);
     expect(await tmpFiles(stateDir)).toEqual([]);
 
@@ -76,12 +77,12 @@ describe('the release history survives crashes while it is written', () => {
       for (;;) {
         n += 1;
         const events = Array.from({ length: 300 }, () => ({ at: '2026-01-01T00:00:00.000Z', op: 'apply', from: '1.2.2', to: '1.2.3', status: 'committed', message: 'x'.repeat(120), durationMs: n }));
-        await writeHistory(dir, { format: 1, name: 'demo', current: String(n), permanent: String(n), previous: [], events });
+        await writeHistory(dir, { format: 2, name: 'demo', current: String(n), permanent: String(n), installed: {}, events });
       }`;
     // Deterministic "random" kill delays (ms after the writer is ready).
     const delays = [0, 3, 7, 11, 16, 23, 31, 42, 55, 70, 90, 120];
     // An old history to begin with: from then on, every kill must leave it or a newer one.
-    await writeHistory(dir, { format: 1, name: 'demo', current: '0', permanent: '0', previous: [], events: [] });
+    await writeHistory(dir, { format: 2, name: 'demo', current: '0', permanent: '0', installed: {}, events: [] });
     let last = 0;
     for (const delay of delays) {
       const child = execa('node', ['--input-type=module', '-e', writer], { env: { HISTORY_DIR: dir }, reject: false, stdin: 'ignore' });

@@ -63,7 +63,7 @@ describe('a node process upgraded over its control socket', { timeout: 60_000 },
     expect((await http.get('/config')).json).toEqual({ max_connections: 1000, timeout: 90, log_level: 'INFO' });
 
     const status = JSON.parse((await runCli(['status', '--target', node.socket, '--json'], dir)).stdout);
-    expect(status).toMatchObject({ version: '1.2.2', permanent: '1.2.2', previous: ['1.2.3'], upgrading: false });
+    expect(status).toMatchObject({ version: '1.2.2', permanent: '1.2.2', previous: [], installed: ['1.2.3', '1.2.2'], upgrading: false });
     expect(status.history.map((e: { op: string; status: string }) => `${e.op}:${e.status}`)).toEqual(['boot:booted', 'apply:committed', 'apply:committed']);
     expect(status.processes).toEqual([expect.objectContaining({ name: 'game', suspended: false, mailbox: 0 })]);
   });

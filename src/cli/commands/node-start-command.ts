@@ -1,13 +1,15 @@
 import { resolve } from 'node:path';
-import { UserError } from '../../errors/errors.js';
+import { NodeError, UserError } from '../../errors/errors.js';
 import { ControlServer } from '../../runtime/node-host/control-server.js';
 import { NodeHost } from '../../runtime/node-host/node-host.js';
-import { injectFaults, parseFaults } from '../../runtime/node-host/fault-injection.js';
+import { injectFaults, injectWriteFaults, parseFaults, parseWriteFaults } from '../../runtime/node-host/fault-injection.js';
 import type { NodeLogEntry } from '../../runtime/node/relup-node.js';
+import { messageOf } from '../../runtime/node/runtime-error.js';
 import { resolveIn } from '../../project/load-project.js';
 import type { CommandIo } from '../io.js';
 import { readSecretFile } from '../../config/read-secret.js';
 import { readPublicKey } from '../../release/bundle-signature.js';
+import { readStatesFile } from '../read-states-file.js';
 
 export interface NodeStartArgs {
   release?: string;
@@ -19,6 +21,8 @@ export interface NodeStartArgs {
   listen?: string;
   secretFile?: string;
   publicKey?: string;
+  pauseTimers?: boolean;
+  states?: string;
 }
 
 /**
@@ -38,8 +42,22 @@ export async function run(raw: Record<string, unknown>, io: CommandIo, signals: 
   // Chaos drills and the fault-injection tests only; never reachable through the control socket.
   const faults = process.env['RELUP_FAULTS'];
   const intercept = faults === undefined || faults === '' ? undefined : injectFaults(parseFaults(faults));
+  const writeFaults = faults === undefined || faults === '' ? new Map() : parseWriteFaults(faults);
   if (intercept !== undefined) io.stderr.write(`RELUP_FAULTS=${faults}: faults will be injected into upgrades of this node\n`);
-  const host = await NodeHost.start({ ...(args.release === undefined ? {} : { release: resolveIn(io.cwd, args.release) }), stateDir, config, log, ...(intercept === undefined ? {} : { intercept }), ...(publicKey === undefined ? {} : { publicKey }) });
+  const durableWrite = writeFaults.size === 0 ? undefined : injectWriteFaults(writeFaults);
+  const host = await NodeHost.start({
+    ...(args.release === undefined ? {} : { release: resolveIn(io.cwd, args.release) }),
+    stateDir,
+    config,
+    log,
+    ...(intercept === undefined ? {} : { intercept }),
+    ...(durableWrite === undefined ? {} : { durableWrite }),
+    ...(publicKey === undefined ? {} : { publicKey }),
+    ...(args.pauseTimers === true ? { timers: 'paused' as const } : {}),
+    ...(args.states === undefined ? {} : { states: await readStatesFile(resolveIn(io.cwd, args.states)) }),
+  }).catch((e: unknown) => {
+    throw withCode(e);
+  });
   const limits = args.idleTimeout === undefined ? {} : { idleTimeoutMs: args.idleTimeout };
   const servers: ControlServer[] = [];
   try {
@@ -48,7 +66,7 @@ export async function run(raw: Record<string, unknown>, io: CommandIo, signals: 
   } catch (e) {
     for (const s of servers) await s.close();
     await host.stop();
-    throw e;
+    throw withCode(e);
   }
   const status = host.status();
   io.stdout.write(`${host.bootNotice}\n`);
@@ -64,10 +82,35 @@ export async function run(raw: Record<string, unknown>, io: CommandIo, signals: 
     for (const name of ['SIGINT', 'SIGTERM']) signals.once(name, () => done(name));
   });
   io.stdout.write(`${signal}: stopping (a running upgrade finishes or rolls back first)\n`);
+  const real = signals === process;
+  // From here on, module code that escaped the node (a plain setInterval, a callback of its own) may still run and
+  // throw — e.g. touching relup.state of a node that has stopped. It cannot change the outcome: it is logged, not fatal.
+  const escaped = (e: unknown) => log({ time: Date.now(), level: 'error', source: 'module', message: `after stop: ${messageOf(e)}` });
+  if (real) {
+    process.on('uncaughtException', escaped);
+    process.on('unhandledRejection', escaped);
+  }
   for (const s of servers) await s.close();
   await host.stop();
   io.stdout.write('stopped\n');
+  if (real) {
+    // Everything relup owns is closed and the state directory is released. Handles module code made behind the
+    // node's back (timers, sockets of its own) would keep the process alive forever: once the CLI has returned its
+    // exit code, end the process. Unref'd: when nothing else is left it never fires and the process ends by itself.
+    setTimeout(() => process.exit(process.exitCode ?? 0), EXIT_GRACE_MS).unref();
+  }
   return 0;
+}
+
+/** Time left after a clean stop for the CLI to print and return before lingering module handles are cut off. */
+const EXIT_GRACE_MS = 100;
+
+/** A start-up refusal says its code, so operators and scripts can tell them apart (state-dir-locked, untrusted-path, …). */
+function withCode(e: unknown): unknown {
+  if (!(e instanceof NodeError) || e.message.startsWith(`${e.code}:`)) return e;
+  const coded = new NodeError(e.code, `${e.code}: ${e.message}`, e.hint);
+  coded.stack = e.stack;
+  return coded;
 }
 
 /** `--set key=value`: value parsed as JSON when it is JSON (numbers, booleans), else kept as text. */

@@ -2,6 +2,7 @@ import type { Step } from '../../script/script-schema.js';
 import type { StepContext, StepPerformer } from '../node/relup-node.js';
 import { RuntimeError } from '../node/runtime-error.js';
 import { stepTarget } from '../node/transaction.js';
+import type { DurableWrite } from './node-host.js';
 
 /**
  * Chaos drills and the fault-injection tests: make step N of the next upgrades
@@ -38,6 +39,17 @@ import { stepTarget } from '../node/transaction.js';
  *
  * Indices are 0-based positions in the script's `steps`; one fault per index,
  * applied to every upgrade the node runs.
+ *
+ * Failing writes to the state directory (a full disk, a dying disk):
+ * `write:<what>:<how>`, e.g. `RELUP_FAULTS=write:history-commit:enospc`, where
+ * `<what>` is one of the node's durable writes (DURABLE_WRITES: the history at
+ * boot, the `started` record of an attempt, the bundle installed at commit,
+ * the history at commit, the outcome record, make_permanent) and `<how>` is
+ * - `enospc`: the write fails before anything is written (ENOSPC);
+ * - `eio`: the same with EIO;
+ * - `eio-after`: the new file is written and renamed into place, then the
+ *   sync of its directory fails (EIO): the writer sees an error although the
+ *   new content is already visible, the hardest case for an undo.
  */
 export type Fault = 'throw' | 'hang' | 'exit' | 'after-exit' | `after-exit=${number}` | 'crash' | 'pause' | `pause=${number}`;
 const KINDS = ['throw', 'hang', 'exit', 'after-exit', 'crash', 'pause'] as const;
@@ -49,6 +61,8 @@ const DEFAULT_PAUSE_MS = 10_000;
 export function parseFaults(spec: string): Map<number, Fault> {
   const faults = new Map<number, Fault>();
   for (const part of spec.split(',').map((s) => s.trim()).filter(Boolean)) {
+    if (part.startsWith('write:')) continue; // parseWriteFaults
+
     const [index, fault] = part.split(':');
     const n = Number(index);
     if (!Number.isInteger(n) || n < 0 || fault === undefined || parseFault(fault) === undefined) {
@@ -143,6 +157,40 @@ export function injectFaults(faults: ReadonlyMap<number, Fault>, options: FaultO
       settle: (result) => performer.settle(result),
     };
   };
+}
+
+export const DURABLE_WRITES: readonly DurableWrite[] = ['history-boot', 'history-started', 'bundle', 'history-commit', 'history-outcome', 'history-permanent'];
+const WRITE_FAULTS = ['enospc', 'eio', 'eio-after'] as const;
+export type WriteFault = (typeof WRITE_FAULTS)[number];
+
+/** The `write:<what>:<how>` parts of a RELUP_FAULTS spec. */
+export function parseWriteFaults(spec: string): Map<DurableWrite, WriteFault> {
+  const faults = new Map<DurableWrite, WriteFault>();
+  for (const part of spec.split(',').map((s) => s.trim()).filter((p) => p.startsWith('write:'))) {
+    const [, what, how, ...rest] = part.split(':');
+    if (!DURABLE_WRITES.includes(what as DurableWrite) || !WRITE_FAULTS.includes(how as WriteFault) || rest.length > 0) {
+      throw new Error(`RELUP_FAULTS: "${part}" is not write:<${DURABLE_WRITES.join('|')}>:<${WRITE_FAULTS.join('|')}>`);
+    }
+    faults.set(what as DurableWrite, how as WriteFault);
+  }
+  return faults;
+}
+
+/** A NodeHost `durableWrite` wrapper that makes the named writes fail as asked, every time. */
+export function injectWriteFaults(faults: ReadonlyMap<DurableWrite, WriteFault>): (what: DurableWrite, write: () => Promise<void>) => Promise<void> {
+  return async (what, write) => {
+    const fault = faults.get(what);
+    if (fault === undefined) return write();
+    if (fault === 'eio-after') {
+      await write();
+      throw Object.assign(errnoError('EIO', -5, 'i/o error, fsync', what), { renamed: true });
+    }
+    throw fault === 'enospc' ? errnoError('ENOSPC', -28, 'no space left on device, write', what) : errnoError('EIO', -5, 'i/o error, write', what);
+  };
+}
+
+function errnoError(code: string, errno: number, text: string, what: string): NodeJS.ErrnoException {
+  return Object.assign(new Error(`${code}: ${text} (injected fault at the ${what} write)`), { code, errno, syscall: text.split(', ')[1] });
 }
 
 /** The processes a step is about. */

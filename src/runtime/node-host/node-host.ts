@@ -1,23 +1,34 @@
 import type { KeyObject } from 'node:crypto';
-import { mkdir, readdir, readFile, stat, unlink } from 'node:fs/promises';
+import { lstat, mkdir, readdir, readFile, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { formatDiagnostic } from '../../diagnostics/format-diagnostic.js';
 import { hasErrors } from '../../diagnostics/diagnostic.js';
 import { bundleBytes } from '../../release/bundle-bytes.js';
 import { ATOMIC_TEMP_FILE } from '../../fs/write-file-atomic.js';
+import { checkFileTrust, checkPathTrust } from '../../fs/check-path-trust.js';
+import { lockDirectory, type DirectoryLock } from '../../fs/directory-lock.js';
 import type { ApplyParams } from '../../protocol/messages.js';
-import { startNode, RuntimeError, type ApplyOptions, type ApplyOutcome, type LogSink, type NodeStatus, type RelupNode, type StepEvent } from '../node/relup-node.js';
+import type { Step } from '../../script/script-schema.js';
+import { startNode, RuntimeError, type ApplyOptions, type ApplyOutcome, type LogSink, type NodeStatus, type RelupNode, type StepContext, type StepEvent, type StepPerformer } from '../node/relup-node.js';
 import type { ReleaseImage } from '../node/release-image.js';
-import { readHistory, recordEvent, writeHistory, type History, type HistoryEvent } from './release-history.js';
+import { messageOf } from '../node/runtime-error.js';
+import { HISTORY_FILE, HistoryLog, installedOf, previousOf, readHistory, recordEvent, writeHistory, type History, type HistoryEvent } from './release-history.js';
 import { ReleaseStore } from './release-store.js';
+
+/** Every write the node makes to its state directory; fault injection can make any of them fail. */
+export type DurableWrite = 'history-boot' | 'history-started' | 'bundle' | 'history-commit' | 'history-outcome' | 'history-permanent';
 
 export interface HostOptions {
   /** The release to boot when the state directory has no permanent release yet (directory or bundle). */
   release?: string;
-  /** Where installed bundles and the history live. Created 0700. */
+  /** Where installed bundles and the history live. Created 0700; it and every directory above it must pass checkPathTrust. */
   stateDir: string;
   /** Seen by modules as `relup.config`. */
   config?: Record<string, unknown>;
+  /** 'paused': node-owned timers never fire (scratch nodes of `relup check --live`; see StartOptions). */
+  timers?: 'running' | 'paused';
+  /** States to boot with instead of the initial ones (StartOptions.states; scratch and test nodes). */
+  states?: { modules?: Record<string, unknown>; processes?: Record<string, unknown> };
   log?: LogSink;
   /** Clock for history timestamps (tests). */
   now?: () => Date;
@@ -25,13 +36,20 @@ export interface HostOptions {
   intercept?: ApplyOptions['intercept'];
   /** Accept only bundles signed by this ed25519 key (boot, upload and restart). */
   publicKey?: KeyObject;
+  /** Wraps every durable write (fault injection: a full disk, an I/O error). */
+  durableWrite?: (what: DurableWrite, write: () => Promise<void>) => Promise<void>;
 }
 
 export interface HostStatus extends NodeStatus {
   permanent: string;
+  /** Installed releases older than the one running, newest first: where a rollback can go. */
   previous: string[];
+  /** Every installed release, newest first. */
+  installed: string[];
   history: HistoryEvent[];
   stateDir: string;
+  /** Set when something the node did could not be recorded in its history (the history still says what a restart boots). */
+  historyProblem?: string;
 }
 
 export interface HostApplyOutcome extends ApplyOutcome {
@@ -43,61 +61,111 @@ export interface HostApplyOutcome extends ApplyOutcome {
  * A node as a long-running process: the RelupNode plus what must outlive it —
  * installed bundles and the release history in the state directory. A
  * restarted host boots the permanent release, whatever it was started with.
+ *
+ * Durability rules:
+ * - one node per state directory (a lock naming its pid);
+ * - the state directory and every directory above it are trusted only if no
+ *   one but us and root can write them; every installed bundle is verified
+ *   against the hash the history recorded before the node boots;
+ * - every change of the history goes through one queue (HistoryLog) and is
+ *   reported only once it is on disk: status always says what a restart boots;
+ * - the durable record of a commit is part of the commit step: if the bundle
+ *   or the history cannot be written, the upgrade rolls back in place.
  */
 export class NodeHost {
   private busy = false;
+  /** The upgrade in progress (upload to last history write), so stop() can wait for it. */
+  private running: Promise<unknown> | undefined;
+  /** The last history write that failed outside a transaction, until a write succeeds again. */
+  private unrecorded: string | undefined;
 
   private constructor(
     readonly node: RelupNode,
-    private history: History,
+    private readonly history: HistoryLog,
     private readonly store: ReleaseStore,
     private readonly options: HostOptions,
     readonly bootNotice: string,
+    private readonly lock: DirectoryLock,
   ) {}
 
   static async start(options: HostOptions): Promise<NodeHost> {
-    await mkdir(options.stateDir, { recursive: true, mode: 0o700 });
-    const store = new ReleaseStore(options.stateDir, options.publicKey);
-    await store.init();
-    await removeTempFiles(options.stateDir);
-    const now = options.now ?? (() => new Date());
-    const previous = await readHistory(options.stateDir);
+    const { stateDir } = options;
+    await mkdir(stateDir, { recursive: true, mode: 0o700 });
+    await checkPathTrust(stateDir, 'the state directory');
+    // Before anything in the directory is read or written: two nodes on one history would overwrite each other.
+    const lock = await lockDirectory(stateDir, { what: `the state directory ${stateDir}` });
+    let node: RelupNode | undefined;
+    try {
+      const store = new ReleaseStore(stateDir, options.publicKey);
+      await store.init();
+      await checkPathTrust(store.dir, 'the release store');
+      await removeTempFiles(stateDir);
+      const now = options.now ?? (() => new Date());
+      const log = options.log ?? (() => undefined);
+      const note = (message: string) => log({ time: Date.now(), level: 'info', source: 'node', message });
+      const historyPath = join(stateDir, HISTORY_FILE);
+      if (await exists(historyPath)) await checkFileTrust(historyPath, 'the history');
+      const onDisk = await readHistory(stateDir);
 
-    let image: ReleaseImage;
-    let history: History;
-    let notice: string;
-    if (previous !== undefined) {
-      const permanent = await store.installed(previous.name, previous.permanent);
-      if (permanent === undefined) {
-        throw new RuntimeError('invalid-state', `the history in ${options.stateDir} names ${previous.name} ${previous.permanent} as permanent, but its bundle is missing or does not verify`, `restore ${store.pathOf({ name: previous.name, version: previous.permanent })}, or move the state directory aside to boot afresh`);
+      let image: ReleaseImage;
+      let history: History;
+      let notice: string;
+      if (onDisk !== undefined) {
+        const installed = await verifyInstalled(store, onDisk, note);
+        const permanent = await store.installed(onDisk.name, onDisk.permanent, installed[onDisk.permanent]);
+        if (permanent === undefined || installed[onDisk.permanent] === undefined) {
+          throw new RuntimeError('invalid-state', `the history in ${stateDir} names ${onDisk.name} ${onDisk.permanent} as permanent, but its bundle is missing`, `restore ${store.pathOf({ name: onDisk.name, version: onDisk.permanent })}, or move the state directory aside to boot afresh`);
+        }
+        image = permanent;
+        // A restart boots the permanent release: an upgrade that was not made permanent does not survive a restart.
+        notice = `booting the permanent release ${onDisk.permanent} from ${stateDir}`;
+        if (options.release !== undefined) notice += ` (--release ${options.release} is used only for a fresh state directory)`;
+        const { legacy: _legacy, ...plain } = onDisk;
+        history = recordEvent(markInterrupted({ ...plain, installed }), { at: now().toISOString(), op: 'boot', from: onDisk.current, to: onDisk.permanent, status: 'booted' }, { current: onDisk.permanent });
+      } else {
+        if (options.release === undefined) throw new RuntimeError('invalid-release', `${stateDir} holds no release yet`, 'pass --release <dir|bundle> for the first start');
+        const loaded = await store.load(options.release);
+        if (loaded.image === undefined || hasErrors(loaded.diagnostics)) {
+          const text = loaded.diagnostics.map((d) => formatDiagnostic(d, { color: false })).join('\n');
+          throw new RuntimeError('invalid-release', `${options.release} is not a valid release:\n${text}`);
+        }
+        image = loaded.image;
+        const isBundle = (await stat(options.release)).isFile();
+        const bytes = isBundle ? await readFile(options.release) : (await bundleBytes(image.release, image.files)).bytes;
+        await durably(options, 'bundle', () => store.install(image.release, bytes));
+        notice = `booting ${image.release.name} ${image.release.version} from ${options.release}`;
+        const { name, version, hash } = image.release;
+        history = { format: 2, name, current: version, permanent: version, installed: { [version]: hash }, events: [{ at: now().toISOString(), op: 'boot', to: version, status: 'booted' }] };
       }
-      image = permanent;
-      // A restart boots the permanent release: an upgrade that was not made permanent does not survive a restart.
-      notice = `booting the permanent release ${previous.permanent} from ${options.stateDir}`;
-      if (options.release !== undefined) notice += ` (--release ${options.release} is used only for a fresh state directory)`;
-      history = recordEvent(markInterrupted(previous), { at: now().toISOString(), op: 'boot', from: previous.current, to: previous.permanent, status: 'booted' }, { current: previous.permanent });
-    } else {
-      if (options.release === undefined) throw new RuntimeError('invalid-release', `${options.stateDir} holds no release yet`, 'pass --release <dir|bundle> for the first start');
-      const loaded = await store.load(options.release);
-      if (loaded.image === undefined || hasErrors(loaded.diagnostics)) {
-        const text = loaded.diagnostics.map((d) => formatDiagnostic(d, { color: false })).join('\n');
-        throw new RuntimeError('invalid-release', `${options.release} is not a valid release:\n${text}`);
-      }
-      image = loaded.image;
-      const isBundle = (await stat(options.release)).isFile();
-      await store.install(image.release, isBundle ? await readFile(options.release) : (await bundleBytes(image.release, image.files)).bytes);
-      notice = `booting ${image.release.name} ${image.release.version} from ${options.release}`;
-      history = { format: 1, name: image.release.name, current: image.release.version, permanent: image.release.version, previous: [], events: [{ at: now().toISOString(), op: 'boot', to: image.release.version, status: 'booted' }] };
+      node = await startNode({ image, ...(options.config === undefined ? {} : { config: options.config }), ...(options.log === undefined ? {} : { log: options.log }), ...(options.timers === undefined ? {} : { timers: options.timers }), ...(options.states === undefined ? {} : { states: options.states }) });
+      const historyLog = new HistoryLog(stateDir, onDisk ?? history, (dir, h, label) => durably(options, label as DurableWrite, () => writeHistory(dir, h)));
+      // A node whose boot is not on record would disagree with its disk (the history could still name another current release).
+      await historyLog.update(() => ({ ...history }), 'history-boot').catch((e: unknown) => {
+        throw new RuntimeError('state-write-failed', `cannot write ${historyPath}: ${messageOf(e)}`, `free space in ${stateDir} (or fix the disk), then start the node again`);
+      });
+      return new NodeHost(node, historyLog, store, options, notice, lock);
+    } catch (e) {
+      await node?.stop().catch(() => undefined);
+      await lock.release();
+      throw e;
     }
-    const node = await startNode({ image, ...(options.config === undefined ? {} : { config: options.config }), ...(options.log === undefined ? {} : { log: options.log }) });
-    await writeHistory(options.stateDir, history);
-    return new NodeHost(node, history, store, options, notice);
   }
 
   status(): HostStatus {
     const status = this.node.status();
+    const h = this.history.value;
+    const problem = this.history.problem ?? this.unrecorded;
     // The host is busy from the upload until the history is written, a little longer than the node's transaction.
-    return { ...status, upgrading: status.upgrading || this.busy, permanent: this.history.permanent, previous: this.history.previous, history: this.history.events.slice(-50), stateDir: this.options.stateDir };
+    return {
+      ...status,
+      upgrading: status.upgrading || this.busy,
+      permanent: h.permanent,
+      previous: previousOf({ current: status.version, installed: h.installed }),
+      installed: installedOf(h),
+      history: h.events.slice(-50),
+      stateDir: this.options.stateDir,
+      ...(problem === undefined ? {} : { historyProblem: problem }),
+    };
   }
 
   /**
@@ -107,10 +175,13 @@ export class NodeHost {
   async apply(params: ApplyParams, onEvent?: (event: StepEvent) => void): Promise<HostApplyOutcome> {
     if (this.busy) throw new RuntimeError('busy', `node ${this.node.name} is already applying an upgrade`, 'wait for it to finish (relup status shows it), then try again');
     this.busy = true;
+    const running = this.applyExclusive(params, onEvent);
+    this.running = running;
     try {
-      return await this.applyExclusive(params, onEvent);
+      return await running;
     } finally {
       this.busy = false;
+      this.running = undefined;
     }
   }
 
@@ -118,61 +189,173 @@ export class NodeHost {
     const started = performance.now();
     const refuse = (code: string, message: string): HostApplyOutcome => ({
       status: 'refused', ok: false, message: `refused: ${message}; nothing changed`, name: this.node.name, from: params.script.from.version, to: params.script.to.version, direction: params.script.direction,
-      version: this.node.version, failure: { code, message }, journal: [], groups: [], absent: {}, holdMs: null, durationMs: performance.now() - started, permanent: this.history.permanent, previous: this.history.previous,
+      version: this.node.version, failure: { code, message }, journal: [], groups: [], absent: {}, holdMs: null, durationMs: performance.now() - started, ...this.releases(),
     });
     const received = await this.store.receive(Buffer.from(params.bundle, 'base64'));
     if (received.image === undefined) {
       return refuse('bundle-invalid', `the uploaded bundle does not verify: ${received.diagnostics.filter((d) => d.severity === 'error').map((d) => `${d.code}: ${d.message}`).join('; ')}`);
     }
     const { release } = received.image;
-    const installed = release.name === this.node.name ? await this.store.installed(release.name, release.version) : undefined;
-    if (installed !== undefined && installed.release.hash !== release.hash) {
+    const recorded = release.name === this.node.name ? this.history.value.installed[release.version] : undefined;
+    if (recorded !== undefined && recorded !== release.hash) {
       return refuse('version-conflict', `this node already has a different ${release.name} ${release.version} installed (a rebuilt release is a new version: bump it)`);
     }
     // Recorded before anything changes, so an attempt cut short by a crash of the node is in the history.
     const attempt = !params.dryRun;
+    const placeholders = new Set<HistoryEvent>();
     if (attempt) {
-      this.history = recordEvent(this.history, { at: this.now().toISOString(), op: 'apply', from: params.script.from.version, to: params.script.to.version, status: 'started' });
-      await writeHistory(this.options.stateDir, this.history);
+      const event: HistoryEvent = { at: this.now().toISOString(), op: 'apply', from: params.script.from.version, to: params.script.to.version, status: 'started' };
+      try {
+        await this.history.update((h) => recordEvent(h, event), 'history-started');
+      } catch (e) {
+        return refuse('state-write-failed', `cannot record the attempt in ${join(this.options.stateDir, HISTORY_FILE)} (${messageOf(e)}); free space in the state directory`);
+      }
+      placeholders.add(event);
     }
-    const outcome = await this.node.applyScript(params.script, received.image, { dryRun: params.dryRun, ...(params.deadlineMs === undefined ? {} : { deadlineMs: params.deadlineMs }), ...(onEvent === undefined ? {} : { onEvent }), ...(this.options.intercept === undefined ? {} : { intercept: this.options.intercept }) });
-    if (outcome.status === 'committed') await this.store.install(release, received.bytes);
-    if (attempt) this.history = withoutStarted(this.history);
-    if (outcome.status !== 'noop' && outcome.status !== 'dry-run') {
-      const event: HistoryEvent = {
-        at: this.now().toISOString(),
-        op: 'apply',
-        from: params.script.from.version,
-        to: params.script.to.version,
-        status: outcome.status,
-        message: outcome.message,
-        durationMs: Math.round(outcome.durationMs * 100) / 100,
-        suspensionMs: Object.fromEntries(outcome.groups.map((g) => [String(g.id), g.suspensionMs])),
-        ...(outcome.failure?.step === undefined ? {} : { failedStep: `${outcome.failure.step.index + 1} ${outcome.failure.step.op} ${outcome.failure.step.target}`.trim() }),
-      };
-      const committed = outcome.status === 'committed';
-      this.history = recordEvent(this.history, event, committed ? { current: outcome.version, ...(params.permanent ? { permanent: outcome.version } : {}) } : undefined);
+    const durable = (performer: StepPerformer): StepPerformer => ({
+      check: (step, ctx) => performer.check(step, ctx),
+      perform: async (step, ctx) => {
+        await performer.perform(step, ctx);
+        if (step.op === 'commit') placeholders.add(await this.recordCommit(step, ctx, params, received.image!, received.bytes, recorded !== undefined, started));
+      },
+      settle: (result) => performer.settle(result),
+    });
+    const intercept = this.options.intercept;
+    const outcome = await this.node.applyScript(params.script, received.image, {
+      dryRun: params.dryRun,
+      ...(params.deadlineMs === undefined ? {} : { deadlineMs: params.deadlineMs }),
+      ...(onEvent === undefined ? {} : { onEvent }),
+      // Outermost, so the record of the commit follows the commit step as any fault injected into it leaves it.
+      intercept: (steps) => durable(intercept === undefined ? steps : intercept(steps)),
+    });
+    if (attempt) await this.recordOutcome(outcome, params, placeholders);
+    return { ...outcome, ...this.releases() };
+  }
+
+  /**
+   * The durable half of the commit step, run right after the node switched its
+   * release in memory and before the transaction settles: install the bundle,
+   * then write the history that names the new release. If either write fails
+   * the step fails and the whole upgrade rolls back in place (the undo is
+   * registered before the write, rule 1), so memory, status and disk never
+   * disagree about what runs.
+   */
+  private async recordCommit(step: Step, ctx: StepContext, params: ApplyParams, image: ReleaseImage, bytes: Uint8Array, alreadyInstalled: boolean, started: number): Promise<HistoryEvent> {
+    const { release } = image;
+    if (!alreadyInstalled) {
+      await durably(this.options, 'bundle', () => this.store.install(release, bytes)).catch((e: unknown) => {
+        throw new RuntimeError('state-write-failed', `cannot install ${this.store.pathOf(release)}: ${messageOf(e)}`, `free space in ${this.options.stateDir} (or fix the disk), then apply again`);
+      });
     }
-    if (attempt) await writeHistory(this.options.stateDir, this.history);
-    return { ...outcome, permanent: this.history.permanent, previous: this.history.previous };
+    const before = this.history.value;
+    ctx.onUndo('put the history back on the release that was running', async () => {
+      await this.history.update((h) => (h.current === before.current && h.permanent === before.permanent ? h : { ...h, current: before.current, permanent: before.permanent }), 'history-outcome');
+    });
+    const event: HistoryEvent = { at: this.now().toISOString(), op: 'apply', from: params.script.from.version, to: params.script.to.version, status: 'committed', message: `committed at step ${ctx.index + 1} (${step.op})`, durationMs: round(performance.now() - started) };
+    await this.history
+      .update((h) => recordEvent(withoutStarted(h), event, { current: release.version, ...(params.permanent ? { permanent: release.version } : {}), installed: { version: release.version, hash: release.hash } }), 'history-commit')
+      .catch((e: unknown) => {
+        throw new RuntimeError('state-write-failed', `cannot record the commit in ${join(this.options.stateDir, HISTORY_FILE)}: ${messageOf(e)}`, `free space in ${this.options.stateDir} (or fix the disk), then apply again`);
+      });
+    return event;
+  }
+
+  /**
+   * Replace this attempt's placeholder events with its outcome. The release
+   * fields were settled durably by the transaction itself (commit step or its
+   * undo), so a failure here loses figures, never which release runs.
+   */
+  private async recordOutcome(outcome: ApplyOutcome, params: ApplyParams, placeholders: ReadonlySet<HistoryEvent>): Promise<void> {
+    const finished = outcome.status !== 'noop' && outcome.status !== 'dry-run';
+    const event: HistoryEvent | undefined = finished
+      ? {
+          at: this.now().toISOString(),
+          op: 'apply',
+          from: params.script.from.version,
+          to: params.script.to.version,
+          status: outcome.status,
+          message: outcome.message,
+          durationMs: round(outcome.durationMs),
+          suspensionMs: Object.fromEntries(outcome.groups.map((g) => [String(g.id), g.suspensionMs])),
+          ...(outcome.failure?.step === undefined ? {} : { failedStep: `${outcome.failure.step.index + 1} ${outcome.failure.step.op} ${outcome.failure.step.target}`.trim() }),
+        }
+      : undefined;
+    try {
+      await this.history.update((h) => {
+        const events = h.events.filter((e) => !placeholders.has(e));
+        return { ...h, events: event === undefined ? events : [...events, event].slice(-500) };
+      }, 'history-outcome');
+      this.unrecorded = undefined;
+    } catch (e) {
+      this.unrecorded = `the outcome of the last upgrade (${outcome.status} ${params.script.from.version} → ${params.script.to.version}) could not be written to ${HISTORY_FILE}: ${messageOf(e)}`;
+      this.options.log?.({ time: Date.now(), level: 'error', source: 'node', message: this.unrecorded });
+    }
+  }
+
+  private releases(): { permanent: string; previous: string[] } {
+    const h = this.history.value;
+    return { permanent: h.permanent, previous: previousOf({ current: this.node.version, installed: h.installed }) };
   }
 
   private now(): Date {
     return (this.options.now ?? (() => new Date()))();
   }
 
-  /** Make an installed release the one a restart boots. */
+  /**
+   * Make an installed release the one a restart boots. Queued with every
+   * other history change, and its bundle is verified in its turn, so requests
+   * take effect in the order they came and status never runs ahead of disk.
+   */
   async makePermanent(version: string): Promise<{ permanent: string }> {
-    const image = await this.store.installed(this.node.name, version);
-    if (image === undefined) throw new RuntimeError('invalid-release', `${this.node.name} ${version} is not installed on this node`, 'apply it first');
-    this.history = recordEvent(this.history, { at: new Date().toISOString(), op: 'make_permanent', to: version, status: 'ok' }, { permanent: version });
-    await writeHistory(this.options.stateDir, this.history);
-    return { permanent: version };
+    const h = await this.history.update(async (latest) => {
+      const hash = latest.installed[version];
+      const image = hash === undefined ? undefined : await this.store.installed(this.node.name, version, hash);
+      if (image === undefined) throw new RuntimeError('invalid-release', `${this.node.name} ${version} is not installed on this node (installed: ${installedOf(latest).join(', ')})`, 'apply it first');
+      if (latest.permanent === version) return latest;
+      return recordEvent(latest, { at: this.now().toISOString(), op: 'make_permanent', to: version, status: 'ok' }, { permanent: version });
+    }, 'history-permanent');
+    return { permanent: h.permanent };
   }
 
-  stop(): Promise<void> {
-    return this.node.stop();
+  /** Stop the node, wait for the history to be written, release the state directory. Idempotent. */
+  async stop(): Promise<void> {
+    await this.node.stop();
+    await this.running?.catch(() => undefined);
+    await this.history.idle();
+    await this.lock.release();
   }
+}
+
+/**
+ * Verify every bundle the history records before anything of them runs (a
+ * bundle someone replaced is refused with `bundle-tampered`). A recorded
+ * release whose bundle is gone is forgotten (a rollback cannot go there);
+ * bundles the history does not name were never run (an install cut short)
+ * and are ignored. A format-1 history records no hashes: they are taken now.
+ */
+async function verifyInstalled(store: ReleaseStore, history: History & { legacy?: true }, note: (message: string) => void): Promise<Record<string, string>> {
+  const installed: Record<string, string> = {};
+  if (history.legacy === true) {
+    for (const version of await store.bundleVersions(history.name)) {
+      const image = await store.installed(history.name, version, undefined);
+      if (image !== undefined) installed[version] = image.release.hash;
+    }
+    note(`history format 1: recorded the release hashes of ${Object.keys(installed).length} installed bundles`);
+    return installed;
+  }
+  for (const [version, hash] of Object.entries(history.installed)) {
+    const image = await store.installed(history.name, version, hash);
+    if (image === undefined) note(`${store.pathOf({ name: history.name, version })} is gone: ${version} can no longer be rolled back to`);
+    else installed[version] = hash;
+  }
+  for (const version of await store.bundleVersions(history.name)) {
+    if (history.installed[version] === undefined) note(`${store.pathOf({ name: history.name, version })} is not in the history (an install cut short?): ignored`);
+  }
+  return installed;
+}
+
+async function durably(options: HostOptions, what: DurableWrite, write: () => Promise<void>): Promise<void> {
+  await (options.durableWrite === undefined ? write() : options.durableWrite(what, write));
 }
 
 /** An attempt still `started` when the node boots was cut short by a crash of the node. */
@@ -187,9 +370,21 @@ function withoutStarted(history: History): History {
   return last?.op === 'apply' && last.status === 'started' ? { ...history, events: history.events.slice(0, -1) } : history;
 }
 
+function round(ms: number): number {
+  return Math.round(ms * 100) / 100;
+}
+
+async function exists(path: string): Promise<boolean> {
+  return lstat(path).then(
+    () => true,
+    () => false,
+  );
+}
+
 /** Temporary files of atomic writes interrupted by a crash: never read, so only removed. */
 async function removeTempFiles(stateDir: string): Promise<void> {
   for (const name of await readdir(stateDir).catch(() => [] as string[])) {
     if (ATOMIC_TEMP_FILE.test(name)) await unlink(join(stateDir, name)).catch(() => undefined);
   }
 }
+

@@ -1,14 +1,23 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import semver from 'semver';
 import { z } from 'zod';
-import { writeFileAtomic } from '../../fs/write-file-atomic.js';
+import { NodeError } from '../../errors/errors.js';
+import { wasRenamed, writeFileAtomic } from '../../fs/write-file-atomic.js';
+import { messageOf } from '../node/runtime-error.js';
 
 /**
  * The node's release history, kept in its state directory: which release runs
- * (current), which one a restart boots (permanent), what ran before
- * (previous), and every boot and upgrade attempt with its outcome. Written
- * with writeFileAtomic, so a crash mid-write leaves either the old or the new
- * file, never a torn one.
+ * (current), which one a restart boots (permanent), every release installed
+ * with the hash its bundle must have, and every boot and upgrade attempt with
+ * its outcome. Written with writeFileAtomic, so a crash mid-write leaves
+ * either the old or the new file, never a torn one.
+ *
+ * `previous` is not stored: it is derived (previousOf) as in OTP's
+ * `which_releases`, where releases older than the current one stay installed
+ * as `old`: the installed releases whose version is lower than the current
+ * one, newest first. A rollback goes to previous[0] and never to a newer
+ * release, so rolling back twice walks further back, never forth.
  */
 export const HISTORY_FILE = 'history.json';
 const MAX_EVENTS = 500;
@@ -26,11 +35,21 @@ export const historyEventSchema = z.strictObject({
 });
 
 export const historySchema = z.strictObject({
+  format: z.literal(2),
+  name: z.string(),
+  current: z.string(),
+  permanent: z.string(),
+  /** Every installed release: version → release hash. A bundle runs only if it still hashes to this. */
+  installed: z.record(z.string(), z.string()),
+  events: z.array(historyEventSchema),
+});
+
+/** Written by relup 0.1 before hashes were recorded; read once and rewritten as format 2 at the next boot. */
+const historyV1Schema = z.strictObject({
   format: z.literal(1),
   name: z.string(),
   current: z.string(),
   permanent: z.string(),
-  /** Versions that ran before the current one, most recent first, without repeats. */
   previous: z.array(z.string()),
   events: z.array(historyEventSchema),
 });
@@ -38,46 +57,143 @@ export const historySchema = z.strictObject({
 export type History = z.infer<typeof historySchema>;
 export type HistoryEvent = z.infer<typeof historyEventSchema>;
 
-export async function readHistory(stateDir: string): Promise<History | undefined> {
+/** A history.json the node cannot use: a known condition with its own code, never an internal error. */
+export class HistoryCorruptError extends NodeError {
+  constructor(
+    readonly path: string,
+    problem: string,
+  ) {
+    super(
+      'history-corrupt',
+      `${path} is not a valid relup history: ${problem}`,
+      `restore it from a backup; or, to start this state directory afresh, move it aside (mv ${path} ${path}.bad) and start the node with --release <the release to run>`,
+    );
+  }
+}
+
+/**
+ * The history in `stateDir`, or undefined for a new state directory. A
+ * format-1 history has no hashes yet: `installed` is empty and `legacy` is
+ * true, and the caller records the hashes of the bundles it verifies.
+ */
+export async function readHistory(stateDir: string): Promise<(History & { legacy?: true }) | undefined> {
+  const path = join(stateDir, HISTORY_FILE);
   let text: string;
   try {
-    text = await readFile(join(stateDir, HISTORY_FILE), 'utf8');
+    text = await readFile(path, 'utf8');
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw e;
   }
-  const parsed = historySchema.safeParse(safeJson(text));
-  if (!parsed.success) {
-    throw new Error(`${join(stateDir, HISTORY_FILE)} is not a valid relup history (${parsed.error.issues[0]?.message ?? 'invalid'}); move it aside to start fresh`);
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new HistoryCorruptError(path, text.trim() === '' ? 'the file is empty' : `it is not JSON (${(e as Error).message})`);
   }
-  return parsed.data;
+  const parsed = historySchema.safeParse(json);
+  if (parsed.success) return parsed.data;
+  const v1 = historyV1Schema.safeParse(json);
+  if (v1.success) {
+    const { previous: _previous, ...rest } = v1.data;
+    return { ...rest, format: 2, installed: {}, legacy: true };
+  }
+  const issue = parsed.error.issues[0];
+  throw new HistoryCorruptError(path, issue === undefined ? 'invalid' : `${issue.path.length > 0 ? `${issue.path.join('.')}: ` : ''}${issue.message}`);
 }
 
 export async function writeHistory(stateDir: string, history: History): Promise<void> {
-  const bounded = { ...history, events: history.events.slice(-MAX_EVENTS) };
+  const bounded: History = { format: 2, name: history.name, current: history.current, permanent: history.permanent, installed: history.installed, events: history.events.slice(-MAX_EVENTS) };
   await writeFileAtomic(join(stateDir, HISTORY_FILE), `${JSON.stringify(bounded, null, 2)}\n`, { mode: 0o600 });
 }
 
 /** A new history after `event`; pure, so the rules are testable without a disk. */
-export function recordEvent(history: History, event: HistoryEvent, change?: { current?: string; permanent?: string }): History {
-  let previous = history.previous;
-  if (change?.current !== undefined && change.current !== history.current) {
-    previous = [history.current, ...history.previous.filter((v) => v !== history.current && v !== change.current)];
-  }
+export function recordEvent(history: History, event: HistoryEvent, change?: { current?: string; permanent?: string; installed?: { version: string; hash: string } }): History {
   return {
     ...history,
     current: change?.current ?? history.current,
     permanent: change?.permanent ?? history.permanent,
-    previous: previous.slice(0, MAX_EVENTS),
+    installed: change?.installed === undefined ? history.installed : { ...history.installed, [change.installed.version]: change.installed.hash },
     // Bounded in memory too, not only on disk: a long-lived node must not grow with its history.
     events: [...history.events, event].slice(-MAX_EVENTS),
   };
 }
 
-function safeJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
+/** The releases a rollback can return to: installed and older than the current one, newest first (OTP's `old`). */
+export function previousOf(history: Pick<History, 'current' | 'installed'>): string[] {
+  const current = semver.valid(history.current);
+  return Object.keys(history.installed)
+    .filter((v) => semver.valid(v) !== null && current !== null && semver.lt(v, current))
+    .sort(semver.rcompare);
+}
+
+/** Every installed release, newest first. */
+export function installedOf(history: Pick<History, 'installed'>): string[] {
+  return Object.keys(history.installed).filter((v) => semver.valid(v) !== null).sort(semver.rcompare);
+}
+
+/**
+ * The one writer of a history: every change goes through `update`, one at a
+ * time, in call order. The change is computed from the latest history when
+ * its turn comes, written, and only then becomes the value the node reports:
+ * what `value` says is always what is on disk, so status always equals what
+ * a restart would boot. A failed write changes nothing in memory; the caller
+ * gets the error.
+ */
+export class HistoryLog {
+  private tail: Promise<unknown> = Promise.resolve();
+  /** Set when the file on disk may differ from `value` (a failed write left the new file in place and putting the old one back failed too). */
+  private mismatch: string | undefined;
+
+  constructor(
+    private readonly stateDir: string,
+    private current: History,
+    private readonly write: (stateDir: string, history: History, label: string) => Promise<void> = writeHistory,
+  ) {}
+
+  /** Resolves once every update queued so far has settled. */
+  async idle(): Promise<void> {
+    await this.tail;
+  }
+
+  get value(): History {
+    return this.current;
+  }
+
+  /** Why the file on disk may not be `value`, when it may not; reported by status until a later write succeeds. */
+  get problem(): string | undefined {
+    return this.mismatch;
+  }
+
+  /**
+   * Queue a change. `change` runs when its turn comes (it may be async: a
+   * check that must see the latest history, such as verifying a bundle, runs
+   * inside the queue). Returning the same object changes nothing and writes
+   * nothing. `label` names the write for fault injection and errors.
+   */
+  update(change: (latest: History) => History | Promise<History>, label = 'history'): Promise<History> {
+    const run = async (): Promise<History> => {
+      const next = await change(this.current);
+      if (next === this.current && this.mismatch === undefined) return next;
+      try {
+        await this.write(this.stateDir, next, label);
+      } catch (e) {
+        // The write failed after the new file was renamed into place: put the old content back, so disk and memory agree.
+        if (wasRenamed(e)) {
+          try {
+            await this.write(this.stateDir, this.current, `${label} (restore)`);
+          } catch (again) {
+            this.mismatch = `${HISTORY_FILE} may hold a change that failed to be written (${messageOf(e)}), and restoring it failed too (${messageOf(again)})`;
+          }
+        }
+        throw e;
+      }
+      this.current = next;
+      this.mismatch = undefined;
+      return next;
+    };
+    const result = this.tail.then(run, run);
+    this.tail = result.catch(() => undefined);
+    return result;
   }
 }

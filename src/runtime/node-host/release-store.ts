@@ -1,4 +1,4 @@
-import { mkdir, readdir, unlink } from 'node:fs/promises';
+import { lstat, mkdir, readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { KeyObject } from 'node:crypto';
 import { error, hasErrors, type Checked, type Diagnostic } from '../../diagnostics/diagnostic.js';
@@ -9,6 +9,8 @@ import { verifyFiles } from '../../release/verify-release.js';
 import type { Release } from '../../release/release-model.js';
 import type { ReleaseImage } from '../node/release-image.js';
 import { ATOMIC_TEMP_FILE, writeFileAtomic } from '../../fs/write-file-atomic.js';
+import { checkFileTrust } from '../../fs/check-path-trust.js';
+import { NodeError } from '../../errors/errors.js';
 
 /**
  * The bundles a node has installed, under `<stateDir>/releases/`: every
@@ -62,15 +64,52 @@ export class ReleaseStore {
     return join(this.dir, bundleFileName(release));
   }
 
-  /** The installed release `version`, if any. */
-  async installed(name: string, version: string): Promise<ReleaseImage | undefined> {
-    const names = await readdir(this.dir).catch(() => [] as string[]);
-    if (!names.includes(bundleFileName({ name, version }))) return undefined;
-    return (await this.load(this.pathOf({ name, version }))).image;
+  /**
+   * The installed release `version`, checked before anything of it is used:
+   * the bundle file is a regular file only we (or root) can write, it
+   * verifies against its manifest (and signature), and its release hash is
+   * `expectedHash`, the one the history recorded when it was installed. A
+   * bundle re-manifested by someone else hashes differently and is refused.
+   * Undefined when there is no such bundle file.
+   */
+  async installed(name: string, version: string, expectedHash: string | undefined): Promise<ReleaseImage | undefined> {
+    const path = this.pathOf({ name, version });
+    const exists = await lstat(path).then(() => true, () => false);
+    if (!exists) return undefined;
+    await checkFileTrust(path, 'the installed bundle');
+    const loaded = await this.load(path);
+    if (loaded.image === undefined) {
+      const why = loaded.diagnostics.filter((d) => d.severity === 'error').map((d) => `${d.code}: ${d.message}`).join('; ');
+      throw new BundleTamperedError(`the installed bundle ${path} does not verify (${why})`, path);
+    }
+    if (expectedHash !== undefined && loaded.image.release.hash !== expectedHash) {
+      throw new BundleTamperedError(`the installed bundle ${path} has release hash ${loaded.image.release.hash.slice(0, 12)}, but the history recorded ${expectedHash.slice(0, 12)} when it was installed: it was replaced`, path);
+    }
+    return loaded.image;
+  }
+
+  /** The versions of `name` with a bundle file here (recorded in the history or not). */
+  async bundleVersions(name: string): Promise<string[]> {
+    const prefix = `${name}-`;
+    return (await readdir(this.dir).catch(() => [] as string[]))
+      .filter((n) => n.startsWith(prefix) && n.endsWith('.tar.gz'))
+      .map((n) => n.slice(prefix.length, -'.tar.gz'.length));
   }
 
   /** Keep the bundle of a release the node now has, written atomically. */
-  async install(release: Release, bytes: Uint8Array): Promise<void> {
-    await writeFileAtomic(this.pathOf(release), bytes, { mode: 0o600 });
+  async install(release: Release, bytes: Uint8Array, write: (path: string, bytes: Uint8Array) => Promise<void> = defaultWrite): Promise<void> {
+    await write(this.pathOf(release), bytes);
+  }
+}
+
+const defaultWrite = (path: string, bytes: Uint8Array): Promise<void> => writeFileAtomic(path, bytes, { mode: 0o600 });
+
+/** An installed bundle that is not what the node installed: refused before any of it runs. */
+export class BundleTamperedError extends NodeError {
+  constructor(
+    message: string,
+    readonly path: string,
+  ) {
+    super('bundle-tampered', message, `someone or something changed ${path}; check who can write to the state directory, then restore the bundle (relup release pack <version> gives the same release hash) or remove it`);
   }
 }

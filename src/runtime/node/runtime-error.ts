@@ -31,6 +31,8 @@ export type RuntimeErrorCode =
   | 'purged'
   | 'node-stopped'
   | 'injected'
+  /** The node could not write its state directory (disk full, I/O error): the change it was making is undone. */
+  | 'state-write-failed'
   /** A process call made through the control socket failed (the module's own error). */
   | 'call-failed';
 
