@@ -86,6 +86,8 @@ export async function main(argv: string[], io: CommandIo): Promise<number> {
               .option('idle-timeout', { type: 'number', describe: 'close control connections idle this many ms', defaultDescription: '300000' })
               .option('listen', { type: 'string', describe: 'also accept control connections over TCP at [host:]port (host defaults to 127.0.0.1); needs --secret-file' })
               .option('secret-file', { type: 'string', describe: 'file (mode 0600) holding the shared secret TCP clients must prove they know' })
+              .option('tls-cert', { type: 'string', describe: 'with --listen: serve TCP control inside TLS 1.3 with this certificate (PEM); clients trust it by tls.ca or tls.fingerprint' })
+              .option('tls-key', { type: 'string', describe: 'with --tls-cert: the private key (PEM, mode 0600)' })
               .option('public-key', { type: 'string', describe: 'accept only bundles signed by this ed25519 public key (from relup keys generate)' })
               .example('relup node start --socket run/demo.sock --listen 127.0.0.1:7070 --secret-file run/secret --public-key keys/relup.pub', 'TCP control with a shared secret, signed bundles only')
               .example('relup node start --release releases/1.2.2 --socket run/demo.sock --port 8080', 'run the demo service on 1.2.2'),

@@ -1,3 +1,4 @@
+import { readFile, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { NodeError, UserError } from '../../errors/errors.js';
 import { ControlServer } from '../../runtime/node-host/control-server.js';
@@ -20,6 +21,8 @@ export interface NodeStartArgs {
   idleTimeout?: number;
   listen?: string;
   secretFile?: string;
+  tlsCert?: string;
+  tlsKey?: string;
   publicKey?: string;
   pauseTimers?: boolean;
   states?: string;
@@ -35,7 +38,8 @@ export async function run(raw: Record<string, unknown>, io: CommandIo, signals: 
   if (args.port !== undefined) config['port'] = args.port;
   const stateDir = resolveIn(io.cwd, args.stateDir ?? '.relup-state');
   // Bad TCP or key options are refused before anything starts.
-  const tcp = args.listen === undefined ? undefined : { ...parseListen(args.listen), secret: await secretFor(args, io) };
+  const tls = await tlsFor(args, io);
+  const tcp = args.listen === undefined ? undefined : { ...parseListen(args.listen), secret: await secretFor(args, io), ...(tls === undefined ? {} : { tls }) };
   if (args.listen === undefined && args.secretFile !== undefined) throw new UserError('--secret-file is only used with --listen', 'add --listen 127.0.0.1:PORT, or drop --secret-file');
   const publicKey = args.publicKey === undefined ? undefined : await readPublicKey(resolveIn(io.cwd, args.publicKey));
   const log = (e: NodeLogEntry) => io.stderr.write(`[${new Date(e.time).toISOString()}] ${e.level} ${e.source}${e.module === undefined ? '' : ` ${e.module}${e.release === undefined ? '' : `@${e.release}`}`}: ${e.message}\n`);
@@ -73,7 +77,7 @@ export async function run(raw: Record<string, unknown>, io: CommandIo, signals: 
   io.stdout.write(`node ${status.name} ${status.version} running (pid ${process.pid})\n`);
   io.stdout.write(`  control socket: ${args.socket}\n  state directory: ${stateDir}\n`);
   const tcpAddress = servers[1]?.address();
-  if (tcpAddress !== undefined) io.stdout.write(`  control over TCP: ${tcpAddress.host.includes(':') ? `[${tcpAddress.host}]` : tcpAddress.host}:${tcpAddress.port} (shared-secret challenge–response)\n`);
+  if (tcpAddress !== undefined) io.stdout.write(`  control over TCP: ${tcpAddress.host.includes(':') ? `[${tcpAddress.host}]` : tcpAddress.host}:${tcpAddress.port} (${tls === undefined ? '' : 'TLS 1.3, '}shared-secret challenge–response, sealed frames)\n`);
   if (publicKey !== undefined) io.stdout.write(`  bundles must be signed by ${args.publicKey}\n`);
   for (const s of status.servers) io.stdout.write(`  http: ${JSON.stringify(s)}\n`);
   io.stdout.write('  stop with Ctrl-C (SIGINT) or SIGTERM\n');
@@ -136,6 +140,23 @@ export function parseListen(text: string): { host: string; port: number } {
   if (m === null || port < 0 || port > 65535) throw new UserError(`--listen "${text}" is not [host:]port`, 'e.g. --listen 127.0.0.1:7070 (loopback) or --listen 0.0.0.0:7070 (every interface)');
   const host = m[1] ?? (m[2] === undefined || m[2] === '' ? '127.0.0.1' : m[2]);
   return { host, port };
+}
+
+/** --tls-cert and --tls-key: both or neither, only with --listen; the key readable by its owner only, like the secret. */
+async function tlsFor(args: NodeStartArgs, io: CommandIo): Promise<{ cert: Buffer; key: Buffer } | undefined> {
+  if (args.tlsCert === undefined && args.tlsKey === undefined) return undefined;
+  if (args.listen === undefined) throw new UserError('--tls-cert and --tls-key are only used with --listen', 'add --listen 127.0.0.1:PORT, or drop the TLS options');
+  if (args.tlsCert === undefined || args.tlsKey === undefined) throw new UserError('--tls-cert and --tls-key go together', 'e.g. openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout run/tls.key -out run/tls.crt -days 365 -subj /CN=relup-node');
+  const keyPath = resolveIn(io.cwd, args.tlsKey);
+  const keyInfo = await stat(keyPath).catch((e: Error) => {
+    throw new UserError(`cannot read the TLS key ${keyPath}: ${e.message}`, 'check --tls-key');
+  });
+  if ((keyInfo.mode & 0o077) !== 0) throw new UserError(`the TLS key ${keyPath} is readable by others (mode ${(keyInfo.mode & 0o777).toString(8)})`, `chmod 600 ${keyPath}`);
+  const certPath = resolveIn(io.cwd, args.tlsCert);
+  const cert = await readFile(certPath).catch((e: Error) => {
+    throw new UserError(`cannot read the TLS certificate ${certPath}: ${e.message}`, 'check --tls-cert');
+  });
+  return { cert, key: await readFile(keyPath) };
 }
 
 async function secretFor(args: NodeStartArgs, io: CommandIo): Promise<Buffer> {
