@@ -64,7 +64,7 @@ export async function main(argv: string[], io: CommandIo): Promise<number> {
           .option('json', { type: 'boolean', describe: 'print the transitions and diagnostics as JSON' })
           .option('reporter', { choices: ['text', 'github'] as const, default: 'text', describe: 'github: workflow annotations on file and line' })
           .option('live', { type: 'boolean', describe: 'also run each transition up and down on a scratch node and compare the state before and after' })
-          .option('fixture', { type: 'string', describe: 'with --live: JSON traffic to send first, {"calls":[{"process","message"}],"invokes":[{"module","function","args"}]}' })
+          .option('fixture', { type: 'string', describe: 'with --live: JSON state and traffic to start from, {"states","calls","invokes","ignore"} (capture one with relup status --states)' })
           .check(checkFlags)
           .example('relup check --live --fixture test/fixtures/players.json', 'prove every round trip keeps the state')
           .example('relup check', 'exit 1 with file:line for every error')
@@ -89,6 +89,8 @@ export async function main(argv: string[], io: CommandIo): Promise<number> {
               .option('tls-cert', { type: 'string', describe: 'with --listen: serve TCP control inside TLS 1.3 with this certificate (PEM); clients trust it by tls.ca or tls.fingerprint' })
               .option('tls-key', { type: 'string', describe: 'with --tls-cert: the private key (PEM, mode 0600)' })
               .option('public-key', { type: 'string', describe: 'accept only bundles signed by this ed25519 public key (from relup keys generate)' })
+              .option('pause-timers', { type: 'boolean', describe: 'stop time: node-owned timers are registered but never fire (what relup check --live uses for its scratch nodes)' })
+              .option('states', { type: 'string', describe: 'boot with these module and process states instead of the initial ones: a JSON file from relup status --states (scratch and test nodes)' })
               .example('relup node start --socket run/demo.sock --listen 127.0.0.1:7070 --secret-file run/secret --public-key keys/relup.pub', 'TCP control with a shared secret, signed bundles only')
               .example('relup node start --release releases/1.2.2 --socket run/demo.sock --port 8080', 'run the demo service on 1.2.2'),
           run(lazy(() => import('./commands/node-start-command.js'))),
@@ -98,7 +100,13 @@ export async function main(argv: string[], io: CommandIo): Promise<number> {
     .command(
       'status',
       'Show a node: current, permanent and previous releases, history, modules, processes',
-      (y) => targetOptions(y).option('json', { type: 'boolean', describe: 'print the status as JSON' }).example('relup status --target run/demo.sock', ''),
+      (y) =>
+        targetOptions(y)
+          .option('json', { type: 'boolean', describe: 'print the status as JSON' })
+          .option('states', { type: 'boolean', describe: 'print every module and process state as a fixture for relup check --live --fixture' })
+          .conflicts('states', 'json')
+          .example('relup status --target run/demo.sock', 'releases, history, modules, processes, timers')
+          .example('relup status --target run/demo.sock --states > fixture.json', 'capture real state to round-trip with relup check --live --fixture fixture.json'),
       run(lazy(() => import('./commands/status-command.js'))),
     )
     .command(

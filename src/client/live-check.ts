@@ -1,15 +1,26 @@
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
-import { error, type Diagnostic } from '../diagnostics/diagnostic.js';
+import { error, warning, type Diagnostic } from '../diagnostics/diagnostic.js';
 import { UserError } from '../errors/errors.js';
 import type { Project } from '../project/load-project.js';
+import { statesSchema } from '../cli/read-states-file.js';
 import { startScratchNode } from './scratch-node.js';
 import { upgrade } from './upgrade.js';
 
-/** Traffic sent to the scratch node before the round trip, so migrations see real state. */
+/**
+ * What the scratch node holds before the round trip, so migrations see real
+ * state: states to boot with (captured from a running node by `relup status
+ * --states`), then calls and invokes. `ignore` names state paths whose
+ * changes are expected (counters, timestamps): `modules.presence.ticks`,
+ * `processes.*.lastSeen` (`*` matches one segment; a path covers what is under it).
+ */
 export const fixtureSchema = z.strictObject({
+  /** The release the states were captured on; they are loaded only into a scratch node of that release. */
+  release: z.string().optional(),
+  states: statesSchema.optional(),
   calls: z.array(z.strictObject({ process: z.string(), message: z.unknown() })).default([]),
   invokes: z.array(z.strictObject({ module: z.string(), function: z.string(), args: z.array(z.unknown()).default([]) })).default([]),
+  ignore: z.array(z.string().min(1)).default([]),
 });
 export type Fixture = z.infer<typeof fixtureSchema>;
 
@@ -20,6 +31,10 @@ export interface LiveTransition {
   up: string;
   down: string;
   differences: string[];
+  /** What the compared state was: only what the release's code initialises, or a fixture's states and traffic too. */
+  stateChecked: 'initial' | 'fixture';
+  /** Differences under the fixture's `ignore` paths, not counted. */
+  ignored: number;
   suspensionMs: { up: (number | null)[]; down: (number | null)[] };
 }
 
@@ -50,9 +65,14 @@ export async function liveCheck(project: Project, pairs: readonly [string, strin
   for (const [older, newer] of pairs) {
     const source = project.catalog.sources.get(older);
     if (source === undefined) continue;
-    // Timers would change state during the round trip; a scratch node's clock does not tick.
-    const node = await startScratchNode(source.path, { tickMs: 2_147_483_647 });
+    // Timers would change state during the round trip: a scratch node stops time
+    // for its node-owned timers, whatever the app's own settings call them.
+    const states = fixture?.states !== undefined && (fixture.release === undefined || fixture.release === older) ? fixture.states : undefined;
+    const node = await startScratchNode(source.path, {}, { pauseTimers: true, ...(states === undefined ? {} : { states }) });
     const connection = await node.connect();
+    const traffic = (fixture?.calls.length ?? 0) + (fixture?.invokes.length ?? 0);
+    const stateChecked = states !== undefined || traffic > 0 ? 'fixture' : 'initial';
+    let ignored = 0;
     try {
       for (const c of fixture?.calls ?? []) await connection.request('call', c);
       for (const i of fixture?.invokes ?? []) await connection.request('invoke', i);
@@ -70,7 +90,10 @@ export async function liveCheck(project: Project, pairs: readonly [string, strin
         if (down.kind === 'applied') suspension = { ...suspension, down: down.outcome.groups.map((g) => g.suspensionMs) };
         if (down.kind === 'applied' && down.outcome.status === 'committed') {
           const after = await connection.request('states', {});
-          differences = diff(before, after);
+          const all = diffPaths(before, after);
+          const kept = all.filter((d) => !(fixture?.ignore ?? []).some((pattern) => pathMatches(pattern, d.path)));
+          ignored = all.length - kept.length;
+          differences = kept.map((d) => d.text);
         } else {
           diagnostics.push(error('live-down-failed', `downgrade ${newer} → ${older} on a scratch node: ${down.kind === 'applied' ? down.outcome.message : down.kind}`, {}, 'run relup apply on a test node with --show-plan to see the failing step'));
         }
@@ -82,7 +105,20 @@ export async function liveCheck(project: Project, pairs: readonly [string, strin
           error('live-roundtrip-state-differs', `state after ${older} → ${newer} → ${older} differs from before: ${differences.slice(0, 8).join('; ')}${differences.length > 8 ? ` (+${differences.length - 8} more)` : ''}`, {}, `a migration loses or invents data: check the up and down migrations in appups/${newer}.yaml`),
         );
       }
-      transitions.push({ from: older, to: newer, ok: upStatus === 'committed' && downStatus === 'committed' && differences.length === 0, up: upStatus, down: downStatus, differences, suspensionMs: suspension });
+      if (stateChecked === 'initial' && downStatus === 'committed') {
+        diagnostics.push(
+          warning(
+            'live-initial-state-only',
+            `the round trip ${older} → ${newer} → ${older} was checked on the initial state only: a down migration that loses data would pass`,
+            {},
+            `capture real state from a running ${older} node with: relup status --target <node> --states > fixture.json, then: relup check --live --fixture fixture.json (docs/planner.md)`,
+          ),
+        );
+      }
+      if (fixture?.states !== undefined && states === undefined) {
+        diagnostics.push(warning('live-fixture-release-differs', `the fixture's states were captured on ${fixture.release ?? '?'}, so the scratch node on ${older} started from its initial state`, {}, `capture states from a ${older} node, or keep one fixture per release`));
+      }
+      transitions.push({ from: older, to: newer, ok: upStatus === 'committed' && downStatus === 'committed' && differences.length === 0, up: upStatus, down: downStatus, differences, stateChecked, ignored, suspensionMs: suspension });
     } finally {
       connection.close();
       await node.stop();
@@ -92,13 +128,23 @@ export async function liveCheck(project: Project, pairs: readonly [string, strin
 }
 
 /** Paths where two JSON values differ, with both values. */
-export function diff(a: unknown, b: unknown, path = ''): string[] {
+export function diff(a: unknown, b: unknown): string[] {
+  return diffPaths(a, b).map((d) => d.text);
+}
+
+function diffPaths(a: unknown, b: unknown, path: string[] = []): { path: string[]; text: string }[] {
   if (Object.is(a, b)) return [];
   if (a !== null && b !== null && typeof a === 'object' && typeof b === 'object' && Array.isArray(a) === Array.isArray(b)) {
     const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])].sort();
-    return keys.flatMap((k) => diff((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], path === '' ? k : `${path}.${k}`));
+    return keys.flatMap((k) => diffPaths((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], [...path, k]));
   }
-  return [`${path || '(root)'}: ${show(a)} → ${show(b)}`];
+  return [{ path, text: `${path.join('.') || '(root)'}: ${show(a)} → ${show(b)}` }];
+}
+
+/** `modules.presence.ticks` covers that path and everything under it; `*` matches any one segment. */
+export function pathMatches(pattern: string, path: readonly string[]): boolean {
+  const parts = pattern.split('.');
+  return parts.length <= path.length && parts.every((p, i) => p === '*' || p === path[i]);
 }
 
 function show(v: unknown): string {

@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,11 +22,26 @@ export interface ScratchNode {
  * A throwaway node in its own temporary directory (mode 0700), as a real
  * child process, for `relup check --live`: the same code path as production.
  */
-export async function startScratchNode(release: string, settings: Record<string, unknown> = {}, timeoutMs = 15_000): Promise<ScratchNode> {
+export interface ScratchOptions {
+  /** Stop time: node-owned timers never fire (relup check --live compares states and must not depend on an app's timer settings). */
+  pauseTimers?: boolean;
+  /** Module and process states to boot with instead of the initial ones. */
+  states?: { modules: Record<string, unknown>; processes: Record<string, unknown> };
+  timeoutMs?: number;
+}
+
+export async function startScratchNode(release: string, settings: Record<string, unknown> = {}, options: ScratchOptions = {}): Promise<ScratchNode> {
+  const timeoutMs = options.timeoutMs ?? 15_000;
   const dir = await mkdtemp(join(tmpdir(), 'relup-live-'));
   const socket = join(dir, 'node.sock');
   const sets = Object.entries(settings).flatMap(([k, v]) => ['--set', `${k}=${JSON.stringify(v)}`]);
-  const child: ResultPromise = execa(process.execPath, [CLI, 'node', 'start', '--release', release, '--socket', socket, '--state-dir', join(dir, 'state'), '--port', '0', ...sets], {
+  const extra = options.pauseTimers === true ? ['--pause-timers'] : [];
+  if (options.states !== undefined) {
+    const file = join(dir, 'states.json');
+    await writeFile(file, JSON.stringify({ states: options.states }), { mode: 0o600 });
+    extra.push('--states', file);
+  }
+  const child: ResultPromise = execa(process.execPath, [CLI, 'node', 'start', '--release', release, '--socket', socket, '--state-dir', join(dir, 'state'), '--port', '0', ...extra, ...sets], {
     reject: false,
     stdin: 'ignore',
     all: true,

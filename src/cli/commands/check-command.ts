@@ -65,7 +65,10 @@ export async function run(raw: Record<string, unknown>, io: CommandIo): Promise<
     for (const t of live ?? []) {
       const windows = [...t.suspensionMs.up, ...t.suspensionMs.down].filter((x): x is number => x !== null);
       const worst = windows.length === 0 ? '' : `, longest suspension ${Math.max(...windows).toFixed(2)} ms`;
-      io.stdout.write(`${t.ok ? '✓' : '✗'} live ${t.from} → ${t.to} → ${t.from} on a scratch node: up ${t.up}, down ${t.down}${t.differences.length > 0 ? `, ${t.differences.length} state difference${t.differences.length === 1 ? '' : 's'}` : t.ok ? ', state identical after the round trip' : ''}${worst}\n`);
+      const what = t.stateChecked === 'initial' ? 'initial state only (no fixture traffic or states)' : 'fixture state';
+      const ignored = t.ignored > 0 ? ` (${t.ignored} ignored difference${t.ignored === 1 ? '' : 's'})` : '';
+      const result = t.differences.length > 0 ? `, ${t.differences.length} state difference${t.differences.length === 1 ? '' : 's'}` : t.ok ? `, ${what} identical after the round trip${ignored}` : '';
+      io.stdout.write(`${t.ok ? '✓' : '✗'} live ${t.from} → ${t.to} → ${t.from} on a scratch node: up ${t.up}, down ${t.down}${result}${worst}\n`);
     }
     if (diagnostics.length > 0) io.stdout.write('\n');
     printDiagnostics(diagnostics, io, 'stdout');

@@ -8,6 +8,7 @@ export interface StatusArgs {
   target?: string;
   config?: string;
   json?: boolean;
+  states?: boolean;
 }
 
 /** `relup status`: releases, history, modules and processes of a running node. */
@@ -17,6 +18,12 @@ export async function run(raw: Record<string, unknown>, io: CommandIo): Promise<
   const connection = await connectTarget(loaded, args.target);
   try {
     const status = (await connection.request('status', {})) as HostStatus;
+    if (args.states === true) {
+      // A fixture for `relup check --live --fixture`: the node's real state, tagged with the release it belongs to.
+      const states = await connection.request('states', {});
+      io.stdout.write(`${JSON.stringify({ release: status.version, states, calls: [], invokes: [], ignore: [] }, null, 2)}\n`);
+      return EXIT_OK;
+    }
     if (args.json === true) {
       io.stdout.write(`${JSON.stringify(status, null, 2)}\n`);
       return EXIT_OK;
@@ -43,6 +50,10 @@ export function renderStatus(s: HostStatus): string {
     lines.push('', 'servers:');
     for (const srv of s.servers) lines.push(`  ${JSON.stringify(srv)}`);
   }
+  // Everything --json lists, the text lists too.
+  lines.push('', 'timers:');
+  if (s.timers.length === 0) lines.push('  (none)');
+  for (const t of s.timers) lines.push(`  #${String(t.id).padEnd(4)} ${t.kind === 'interval' ? 'every' : 'after'} ${`${t.ms} ms`.padEnd(10)} → ${t.module}.${t.fn}  fired ${t.fired}`);
   lines.push('', 'history (latest last):');
   for (const e of s.history.slice(-10)) {
     lines.push(`  ${e.at}  ${e.op.padEnd(14)} ${e.from === undefined ? '' : `${e.from} → `}${e.to}  ${e.status}${e.failedStep === undefined ? '' : `  at step ${e.failedStep}`}`);

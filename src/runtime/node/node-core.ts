@@ -59,10 +59,11 @@ export class NodeCore implements ApiHost, ProcessHost {
     public release: Release,
     readonly config: Record<string, unknown>,
     private readonly sink: LogSink,
+    timersPaused = false,
   ) {
     this.timers = new NodeTimers((t) => {
       this.entry(() => this.invoke(t.module, t.fn, t.args)).catch((e: unknown) => this.emit({ level: 'error', source: 'timer', module: t.module, message: `timer ${t.module}.${t.fn} failed: ${messageOf(e)}` }));
-    });
+    }, timersPaused);
     this.servers = new HttpServers((module, handler, req) => this.entry(() => this.invoke(module, handler, [req])));
   }
 
@@ -282,6 +283,24 @@ export class NodeCore implements ApiHost, ProcessHost {
   }
 
   /** A deep copy of every module state and process state, for inspection and snapshots. */
+  /** Replace module and process states by name (a state fixture); every name must exist, so a stale fixture is refused, not half-applied. */
+  loadStates(states: { modules?: Record<string, unknown>; processes?: Record<string, unknown> }): void {
+    const modules = Object.entries(states.modules ?? {});
+    const processes = Object.entries(states.processes ?? {});
+    for (const [name] of modules) {
+      if (!this.states.has(name)) throw new RuntimeError('unknown-module', `the states to load name module "${name}", which ${this.release.name}@${this.version} does not have`);
+    }
+    for (const [name] of processes) {
+      if (!this.processes.has(name)) throw new RuntimeError('unknown-process', `the states to load name process "${name}", which ${this.release.name}@${this.version} does not run`);
+    }
+    for (const [name, value] of modules) {
+      const state = structuredClone(checkedState(value, `the loaded state of module ${name}`));
+      // A module without state keeps none (its migrations must not run on module state), unless the fixture gives it some.
+      this.states.set(name, { value: state, stateful: this.states.get(name)!.stateful || Object.keys(state).length > 0 });
+    }
+    for (const [name, value] of processes) this.processes.get(name)!.state = structuredClone(value);
+  }
+
   snapshotStates(): { modules: Record<string, unknown>; processes: Record<string, unknown> } {
     const modules: Record<string, unknown> = {};
     for (const [name, cell] of [...this.states].sort(byKey)) modules[name] = structuredClone(cell.value);

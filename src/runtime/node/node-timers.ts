@@ -19,7 +19,8 @@ export interface TimerInfo {
 
 interface Timer extends TimerInfo {
   args: unknown[];
-  handle: NodeJS.Timeout;
+  /** Undefined while time is stopped: the timer is registered but not scheduled. */
+  handle: NodeJS.Timeout | undefined;
 }
 
 /**
@@ -32,7 +33,16 @@ export class NodeTimers {
   private timers = new Map<number, Timer>();
   private nextId = 1;
 
-  constructor(private readonly fire: (target: TimerTarget) => void) {}
+  /**
+   * @param paused stop time: timers are registered (and listed) but never
+   *   fire, so nothing but explicit calls changes state. For scratch nodes
+   *   (`relup check --live`), which compare state before and after a round
+   *   trip and must not depend on an app's own timer settings.
+   */
+  constructor(
+    private readonly fire: (target: TimerTarget) => void,
+    private readonly paused = false,
+  ) {}
 
   set(kind: 'interval' | 'timeout', ms: number, module: string, fn: string, args: unknown[]): number {
     if (!Number.isFinite(ms) || ms < 0) throw new RuntimeError('invalid-state', `timer delay must be a non-negative number of milliseconds, got ${String(ms)}`);
@@ -50,7 +60,7 @@ export class NodeTimers {
       if (timer.kind === 'timeout') this.timers.delete(id);
       this.fire({ module: timer.module, fn: timer.fn, args: timer.args });
     };
-    const handle = kind === 'interval' ? setInterval(tick, ms) : setTimeout(tick, ms);
+    const handle = this.paused ? undefined : kind === 'interval' ? setInterval(tick, ms) : setTimeout(tick, ms);
     this.timers.set(id, { id, kind, ms, module, fn, args, handle, fired: 0 });
     return id;
   }
@@ -58,7 +68,7 @@ export class NodeTimers {
   clear(id: number): boolean {
     const timer = this.timers.get(id);
     if (timer === undefined) return false;
-    clearTimeout(timer.handle);
+    if (timer.handle !== undefined) clearTimeout(timer.handle);
     this.timers.delete(id);
     return true;
   }

@@ -19,6 +19,14 @@ export interface StartOptions {
   config?: Record<string, unknown>;
   /** Where `relup.log` output and runtime errors (failed casts, timers, requests) go. Default: dropped. */
   log?: LogSink;
+  /** 'paused': node-owned timers are registered but never fire (scratch nodes of `relup check --live`). Default 'running'. */
+  timers?: 'running' | 'paused';
+  /**
+   * States to boot with instead of the initial ones, by module and process
+   * name (the shape of `node.states()`, e.g. captured from a running node with
+   * `relup status --states`). Set after `start()`; for scratch and test nodes.
+   */
+  states?: { modules?: Record<string, unknown>; processes?: Record<string, unknown> };
 }
 
 export interface ApplyOptions {
@@ -100,7 +108,7 @@ export class RelupNode {
   static async start(options: StartOptions): Promise<RelupNode> {
     const { release } = options.image;
     if (release.runtime !== 'node') throw new RuntimeError('invalid-release', `release ${release.name}@${release.version} is for the ${release.runtime} runtime`);
-    const core = new NodeCore(release, options.config ?? {}, options.log ?? (() => undefined));
+    const core = new NodeCore(release, options.config ?? {}, options.log ?? (() => undefined), options.timers === 'paused');
     const node = new RelupNode(core);
     try {
       const compiled = release.modules.map((m) => core.compile(options.image, m.name));
@@ -116,6 +124,7 @@ export class RelupNode {
         }
         if (typeof core.current(main).exports['start'] === 'function') await core.invoke(main, 'start', []);
       }
+      if (options.states !== undefined) core.loadStates(options.states);
       // A module may call listen() without awaiting it: boot is done when every server is bound.
       await core.servers.settled();
       const failures = core.servers.failures;
