@@ -1,5 +1,6 @@
 import { readFile, stat } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
+import { checkPathTrust } from '../../fs/check-path-trust.js';
 import { NodeError, UserError } from '../../errors/errors.js';
 import { ControlServer } from '../../runtime/node-host/control-server.js';
 import { NodeHost } from '../../runtime/node-host/node-host.js';
@@ -49,6 +50,11 @@ export async function run(raw: Record<string, unknown>, io: CommandIo, signals: 
   const writeFaults = faults === undefined || faults === '' ? new Map() : parseWriteFaults(faults);
   if (intercept !== undefined) io.stderr.write(`RELUP_FAULTS=${faults}: faults will be injected into upgrades of this node\n`);
   const durableWrite = writeFaults.size === 0 ? undefined : injectWriteFaults(writeFaults);
+  // The socket's directory is checked before the node boots: no module code runs for a node that cannot serve.
+  const socket = resolve(io.cwd, args.socket);
+  await checkPathTrust(dirname(socket), "the control socket's directory").catch((e: unknown) => {
+    throw withCode(e);
+  });
   const host = await NodeHost.start({
     ...(args.release === undefined ? {} : { release: resolveIn(io.cwd, args.release) }),
     stateDir,
@@ -65,7 +71,7 @@ export async function run(raw: Record<string, unknown>, io: CommandIo, signals: 
   const limits = args.idleTimeout === undefined ? {} : { idleTimeoutMs: args.idleTimeout };
   const servers: ControlServer[] = [];
   try {
-    servers.push(await ControlServer.listen(host, { socket: resolve(io.cwd, args.socket), ...limits }));
+    servers.push(await ControlServer.listen(host, { socket, ...limits }));
     if (tcp !== undefined) servers.push(await ControlServer.listenTcp(host, { ...tcp, ...limits }));
   } catch (e) {
     for (const s of servers) await s.close();
