@@ -22,6 +22,8 @@ export async function driverFor(runtime: RuntimeKind): Promise<RuntimeDriver | u
   switch (runtime) {
     case 'node':
       return (await import('./node/node-driver.js')).nodeDriver;
+    case 'lua':
+      return (await import('./lua/lua-driver.js')).luaDriver;
     default:
       return undefined;
   }

@@ -70,7 +70,7 @@ end
 -- start.main of the release: called once at boot with the node's config.
 function M.start(cfg)
 	local listener, err = tcp.listen({
-		addr = (cfg and cfg.listen) or "127.0.0.1:7080",
+		addr = (cfg and cfg.listen) or ("127.0.0.1:" .. ((cfg and cfg.port) or 7080)),
 		accept = function(conn)
 			serve(conn)
 			conn:close()

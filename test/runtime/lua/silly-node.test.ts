@@ -1,0 +1,218 @@
+import { connect } from 'node:net';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { describe, expect, test } from 'vitest';
+import { FrameDecoder, encodeFrame } from '../../../src/protocol/framing.js';
+import { CLI } from '../../helpers/repo-paths.js';
+import { runCli } from '../../helpers/run-cli.js';
+import { reportMissing, sillyBinary } from './lua-env.js';
+import { SECRET, apiClient, open, sillyProject, startNode } from './silly-fixture.js';
+
+/**
+ * A real Silly process running the relup agent, driven by the real relup
+ * client and CLI over real sockets: upgrade and rollback of the guide's
+ * examples with one connection kept open, a failing migration, the
+ * handshake's refusals, a client and a node killed mid-upgrade, busy.
+ */
+const found = await sillyBinary();
+if (found.binary === undefined) reportMissing('the Silly node tests (test/runtime/lua/silly-node.test.ts)', found.missing ?? 'Silly is not available');
+const silly = found.binary!;
+const env = { RELUP_SECRET: SECRET };
+
+describe.runIf(found.binary !== undefined)('a Lua node on Silly', { timeout: 60_000 }, () => {
+  test('apply 1.2.3 and roll back: state survives, the open connection answers with the new code, then the old', async () => {
+    const project = await sillyProject();
+    const { target, apiPort } = await startNode(silly, project, { version: '1.2.2' });
+    const api = await apiClient(apiPort);
+    await api.ask({ op: 'route' });
+    await api.ask({ op: 'route' });
+    await api.ask({ op: 'add_player', id: 1, name: 'ann' });
+    await api.ask({ op: 'add_score', id: 1, points: 50 });
+    await api.ask({ op: 'config_set', key: 'timeout', value: 60 });
+
+    const up = await runCli(['apply', '--target', target, '--to', '1.2.3', '--json'], project.dir, env);
+    expect(up.exitCode, up.stderr).toBe(0);
+    const outcome = JSON.parse(up.stdout);
+    expect(outcome.outcome?.status ?? outcome.status).toBe('committed');
+
+    expect(await api.ask({ op: 'versions' })).toEqual({ route: '1.2.3', game: '1.2.3', config: '1.2.3' });
+    expect(await api.ask({ op: 'route' })).toEqual({ status: 400, body: 'Error: name is required' });
+    expect(await api.ask({ op: 'route', name: 'bob' })).toEqual({ status: 200, body: 'Hello, bob (visitor #4)' });
+    expect(await api.ask({ op: 'stats' })).toEqual({ total: 4, errors: 1 });
+    expect(await api.ask({ op: 'player', id: 1 })).toEqual({ name: 'ann', score: 50, level: 1, exp: 0 });
+    // add_exp is new in 1.2.3 and must see the live players.
+    expect(await api.ask({ op: 'add_score', id: 1, points: 1000 })).toEqual({ name: 'ann', score: 1050, level: 2, exp: 0 });
+    expect(await api.ask({ op: 'config_all' })).toEqual({ max_connections: 1000, timeout: 60, log_level: 'INFO', enable_cache: true, cache_ttl: 300 });
+    expect((await api.ask({ op: 'config_set', key: 'timeout', value: -1 })).ok).toBe(false);
+
+    const down = await runCli(['rollback', '--target', target, '--json'], project.dir, env);
+    expect(down.exitCode, down.stderr).toBe(0);
+    expect(await api.ask({ op: 'versions' })).toEqual({ route: '1.2.2', game: '1.2.2', config: '1.2.2' });
+    expect(await api.ask({ op: 'route' })).toEqual({ status: 200, body: 'Hello, visitor #5' });
+    expect(await api.ask({ op: 'player', id: 1 })).toEqual({ name: 'ann', score: 1050 });
+    expect(await api.ask({ op: 'config_all' })).toEqual({ max_connections: 1000, timeout: 60, log_level: 'INFO' });
+    api.close();
+
+    const status = await runCli(['status', '--target', target, '--json'], project.dir, env);
+    const s = JSON.parse(status.stdout);
+    expect(s.version).toBe('1.2.2');
+    expect(s.history.map((e: { op: string; status: string }) => `${e.op}:${e.status}`)).toEqual(['boot:booted', 'apply:committed', 'apply:committed']);
+  });
+
+  test('a migration that throws rolls back with byte-identical state', async () => {
+    const project = await sillyProject();
+    const { target, apiPort } = await startNode(silly, project, { version: '1.2.2' });
+    const api = await apiClient(apiPort);
+    await api.ask({ op: 'add_player', id: 1, name: 'ann' });
+    await api.ask({ op: 'add_player', id: 2, name: 'bob' });
+    await api.ask({ op: 'add_score', id: 2, points: 320 });
+    expect((await runCli(['apply', '--target', target, '--to', '1.2.3'], project.dir, env)).exitCode).toBe(0);
+    await api.ask({ op: 'route', name: 'cy' });
+
+    const conn = await open(target);
+    const before = JSON.stringify(await conn.request('states', {}));
+    const failed = await runCli(['apply', '--target', target, '--to', '1.2.4', '--json'], project.dir, env);
+    expect(failed.exitCode).toBe(1);
+    const outcome = JSON.parse(failed.stdout);
+    const o = outcome.outcome ?? outcome;
+    expect(o.status).toBe('rolled-back');
+    expect(o.failure.code).toBe('module-error');
+    expect(o.failure.step.op).toBe('migrate');
+    expect(o.rollback.complete).toBe(true);
+    const after = JSON.stringify(await conn.request('states', {}));
+    expect(after).toBe(before);
+    expect(await api.ask({ op: 'player', id: 2 })).toEqual({ name: 'bob', score: 320, level: 1, exp: 0 });
+    expect(await api.ask({ op: 'versions' })).toEqual({ route: '1.2.3', game: '1.2.3', config: '1.2.3' });
+    const status = (await conn.request('status', {})) as { version: string; history: { status: string; failedStep?: string }[] };
+    expect(status.version).toBe('1.2.3');
+    expect(status.history.at(-1)).toMatchObject({ status: 'rolled-back' });
+    conn.close();
+    api.close();
+  });
+
+  test('a wrong secret and a replayed handshake are refused', async () => {
+    const project = await sillyProject();
+    const { target } = await startNode(silly, project, { version: '1.2.2' });
+    await expect(open(target, 'not-the-secret-0123456789abcdef')).rejects.toMatchObject({ code: 'not_authenticated' });
+
+    // Record a good handshake, then replay the client's frames on a new connection.
+    const [host, port] = target.split(':');
+    const session = await rawHandshake(host!, Number(port), async (hello) => {
+      const { createHmac, randomBytes } = await import('node:crypto');
+      const clientNonce = randomBytes(32).toString('base64');
+      const proof = createHmac('sha256', SECRET).update(`relup-auth-v1\n${hello.nonce}\n${clientNonce}`).digest('base64');
+      return { type: 'auth', nonce: clientNonce, proof };
+    });
+    expect(session.answer.type).toBe('auth_ok');
+    const replay = await rawHandshake(host!, Number(port), async () => session.auth);
+    expect(replay.answer).toMatchObject({ type: 'error', code: 'not_authenticated' });
+  });
+
+  test('a client killed mid-upgrade: the node finishes on its own', async () => {
+    const project = await sillyProject();
+    // Step 3 (stage config) waits, so the client can be killed while the node applies.
+    const { target, node } = await startNode(silly, project, { version: '1.2.2', env: { RELUP_FAULTS: '3:pause=1500' } });
+    const client = execa('node', [CLI, 'apply', '--target', target, '--to', '1.2.3'], { cwd: project.dir, env: { ...env, NO_COLOR: '1' }, reject: false });
+    await waitFor(() => node.output().includes('RELUP_FAULTS: step 3'));
+    client.kill('SIGKILL');
+    await client;
+    const conn = await open(target);
+    await waitFor(async () => ((await conn.request('status', {})) as { upgrading: boolean }).upgrading === false);
+    const status = (await conn.request('status', {})) as { version: string; permanent: string; history: { op: string; status: string }[] };
+    expect(status.version).toBe('1.2.3');
+    expect(status.permanent).toBe('1.2.3');
+    expect(status.history.at(-1)).toMatchObject({ op: 'apply', status: 'committed' });
+    conn.close();
+  });
+
+  test('a node killed and restarted boots its permanent release; an upgrade cut short is recorded as interrupted', async () => {
+    const project = await sillyProject();
+    const first = await startNode(silly, project, { version: '1.2.2' });
+    expect((await runCli(['apply', '--target', first.target, '--to', '1.2.3'], project.dir, env)).exitCode).toBe(0);
+    await first.node.kill();
+
+    // Restarted without a release, and killed at step index 5 of 1.2.3 → 1.2.4 (switch game, after the point of no return).
+    const second = await startNode(silly, project, { env: { RELUP_FAULTS: '5:exit' } });
+    const conn = await open(second.target);
+    expect(((await conn.request('status', {})) as { version: string }).version).toBe('1.2.3');
+    conn.close();
+    const killed = await runCli(['apply', '--target', second.target, '--to', '1.2.4'], project.dir, env);
+    expect(killed.exitCode).not.toBe(0);
+    expect(second.node.output()).toContain('RELUP_FAULTS: step 5 (switch game): the node dies now');
+    await second.node.exited;
+
+    const third = await startNode(silly, project);
+    const conn3 = await open(third.target);
+    const status = (await conn3.request('status', {})) as { version: string; permanent: string; history: { op: string; status: string; to: string }[] };
+    expect(status.version).toBe('1.2.3');
+    expect(status.permanent).toBe('1.2.3');
+    const tail = status.history.slice(-3).map((e) => `${e.op}:${e.status}:${e.to}`);
+    expect(tail).toEqual(['boot:booted:1.2.3', 'apply:interrupted:1.2.4', 'boot:booted:1.2.3']);
+    conn3.close();
+    const history = JSON.parse(await readFile(join(project.stateDir, 'history.json'), 'utf8'));
+    expect(history.permanent).toBe('1.2.3');
+  });
+
+  test('concurrent applies: the second gets busy, status still answers', async () => {
+    const project = await sillyProject();
+    const { target, node } = await startNode(silly, project, { version: '1.2.2', env: { RELUP_FAULTS: '3:pause=1500' } });
+    const first = execa('node', [CLI, 'apply', '--target', target, '--to', '1.2.3'], { cwd: project.dir, env: { ...env, NO_COLOR: '1' }, reject: false });
+    await waitFor(() => node.output().includes('RELUP_FAULTS: step 3'));
+    const conn = await open(target);
+    expect(((await conn.request('status', {})) as { upgrading: boolean }).upgrading).toBe(true);
+    const second = await runCli(['apply', '--target', target, '--to', '1.2.3'], project.dir, env);
+    expect(second.exitCode).toBe(1);
+    expect(second.stderr).toContain('already applying');
+    // The protocol's code: busy is answered before anything of the request is looked at.
+    await expect(conn.request('apply', { script: {}, bundle: '' })).rejects.toMatchObject({ code: 'busy' });
+    const r = await first;
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(((await conn.request('status', {})) as { version: string }).version).toBe('1.2.3');
+    conn.close();
+  });
+
+  test('relup check compiles every Lua module: a syntax error is a located diagnostic', async () => {
+    const project = await sillyProject();
+    const file = join(project.dir, 'releases', '1.2.3', 'route.lua');
+    await import('node:fs/promises').then(async (fs) => fs.writeFile(file, (await fs.readFile(file, 'utf8')).replace('res:status(400)', 'res:status(400')));
+    const r = await runCli(['check', '--json'], project.dir);
+    expect(r.exitCode).toBe(1);
+    const diagnostics = JSON.parse(r.stdout).diagnostics as { code: string; file: string; line: number }[];
+    const d = diagnostics.find((x) => x.code === 'module-compile-error');
+    expect(d).toMatchObject({ file: expect.stringContaining('releases/1.2.3/route.lua'), line: expect.any(Number) });
+  });
+});
+
+async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs = 15_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > until) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** A handshake by hand: hello, then the auth `makeAuth` returns; resolves with the node's answer to it. */
+async function rawHandshake(host: string, port: number, makeAuth: (hello: { nonce: string }) => Promise<Record<string, unknown>>): Promise<{ auth: Record<string, unknown>; answer: Record<string, unknown> }> {
+  const socket = connect(port, host);
+  const decoder = new FrameDecoder();
+  const frames: Record<string, unknown>[] = [];
+  let wake: (() => void) | undefined;
+  socket.on('data', (chunk) => {
+    decoder.feed(chunk);
+    for (let body = decoder.next(); body !== undefined; body = decoder.next()) frames.push(JSON.parse(body.toString('utf8')));
+    wake?.();
+  });
+  const next = async (): Promise<Record<string, unknown>> => {
+    while (frames.length === 0) await new Promise<void>((r) => (wake = r));
+    return frames.shift()!;
+  };
+  await new Promise<void>((r) => socket.once('connect', () => r()));
+  socket.write(encodeFrame({ type: 'hello', protocol: 2, client: 'replay-test' }));
+  const hello = (await next()) as { nonce: string };
+  const auth = await makeAuth(hello);
+  socket.write(encodeFrame(auth));
+  const answer = await next();
+  socket.destroy();
+  return { auth, answer };
+}
