@@ -71,7 +71,7 @@ export async function main(argv: string[], io: CommandIo): Promise<number> {
           .example('relup check --reporter github', 'annotate a pull request in GitHub Actions'),
       run(lazy(() => import('./commands/check-command.js'))),
     )
-    .command('node', 'Run a Node.js node', (y) =>
+    .command('node', 'Run a node (Node.js, or a Lua release in Silly)', (y) =>
       y
         .command(
           'start',
@@ -79,7 +79,7 @@ export async function main(argv: string[], io: CommandIo): Promise<number> {
           (yy) =>
             yy
               .option('release', { type: 'string', describe: 'release directory or bundle to boot (first start; later starts boot the permanent release from --state-dir)' })
-              .option('socket', { type: 'string', demandOption: true, describe: 'path of the Unix control socket (created 0600; its directory must be writable only by you)' })
+              .option('socket', { type: 'string', describe: 'path of the Unix control socket (created 0600; its directory must be writable only by you); required for Node.js nodes' })
               .option('state-dir', { type: 'string', describe: 'where installed bundles and the release history live', defaultDescription: './.relup-state' })
               .option('port', { type: 'number', describe: 'HTTP port for the service (relup.config.port); 0 picks a free one' })
               .option('set', { type: 'string', array: true, describe: 'other settings for relup.config, key=value (JSON values allowed)' })
@@ -89,10 +89,12 @@ export async function main(argv: string[], io: CommandIo): Promise<number> {
               .option('tls-cert', { type: 'string', describe: 'with --listen: serve TCP control inside TLS 1.3 with this certificate (PEM); clients trust it by tls.ca or tls.fingerprint' })
               .option('tls-key', { type: 'string', describe: 'with --tls-cert: the private key (PEM, mode 0600)' })
               .option('public-key', { type: 'string', describe: 'accept only bundles signed by this ed25519 public key (from relup keys generate)' })
+              .option('silly', { type: 'string', describe: 'for a runtime: lua release: the Silly binary to run it in (default: $SILLY, else the build under .cache/silly)' })
               .option('pause-timers', { type: 'boolean', describe: 'stop time: node-owned timers are registered but never fire (what relup check --live uses for its scratch nodes)' })
               .option('states', { type: 'string', describe: 'boot with these module and process states instead of the initial ones: a JSON file from relup status --states (scratch and test nodes)' })
               .example('relup node start --socket run/demo.sock --listen 127.0.0.1:7070 --secret-file run/secret --public-key keys/relup.pub', 'TCP control with a shared secret, signed bundles only')
-              .example('relup node start --release releases/1.2.2 --socket run/demo.sock --port 8080', 'run the demo service on 1.2.2'),
+              .example('relup node start --release releases/1.2.2 --socket run/demo.sock --port 8080', 'run the demo service on 1.2.2')
+              .example('relup node start --release examples/silly/releases/1.2.2 --listen 127.0.0.1:7070 --secret-file run/secret --port 7080', 'a Lua release in Silly (TCP control only; docs/runtime-lua.md)'),
           run(lazy(() => import('./commands/node-start-command.js'))),
         )
         .demandCommand(1, 'name a node subcommand: start'),

@@ -15,7 +15,7 @@ import { readStatesFile } from '../read-states-file.js';
 
 export interface NodeStartArgs {
   release?: string;
-  socket: string;
+  socket?: string;
   stateDir?: string;
   port?: number;
   set?: string[];
@@ -37,6 +37,10 @@ export async function run(raw: Record<string, unknown>, io: CommandIo, signals: 
   const args = raw as unknown as NodeStartArgs;
   const config = parseSettings(args.set ?? []);
   if (args.port !== undefined) config['port'] = args.port;
+  // A `runtime: lua` release runs inside Silly, booted by the Lua runtime (src/runtime/lua/lua-node-start.ts).
+  const lua = await import('../../runtime/lua/lua-node-start.js');
+  if ((await lua.nodeStartRuntime(raw, io.cwd)) === 'lua') return lua.run(raw, io, config, args.listen === undefined ? undefined : parseListen(args.listen), signals);
+  if (args.socket === undefined) throw new UserError('--socket is required for a Node.js node', 'e.g. relup node start --release releases/1.2.2 --socket run/demo.sock');
   const stateDir = resolveIn(io.cwd, args.stateDir ?? '.relup-state');
   // Bad TCP or key options are refused before anything starts.
   const tls = await tlsFor(args, io);
