@@ -1,5 +1,6 @@
 import semver from 'semver';
 import { z } from 'zod';
+import { isReservedName, RESERVED_NAME_MESSAGE } from '../yaml/reserved-names.js';
 import { DEFAULT_SUSPEND_TIMEOUT_MS } from './appup-model.js';
 import { EXACT_VERSION, isVersionPattern } from './match-entry.js';
 
@@ -25,12 +26,15 @@ export function isOperation(key: string): key is Operation {
   return (OPERATIONS as readonly string[]).includes(key);
 }
 
+// Reserved names (__proto__, constructor, toString, …) are refused as in release.yaml: see src/yaml/reserved-names.ts.
 const moduleName = z
   .string()
-  .regex(NAME_PATTERN, 'a module name starts with a letter or _ and holds letters, digits, _ . -');
+  .regex(NAME_PATTERN, 'a module name starts with a letter or _ and holds letters, digits, _ . -')
+  .refine((n) => !isReservedName(n), `a module name ${RESERVED_NAME_MESSAGE}`);
 const processName = z
   .string()
-  .regex(NAME_PATTERN, 'a process name starts with a letter or _ and holds letters, digits, _ . -');
+  .regex(NAME_PATTERN, 'a process name starts with a letter or _ and holds letters, digits, _ . -')
+  .refine((n) => !isReservedName(n), `a process name ${RESERVED_NAME_MESSAGE}`);
 const functionName = z
   .string()
   .regex(FUNCTION_NAME_PATTERN, 'a function name is an identifier: letters, digits, _ and $, not starting with a digit');

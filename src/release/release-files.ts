@@ -2,6 +2,7 @@ import { stat } from 'node:fs/promises';
 import { error, type Checked } from '../diagnostics/diagnostic.js';
 import { readBundleFiles } from './read-bundle.js';
 import { readDirFiles } from './read-release-dir.js';
+import { releaseHash } from './release-hash.js';
 
 /** A release's files in memory: relative `/`-separated path → bytes, in path order. */
 export interface ReleaseFiles {
@@ -77,9 +78,28 @@ export async function readReleaseFiles(path: string, options: ReadOptions = {}):
   return kind === 'dir' ? readDirFiles(path, origin, limits) : readBundleFiles(path, origin, limits);
 }
 
-/** Read a bundle held in memory (an upload) with the same checks and limits as a bundle file. */
-export function readBundleBytes(bytes: Uint8Array, options: ReadOptions = {}): Promise<Checked<ReleaseFiles>> {
-  return readBundleFiles(bytes, options.displayPath ?? 'bundle', resolveLimits(options.limits));
+/**
+ * Read a bundle held in memory (an upload) with the same checks and limits as
+ * a bundle file. With `expectedReleaseHash` (the hash the relup script names),
+ * the files are hashed as soon as the archive is read and a bundle of other
+ * content is refused (`bundle-release-hash-unexpected`) before anything in it
+ * is parsed: no manifest.json, no release.yaml of a bundle the script did not
+ * plan is ever read, so its size or shape cannot cost the node anything.
+ */
+export async function readBundleBytes(bytes: Uint8Array, options: ReadOptions & { expectedReleaseHash?: string } = {}): Promise<Checked<ReleaseFiles>> {
+  const origin = options.displayPath ?? 'bundle';
+  const read = await readBundleFiles(bytes, origin, resolveLimits(options.limits));
+  const expected = options.expectedReleaseHash;
+  if (read.value === undefined || expected === undefined) return read;
+  const actual = releaseHash(read.value.files);
+  if (actual === expected) return read;
+  return {
+    value: undefined,
+    diagnostics: [
+      ...read.diagnostics,
+      error('bundle-release-hash-unexpected', `${origin} holds release ${actual.slice(0, 16)}…, not ${expected.slice(0, 16)}… that the script upgrades to`, { file: origin }, 'upload the bundle the script was planned from (plan and apply again from the same releases directory)'),
+    ],
+  };
 }
 
 function notARelease(origin: string): Checked<ReleaseFiles> {

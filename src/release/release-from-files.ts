@@ -97,9 +97,11 @@ function checkRules(manifest: ReleaseManifest, tree: ReleaseFiles, source: YamlS
     out.push(error('release-version-invalid', `version ${JSON.stringify(version)} is not a valid semantic version`, source.locate(['version']), hint));
   }
 
-  const names = Object.keys(manifest.modules);
+  // A Map from here on: a name is found only if it was declared, never through Object.prototype.
+  const modules = new Map(Object.entries(manifest.modules));
+  const names = [...modules.keys()];
   const fileOwner = new Map<string, string>();
-  for (const [name, m] of Object.entries(manifest.modules)) {
+  for (const [name, m] of modules) {
     if (!tree.files.has(m.file)) {
       out.push(
         error(
@@ -128,7 +130,7 @@ function checkRules(manifest: ReleaseManifest, tree: ReleaseFiles, source: YamlS
       const where = source.locate(['modules', name, 'deps', i]);
       if (dep === name) {
         out.push(error('release-dep-self', `module ${name} lists itself in deps`, where, `remove ${name} from its own deps`));
-      } else if (!Object.hasOwn(manifest.modules, dep)) {
+      } else if (!modules.has(dep)) {
         out.push(
           error(
             'release-dep-unknown',
@@ -144,7 +146,7 @@ function checkRules(manifest: ReleaseManifest, tree: ReleaseFiles, source: YamlS
     });
   }
   for (const [name, p] of Object.entries(manifest.processes ?? {})) {
-    if (!Object.hasOwn(manifest.modules, p.module)) {
+    if (!modules.has(p.module)) {
       out.push(
         error(
           'release-process-module-unknown',

@@ -1,9 +1,17 @@
 import { z } from 'zod';
+import { isReservedName, RESERVED_NAME_MESSAGE } from '../yaml/reserved-names.js';
 import { RUNTIMES } from './release-model.js';
 
 /** The on-disk format of `releases/<version>/release.yaml`. Documented in docs/release.md. */
 export const MODULE_NAME = /^[A-Za-z_][A-Za-z0-9_.-]*$/;
-export const moduleName = z.string().regex(MODULE_NAME, 'a module name starts with a letter or _ and holds letters, digits, _ . -');
+export const moduleName = z
+  .string()
+  .regex(MODULE_NAME, 'a module name starts with a letter or _ and holds letters, digits, _ . -')
+  .refine((n) => !isReservedName(n), `a module name ${RESERVED_NAME_MESSAGE}`);
+const processName = z
+  .string()
+  .regex(MODULE_NAME, 'a process name starts with a letter or _ and holds letters, digits, _ . -')
+  .refine((n) => !isReservedName(n), `a process name ${RESERVED_NAME_MESSAGE}`);
 
 /** A relative, `/`-separated path that stays inside the release. */
 export const releasePath = z
@@ -15,7 +23,8 @@ export const releasePath = z
 export const releaseModuleSchema = z.strictObject({
   file: releasePath,
   deps: z.array(moduleName).optional(),
-  exports: z.array(z.string().min(1)).optional(),
+  // Object.prototype names other than these may be declared: the runtime checks exports as own properties.
+  exports: z.array(z.string().min(1).refine((n) => !['__proto__', 'constructor', 'prototype'].includes(n), 'an export cannot be named __proto__, constructor or prototype')).optional(),
 });
 
 export const releaseProcessSchema = z.strictObject({
@@ -30,7 +39,7 @@ export const releaseManifestSchema = z.strictObject({
   description: z.string().optional(),
   start: z.record(z.string(), z.unknown()).optional(),
   modules: z.record(moduleName, releaseModuleSchema),
-  processes: z.record(z.string().regex(MODULE_NAME), releaseProcessSchema).optional(),
+  processes: z.record(processName, releaseProcessSchema).optional(),
 });
 
 export type ReleaseManifest = z.infer<typeof releaseManifestSchema>;

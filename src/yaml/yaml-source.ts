@@ -1,7 +1,25 @@
-import { LineCounter, isMap, isPair, isScalar, isSeq, parseDocument, type Document, type Node, type Pair, type YAMLMap } from 'yaml';
+import { LineCounter, isAlias, isMap, isPair, isScalar, isSeq, parseDocument, type Document, type Node, type Pair, type YAMLMap } from 'yaml';
 import type { z } from 'zod';
 import { error, type Diagnostic, type Located } from '../diagnostics/diagnostic.js';
 import { suggestion } from '../diagnostics/did-you-mean.js';
+import { RESERVED_KEY } from './reserved-names.js';
+
+/**
+ * Bounds on a YAML file relup reads. Every check is linear in the text, so a
+ * hostile file costs at most a linear parse of `maxBytes` (yaml's own
+ * `uniqueKeys` compares each key with every earlier one: quadratic, so it is
+ * off and duplicates are found here with one Set per map).
+ */
+export interface YamlLimits {
+  /** Characters of text. A release.yaml of 10,000 modules is about 2 MB. */
+  maxChars: number;
+  /** Keys in one map (a release holds at most 10,000 files, so 10,000 modules). */
+  maxKeysPerMap: number;
+  /** Nesting of maps and lists. yaml itself overflows its stack near 800 flow levels, slowly. */
+  maxDepth: number;
+}
+
+export const YAML_LIMITS: YamlLimits = { maxChars: 4 * 1024 * 1024, maxKeysPerMap: 10_000, maxDepth: 256 };
 
 /**
  * A parsed YAML file that remembers where every value came from, so any later
@@ -19,11 +37,25 @@ export class YamlSource {
     this.lines = lines;
   }
 
-  static parse(text: string, file: string): { source: YamlSource; diagnostics: Diagnostic[] } {
+  static parse(text: string, file: string, limits: YamlLimits = YAML_LIMITS): { source: YamlSource; diagnostics: Diagnostic[] } {
     const lines = new LineCounter();
-    // uniqueKeys: a duplicated key is almost always a merge mistake; report it rather than keep the last one.
+    const tooLarge = (message: string, offset: number): { source: YamlSource; diagnostics: Diagnostic[] } => {
+      // Refused before (or instead of) building anything from it: an empty document, located at the offending place.
+      lines.addNewLine(0);
+      for (let i = text.indexOf('\n'); i >= 0 && i < offset; i = text.indexOf('\n', i + 1)) lines.addNewLine(i + 1);
+      const pos = lines.linePos(offset);
+      const empty = parseDocument('', { logLevel: 'error' });
+      return {
+        source: new YamlSource(file, empty, new LineCounter()),
+        diagnostics: [error('yaml-too-large', message, { file, line: pos.line, column: pos.col }, 'a relup file describes code and settings, not data: make it smaller or flatter')],
+      };
+    };
+    if (text.length > limits.maxChars) return tooLarge(`the file is ${text.length} characters long, over the limit of ${limits.maxChars}`, 0);
+    const deep = flowDepthExceeded(text, limits.maxDepth);
+    if (deep >= 0) return tooLarge(`lists and maps nest deeper than ${limits.maxDepth} levels`, deep);
+    // uniqueKeys off: the library's check is quadratic in the keys of a map; checkStructure finds repeats in linear time.
     // logLevel 'error': the yaml library would otherwise print warnings (e.g. map-valued keys) to stderr itself.
-    const document = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true, logLevel: 'error' });
+    const document = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: false, logLevel: 'error' });
     const source = new YamlSource(file, document, lines);
     const diagnostics: Diagnostic[] = [];
     for (const e of [...document.errors]) {
@@ -32,6 +64,10 @@ export class YamlSource {
         error('yaml-syntax', `YAML syntax error: ${firstLine(e.message)}`, { file, line: pos.line, column: pos.col }, 'fix the YAML syntax at this position'),
       );
     }
+    if (diagnostics.length === 0) diagnostics.push(...checkStructure(document, limits, (offset) => {
+      const pos = lines.linePos(offset);
+      return { file, line: pos.line, column: pos.col };
+    }));
     return { source, diagnostics };
   }
 
@@ -73,6 +109,70 @@ export class YamlSource {
   locateKey(path: readonly PropertyKey[], name: string): Located {
     return this.locate([...path, name], true);
   }
+}
+
+/**
+ * One linear pass over the parsed document: a repeated key in a map (which
+ * toJS would silently resolve to the last one; `1` and "1" count as the same
+ * key, since they become the same property), a key that is not a plain
+ * value, the reserved `__proto__` (a plain object would take it as its
+ * prototype and drop it), too many keys in one map, too deep a nesting.
+ */
+function checkStructure(document: Document.Parsed, limits: YamlLimits, at: (offset: number) => Located): Diagnostic[] {
+  const out: Diagnostic[] = [];
+  const stack: { node: unknown; depth: number }[] = [{ node: document.contents, depth: 0 }];
+  while (stack.length > 0 && out.length < 100) {
+    const { node, depth } = stack.pop()!;
+    if (!isMap(node) && !isSeq(node)) continue;
+    const where = (n: unknown) => at(asRanged(n)?.range?.[0] ?? 0);
+    if (depth >= limits.maxDepth) {
+      out.push(error('yaml-too-large', `lists and maps nest deeper than ${limits.maxDepth} levels`, where(node), 'flatten the data'));
+      continue;
+    }
+    if (isSeq(node)) {
+      for (const item of node.items) stack.push({ node: item, depth: depth + 1 });
+      continue;
+    }
+    if (node.items.length > limits.maxKeysPerMap) {
+      out.push(error('yaml-too-large', `this map has ${node.items.length} keys, over the limit of ${limits.maxKeysPerMap}`, where(node.items[limits.maxKeysPerMap]?.key ?? node), 'split it, or keep data out of relup files'));
+      continue;
+    }
+    const seen = new Set<string>();
+    for (const pair of node.items) {
+      const key = pair.key;
+      if (!isScalar(key) || isAlias(key)) {
+        out.push(error('yaml-syntax', 'a key must be a plain value (a name), not a list, a map or an alias', where(key ?? node), 'write the key as a plain name'));
+        continue;
+      }
+      const name = String(key.value);
+      if (name === RESERVED_KEY) {
+        out.push(error('yaml-reserved-key', `the key ${JSON.stringify(name)} is reserved`, where(key), `rename it: ${RESERVED_KEY} would replace the prototype of the object it is read into, and be lost`));
+      } else if (seen.has(name)) {
+        out.push(error('yaml-syntax', `YAML syntax error: map keys must be unique ("${name}" is repeated)`, where(key), 'remove or rename the repeated key'));
+      }
+      seen.add(name);
+      stack.push({ node: pair.value, depth: depth + 1 });
+    }
+  }
+  return out.sort((a, b) => (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0));
+}
+
+/**
+ * The offset where `[` and `{` first run more than `max` deep, counting
+ * every bracket in the text (inside strings too, so it can only overcount):
+ * yaml's own parser takes seconds to refuse a few megabytes of `[`.
+ */
+function flowDepthExceeded(text: string, max: number): number {
+  let depth = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x5b || c === 0x7b) {
+      if (++depth > max) return i;
+    } else if ((c === 0x5d || c === 0x7d) && depth > 0) {
+      depth -= 1;
+    }
+  }
+  return -1;
 }
 
 const pairIndexes = new WeakMap<object, Map<string, Pair>>();
@@ -142,6 +242,12 @@ export function validateYaml<S extends z.ZodType>(
           ),
         );
       }
+      continue;
+    }
+    if (issue.code === 'invalid_key') {
+      // A bad name used as a map key (a module or process name): point at the key, say what is wrong with it.
+      const reasons = issue.issues.map((i) => i.message).join('; ');
+      diagnostics.push(error(`${codePrefix}-invalid`, `${formatPath(path)}: ${reasons}`, source.locate(path, true), 'rename this key'));
       continue;
     }
     const where = source.locate(path);

@@ -18,7 +18,7 @@ export function holds(text: string): void {
   const lastLine = text.split(/\r\n|\r|\n/).length + 1;
   for (const d of result.diagnostics) {
     const bad =
-      !/^(appup-[a-z-]+|yaml-syntax)$/.test(d.code) ? 'code'
+      !/^(appup-[a-z-]+|yaml-syntax|yaml-reserved-key|yaml-too-large)$/.test(d.code) ? 'code'
       : d.file !== FILE ? 'file'
       : !Number.isInteger(d.line) || d.line! < 1 || d.line! > lastLine ? 'line'
       : d.column !== undefined && (!Number.isInteger(d.column) || d.column < 1) ? 'column'

@@ -33,7 +33,7 @@ describe('fuzz: appup', () => {
           const text = lenient(m.bytes);
           // The invariants of test/appup/fuzz-invariants.ts (codes, file, lines, value exactly without errors), plus severity and message.
           const result = noThrow('parseAppup', () => parseAppup(text, FILE));
-          checkChecked(result, { code: /^(appup-[a-z-]+|yaml-syntax)$/, file: FILE, lines: lineCount(text) });
+          checkChecked(result, { code: /^(appup-[a-z-]+|yaml-syntax|yaml-reserved-key|yaml-too-large)$/, file: FILE, lines: lineCount(text) });
           const appup = result.value;
           if (appup !== undefined && (appup.file !== FILE || appup.line < 1 || [...appup.up, ...appup.down].some((e) => e.line < 1 || e.instructions.some((i) => i.line < 1)))) {
             throw new Error('an accepted appup with a bad file or line');

@@ -36,7 +36,7 @@ publicKey: keys/relup.pub
 `;
 const SEED_VALUE = parse(SEED_TEXT) as unknown;
 
-const RULES = (text: string) => ({ code: /^(config-[a-z-]+|yaml-syntax)$/, file: CONFIG_FILE, lines: lineCount(text) });
+const RULES = (text: string) => ({ code: /^(config-[a-z-]+|yaml-syntax|yaml-reserved-key|yaml-too-large)$/, file: CONFIG_FILE, lines: lineCount(text) });
 
 function validTarget(t: Target): boolean {
   return t.kind === 'unix'

@@ -70,7 +70,7 @@ function checkRelease(c: ReleaseCase): void {
   const result = noThrow('releaseFromFiles', () => releaseFromFiles(tree, c.origin));
   const readable = isUtf8(c.yaml.bytes) && c.edit.op !== 'no-manifest';
   checkChecked(result, {
-    code: /^(release-[a-z-]+|yaml-syntax)$/,
+    code: /^(release-[a-z-]+|yaml-syntax|yaml-reserved-key|yaml-too-large)$/,
     file,
     lines: lineCount(c.yaml.bytes.toString('utf8')),
     // Only when there is no YAML to point into: no release.yaml, or one that is not UTF-8.

@@ -126,7 +126,8 @@ describe('releaseFromFiles', () => {
   });
 
   it('does not take Object.prototype names for modules', () => {
-    expect(codes('name: tiny\nversion: 1.0.0\nruntime: node\nmodules:\n  a:\n    file: a.js\n    deps: [constructor]\n')).toEqual([['release-dep-unknown', 7]]);
+    // Refused as a reserved name (issue 9 item 4), no longer looked up at all.
+    expect(codes('name: tiny\nversion: 1.0.0\nruntime: node\nmodules:\n  a:\n    file: a.js\n    deps: [constructor]\n')).toEqual([['release-invalid', 7]]);
   });
 
   it('reports a module depending on itself', () => {

@@ -191,7 +191,7 @@ export class NodeHost {
       status: 'refused', ok: false, message: `refused: ${message}; nothing changed`, name: this.node.name, from: params.script.from.version, to: params.script.to.version, direction: params.script.direction,
       version: this.node.version, failure: { code, message }, journal: [], groups: [], absent: {}, holdMs: null, durationMs: performance.now() - started, ...this.releases(),
     });
-    const received = await this.store.receive(Buffer.from(params.bundle, 'base64'));
+    const received = await this.store.receive(Buffer.from(params.bundle, 'base64'), params.script.to.hash);
     if (received.image === undefined) {
       return refuse('bundle-invalid', `the uploaded bundle does not verify: ${received.diagnostics.filter((d) => d.severity === 'error').map((d) => `${d.code}: ${d.message}`).join('; ')}`);
     }

@@ -40,8 +40,9 @@ export class ReleaseStore {
   }
 
   /** Verify uploaded bundle bytes in memory, without installing them: nothing is written before the checks pass. */
-  async receive(bytes: Uint8Array): Promise<{ image: ReleaseImage | undefined; diagnostics: Diagnostic[]; bytes: Uint8Array }> {
-    return { ...this.verify(await readBundleBytes(bytes, { displayPath: 'uploaded bundle' }), 'uploaded bundle'), bytes };
+  async receive(bytes: Uint8Array, expectedReleaseHash?: string): Promise<{ image: ReleaseImage | undefined; diagnostics: Diagnostic[]; bytes: Uint8Array }> {
+    // The script's release hash is checked on the files before anything in them is parsed (issue 9 item 10).
+    return { ...this.verify(await readBundleBytes(bytes, { displayPath: 'uploaded bundle', ...(expectedReleaseHash === undefined ? {} : { expectedReleaseHash }) }), 'uploaded bundle'), bytes };
   }
 
   private verify(read: Checked<ReleaseFiles>, displayPath: string): { image: ReleaseImage | undefined; diagnostics: Diagnostic[] } {

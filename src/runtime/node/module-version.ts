@@ -41,9 +41,19 @@ export class ModuleVersion {
     return this.running;
   }
 
+  /**
+   * The function this version exports as `name`, or undefined. Own properties
+   * only: `toString` or `hasOwnProperty` are not exports of a module just
+   * because every object inherits them (issue 9 item 4).
+   */
+  exportedFunction(name: string): ((...args: unknown[]) => unknown) | undefined {
+    const value = Object.hasOwn(this.exports, name) ? this.exports[name] : undefined;
+    return typeof value === 'function' ? (value as (...args: unknown[]) => unknown) : undefined;
+  }
+
   /** The exported function `fn`, or a clear error naming the module, version and what it does export. */
   fn(fn: string): (...args: unknown[]) => unknown {
-    const value = this.exports[fn];
+    const value = Object.hasOwn(this.exports, fn) ? this.exports[fn] : undefined;
     if (typeof value !== 'function') {
       const exported = Object.keys(this.exports).filter((k) => typeof this.exports[k] === 'function');
       throw new RuntimeError(

@@ -165,7 +165,7 @@ export class NodeCore implements ApiHost, ProcessHost {
     });
     // The manifest's exports are what the planner checked migrations and
     // applies against: make sure the code really has them, so its checks hold.
-    const missing = (spec.exports ?? []).filter((name) => typeof version.exports[name] !== 'function');
+    const missing = (spec.exports ?? []).filter((name) => version.exportedFunction(name) === undefined);
     if (missing.length > 0) {
       throw new RuntimeError('missing-export', `${module}@${release.version} does not export ${missing.join(', ')}, which its release.yaml declares`, `fix ${spec.file} or the exports of modules.${module} in release.yaml`);
     }
