@@ -1,5 +1,7 @@
 import { z } from 'zod';
 import { scriptSchema } from '../script/script-schema.js';
+import { applyOutcomeSchema, stepEventSchema } from './apply-outcome.js';
+import { statusResultSchema } from './status-result.js';
 
 /**
  * Control-protocol messages (docs/protocol.md). Every message is a JSON
@@ -57,16 +59,39 @@ export const applyParamsSchema = z.strictObject({
   deadlineMs: z.number().int().positive().max(3_600_000).optional(),
 });
 
-export const requestSchema = z.discriminatedUnion('op', [
-  z.strictObject({ type: z.literal('request'), id: requestId, op: z.literal('status'), params: z.strictObject({}).default({}) }),
-  z.strictObject({ type: z.literal('request'), id: requestId, op: z.literal('apply'), params: applyParamsSchema }),
-  z.strictObject({ type: z.literal('request'), id: requestId, op: z.literal('make_permanent'), params: z.strictObject({ version: z.string() }) }),
+const noParams = z.strictObject({}).default({});
+
+/**
+ * Every op: its params and its result. The request schema and the JSON
+ * Schemas of docs/schema/protocol.schema.json are made from this table.
+ */
+export const OPS = {
+  /** The node's releases, history, modules and processes. */
+  status: { params: noParams, result: statusResultSchema },
+  /** Evaluate a relup script against the uploaded bundle, as one transaction; streams step events. */
+  apply: { params: applyParamsSchema, result: applyOutcomeSchema },
+  /** Make an installed release the one a restart boots. */
+  make_permanent: { params: z.strictObject({ version: z.string() }), result: z.strictObject({ permanent: z.string() }) },
   /** A deep copy of every module state and process state (relup check --live, fault tests). */
-  z.strictObject({ type: z.literal('request'), id: requestId, op: z.literal('states'), params: z.strictObject({}).default({}) }),
+  states: { params: noParams, result: z.strictObject({ modules: z.record(z.string(), z.unknown()), processes: z.record(z.string(), z.unknown()) }) },
   /** Send a call to a process and return its reply (fixtures of relup check --live). */
-  z.strictObject({ type: z.literal('request'), id: requestId, op: z.literal('call'), params: z.strictObject({ process: z.string(), message: z.unknown() }) }),
-  /** Call a function of a module's current code and return its (JSON) result (fixtures of relup check --live). */
-  z.strictObject({ type: z.literal('request'), id: requestId, op: z.literal('invoke'), params: z.strictObject({ module: z.string(), function: z.string(), args: z.array(z.unknown()).default([]) }) }),
+  call: { params: z.strictObject({ process: z.string(), message: z.unknown() }), result: z.unknown() },
+  /** Call a function of a module's current code and return its result, null for none (fixtures of relup check --live). */
+  invoke: { params: z.strictObject({ module: z.string(), function: z.string(), args: z.array(z.unknown()).default([]) }), result: z.unknown() },
+} as const;
+
+export type Op = keyof typeof OPS;
+export const OP_NAMES = Object.keys(OPS) as Op[];
+
+const request = { type: z.literal('request'), id: requestId } as const;
+
+export const requestSchema = z.discriminatedUnion('op', [
+  z.strictObject({ ...request, op: z.literal('status'), params: OPS.status.params }),
+  z.strictObject({ ...request, op: z.literal('apply'), params: OPS.apply.params }),
+  z.strictObject({ ...request, op: z.literal('make_permanent'), params: OPS.make_permanent.params }),
+  z.strictObject({ ...request, op: z.literal('states'), params: OPS.states.params }),
+  z.strictObject({ ...request, op: z.literal('call'), params: OPS.call.params }),
+  z.strictObject({ ...request, op: z.literal('invoke'), params: OPS.invoke.params }),
 ]);
 
 export const ERROR_CODES = [
@@ -94,12 +119,14 @@ export const errorMessageSchema = z.strictObject({
   details: z.unknown().optional(),
 });
 
+/** Progress of an `apply`, with the request's id, before its result. */
 export const eventMessageSchema = z.strictObject({
   type: z.literal('event'),
   id: requestId,
-  event: z.record(z.string(), z.unknown()),
+  event: stepEventSchema,
 });
 
+/** The answer to a request; `result` follows OPS[op].result of the request with this id. */
 export const resultMessageSchema = z.strictObject({
   type: z.literal('result'),
   id: requestId,

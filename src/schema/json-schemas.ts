@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import { appupSchema } from '../appup/appup-schema.js';
 import { releaseManifestSchema } from '../release/release-schema.js';
+import { stepEventSchema } from '../protocol/apply-outcome.js';
+import { authOkSchema, authSchema, clientHelloSchema, errorMessageSchema, eventMessageSchema, nodeHelloSchema, OPS, requestSchema, resultMessageSchema } from '../protocol/messages.js';
 
 /**
  * JSON Schemas for the hand-written YAML formats, generated from the zod
@@ -14,6 +16,7 @@ export type JsonSchema = z.core.JSONSchema.BaseSchema;
 export const SCHEMA_BASE_URL = 'https://unpkg.com/relup/docs/schema/';
 export const APPUP_SCHEMA_FILE = 'appup.schema.json';
 export const RELEASE_SCHEMA_FILE = 'release.schema.json';
+export const PROTOCOL_SCHEMA_FILE = 'protocol.schema.json';
 
 export function appupJsonSchema(): JsonSchema {
   return withHeader(z.toJSONSchema(appupSchema, options), {
@@ -32,12 +35,59 @@ export function releaseJsonSchema(): JsonSchema {
   });
 }
 
+/**
+ * The control protocol (docs/protocol.md): one definition per message, and
+ * the params and result of every op, under `$defs`. What a client sends is
+ * described as written (defaults optional: `io: input`); what a node sends as
+ * it must be sent (`io: output`). The document itself accepts any one message.
+ */
+export function protocolJsonSchema(): JsonSchema {
+  const sent = (schema: z.ZodType) => body(z.toJSONSchema(schema, options));
+  const answered = (schema: z.ZodType) => body(z.toJSONSchema(schema, { ...options, io: 'output' }));
+  const messages: Record<string, JsonSchema> = {
+    'client-hello': sent(clientHelloSchema),
+    'node-hello': answered(nodeHelloSchema),
+    auth: sent(authSchema),
+    'auth-ok': answered(authOkSchema),
+    request: sent(requestSchema),
+    event: answered(eventMessageSchema),
+    result: answered(resultMessageSchema),
+    error: answered(errorMessageSchema),
+  };
+  const ops: Record<string, JsonSchema> = {};
+  for (const [op, { params, result }] of Object.entries(OPS)) {
+    ops[`params-${op}`] = sent(params);
+    ops[`result-${op}`] = answered(result);
+  }
+  const header = withHeader(
+    { $schema: 'https://json-schema.org/draft/2020-12/schema' },
+    {
+      $id: SCHEMA_BASE_URL + PROTOCOL_SCHEMA_FILE,
+      title: 'relup control protocol',
+      description:
+        'Every message of the relup control protocol (one JSON object per frame), and the params and result of every op under $defs (params-<op>, result-<op>; the result message carries result-<op> of the request with its id). Framing, handshake and sealed frames: docs/protocol.md.',
+    },
+  );
+  return {
+    ...header,
+    anyOf: Object.keys(messages).map((name) => ({ $ref: `#/$defs/${name}` })),
+    $defs: { ...messages, ...ops, 'step-event': answered(stepEventSchema) },
+  };
+}
+
 /** File name → file content, exactly as written to docs/schema/. */
 export function renderJsonSchemas(): Record<string, string> {
   return {
     [APPUP_SCHEMA_FILE]: render(appupJsonSchema()),
+    [PROTOCOL_SCHEMA_FILE]: render(protocolJsonSchema()),
     [RELEASE_SCHEMA_FILE]: render(releaseJsonSchema()),
   };
+}
+
+/** A schema as a definition inside another document: no `$schema` of its own. */
+function body(schema: JsonSchema): JsonSchema {
+  const { $schema: _drop, ...rest } = schema;
+  return rest;
 }
 
 const options = {

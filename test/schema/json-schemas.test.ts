@@ -2,7 +2,9 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { OPERATIONS } from '../../src/appup/appup-schema.js';
-import { appupJsonSchema, releaseJsonSchema, renderJsonSchemas, SCHEMA_BASE_URL } from '../../src/schema/json-schemas.js';
+import { APPLY_STATUSES } from '../../src/protocol/apply-outcome.js';
+import { ERROR_CODES, OP_NAMES } from '../../src/protocol/messages.js';
+import { appupJsonSchema, protocolJsonSchema, releaseJsonSchema, renderJsonSchemas, SCHEMA_BASE_URL } from '../../src/schema/json-schemas.js';
 import { writeJsonSchemas } from '../../src/schema/write-json-schemas.js';
 import { REPO } from '../helpers/repo-paths.js';
 import { testdir } from '../helpers/testdir.js';
@@ -27,10 +29,10 @@ describe('docs/schema', () => {
 });
 
 describe('writeJsonSchemas', () => {
-  it('writes both files, as rendered, into a directory it creates', async () => {
+  it('writes every file, as rendered, into a directory it creates', async () => {
     const out = join(await testdir(), 'a', 'b');
     const written = await writeJsonSchemas(out);
-    expect(written).toEqual([join(out, 'appup.schema.json'), join(out, 'release.schema.json')]);
+    expect(written).toEqual([join(out, 'appup.schema.json'), join(out, 'protocol.schema.json'), join(out, 'release.schema.json')]);
     for (const [name, text] of Object.entries(renderJsonSchemas())) expect(await readFile(join(out, name), 'utf8')).toBe(text);
   });
 });
@@ -66,5 +68,25 @@ describe('the generated schemas', () => {
     expect(schema.required).toEqual(expect.arrayContaining(['name', 'version', 'runtime', 'modules']));
     expect(schema.properties.modules.propertyNames).toMatchObject({ pattern: expect.any(String) });
     expect(schema.properties.runtime.enum).toEqual(['node', 'erlang', 'lua']);
+  });
+
+  it('describes the control protocol: every message, and the params and result of every op', () => {
+    const schema = protocolJsonSchema() as any;
+    expect(Object.keys(schema).slice(0, 4)).toEqual(['$schema', '$id', 'title', 'description']);
+    expect(schema.$id).toBe(`${SCHEMA_BASE_URL}protocol.schema.json`);
+    const messages = ['client-hello', 'node-hello', 'auth', 'auth-ok', 'request', 'event', 'result', 'error'];
+    expect(schema.anyOf).toEqual(messages.map((m) => ({ $ref: `#/$defs/${m}` })));
+    for (const op of OP_NAMES) {
+      expect(schema.$defs, op).toHaveProperty(`params-${op}`);
+      expect(schema.$defs, op).toHaveProperty(`result-${op}`);
+    }
+    expect(schema.$defs.request.oneOf.map((b: any) => b.properties.op.const)).toEqual(OP_NAMES);
+    expect(schema.$defs.error.properties.code.enum).toEqual([...ERROR_CODES]);
+    // The wire spells outcomes with hyphens (dry-run, rolled-back), as the code sends them.
+    expect(schema.$defs['result-apply'].properties.status.enum).toEqual([...APPLY_STATUSES]);
+    expect(schema.$defs['result-apply'].properties.status.enum).toContain('rolled-back');
+    // What a node sends is complete: no field a client may miss is optional by accident.
+    expect(schema.$defs['result-status'].required).toEqual(expect.arrayContaining(['name', 'version', 'hash', 'modules', 'processes', 'upgrading', 'permanent', 'previous', 'installed', 'history', 'stateDir']));
+    expect(schema.$defs['result-apply'].required).toEqual(expect.arrayContaining(['status', 'ok', 'message', 'name', 'version', 'journal', 'groups', 'absent', 'holdMs', 'durationMs', 'permanent', 'previous']));
   });
 });

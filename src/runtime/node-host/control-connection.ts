@@ -2,7 +2,7 @@ import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { clientProof, nodeProof, proofsEqual, newNonce } from '../../protocol/auth.js';
 import { encodeBody, FrameDecoder, FrameError, frameOf, HANDSHAKE_MAX_FRAME_BYTES, parseBody } from '../../protocol/framing.js';
-import { authSchema, clientHelloSchema, PROTOCOL_VERSION, requestSchema, type ErrorCode, type Request } from '../../protocol/messages.js';
+import { authSchema, clientHelloSchema, OP_NAMES, PROTOCOL_VERSION, requestSchema, type ErrorCode, type Request } from '../../protocol/messages.js';
 import { nodeSession, SealError, sessionKey, type Session } from '../../protocol/session.js';
 import { RuntimeError, isRuntimeError, messageOf } from '../node/runtime-error.js';
 import type { NodeHost } from './node-host.js';
@@ -25,7 +25,7 @@ export interface ConnectionLimits {
   succeeded: (peer: string) => void;
 }
 
-const KNOWN_OPS = ['status', 'apply', 'make_permanent', 'states', 'call', 'invoke'];
+const KNOWN_OPS: readonly string[] = OP_NAMES;
 /** A peer that stopped reading cannot keep a socket it was told to leave. */
 const CLOSE_GRACE_MS = 2000;
 
