@@ -32,7 +32,7 @@ export interface RemoteOutcome {
   version: string;
   permanent?: string;
   failure?: { code: string; message: string; step?: { index: number; op: string; target: string } };
-  rollback?: { complete: boolean; undone: number; problems: { message: string }[] };
+  rollback?: { complete: boolean; undone: number; problems: { message: string; step?: { index: number; op: string; target: string } }[] };
   groups: { id: number; modules: string[]; processes: string[]; suspensionMs: number | null; migrated: { modules: string[]; processes: string[] } }[];
   absent: Record<string, string[]>;
   holdMs: number | null;

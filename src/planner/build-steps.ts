@@ -32,6 +32,7 @@ export function buildSteps({ from, to, direction, groups, deps, checked }: Build
   const toProcessNames = new Set(to.processes.map((p) => p.name));
   const restarted = new Set(checked.restarts.map((r) => r.process));
   const order = groups.flat();
+  const position = new Map(order.map((m, i) => [m, i]));
 
   // Processes whose state an `update` hands over: running now, kept by the new release, and not restarted anyway.
   const handedOver = new Map<string, string[]>();
@@ -45,7 +46,7 @@ export function buildSteps({ from, to, direction, groups, deps, checked }: Build
 
   // --- before the point of no return ---
   steps.push({ op: 'verify_release', version: to.version, hash: to.hash, reason: `the bundle must hash to release ${to.version} exactly, or nothing is touched` });
-  steps.push({ op: 'check_version', expect: from.version, reason: `this script upgrades from ${from.version} only; any other running release refuses it` });
+  steps.push({ op: 'check_version', expect: from.version, reason: `this script ${direction === 'up' ? 'upgrades' : 'downgrades'} from ${from.version} only; a node running any other release refuses it` });
   const toHashes = new Map(to.modules.map((m) => [m.name, m.hash]));
   for (const module of order) {
     steps.push({ op: 'stage', module, hash: toHashes.get(module)!, reason: `${module}: compile and load the ${to.version} code aside, so a syntax or load error aborts before anything changes` });
@@ -96,7 +97,7 @@ export function buildSteps({ from, to, direction, groups, deps, checked }: Build
     }
     for (const module of modules) {
       const ins = checked.switched.get(module)!;
-      steps.push({ op: 'switch', group: id, module, kind: ins.op, reason: switchReason(ins, deps.get(module) ?? [], to.version) });
+      steps.push({ op: 'switch', group: id, module, kind: ins.op, reason: switchReason(ins, deps.get(module) ?? [], to.version, position) });
     }
     // Up (and down, static): the incoming code migrates after it is in place, dependencies first.
     for (const module of updates) pushMigrate(steps, id, module, 'to');
@@ -133,7 +134,8 @@ export function buildSteps({ from, to, direction, groups, deps, checked }: Build
     steps.push({ op: 'apply', module: a.module, function: a.function, args: a.args, reason: `${a.module}.${a.function} runs once on the new code (apply instruction)` });
   }
   for (const module of [...checked.deleted.keys()].sort(compareNames)) {
-    steps.push({ op: 'delete', module, reason: `${module} is not part of ${to.version}` });
+    // Nothing carries a deleted module's state over (there is no code left to migrate it into): say so, it is easy to miss.
+    steps.push({ op: 'delete', module, reason: `${module} is not part of ${to.version}: its code is removed and its module state is discarded (not migrated)` });
   }
   for (const module of order) {
     const ins = checked.switched.get(module)!;
@@ -147,10 +149,15 @@ export function buildSteps({ from, to, direction, groups, deps, checked }: Build
   return { steps, groups: summary, pointOfNoReturn };
 }
 
-function switchReason(ins: Switched, deps: readonly string[], version: string): string {
+/** Says only what the order really is: dependencies switched before, and cycle partners switched after (name order inside a cycle). */
+function switchReason(ins: Switched, deps: readonly string[], version: string, position: ReadonlyMap<string, number>): string {
   const kind = ins.op === 'add' ? 'added' : ins.op === 'update' ? 'updated' : 'reloaded';
-  const after = deps.length > 0 ? `, after ${deps.join(', ')} it depends on` : '';
-  return `${ins.module} ${kind} to ${version}${after}; calls from now on reach the new code`;
+  const here = position.get(ins.module) ?? 0;
+  const before = deps.filter((d) => (position.get(d) ?? 0) < here);
+  const later = deps.filter((d) => (position.get(d) ?? 0) > here);
+  const after = before.length > 0 ? `, after ${before.join(', ')} it depends on` : '';
+  const cycle = later.length > 0 ? `; it also depends on ${later.join(', ')}, which switch${later.length === 1 ? 'es' : ''} after it (a dependency cycle switches in name order)` : '';
+  return `${ins.module} ${kind} to ${version}${after}${cycle}; calls from now on reach the new code`;
 }
 
 function purgeReason(module: string, mode: 'soft' | 'brutal'): string {

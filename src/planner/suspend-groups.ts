@@ -3,9 +3,13 @@
  * between the modules an upgrade switches. Unrelated updates land in separate
  * groups so each gets its own, shorter suspension window.
  *
- * Pure and O((n + e) log n): union-find for the components, Kahn's algorithm
- * with a min-heap (ties broken by name) for a deterministic dependencies-first
- * order.
+ * Pure and O((n + e) log n): union-find for the components; Tarjan's strongly
+ * connected components so that only modules really in a cycle are reported as
+ * one (a module that merely depends on a cycle is not in it); Kahn's algorithm
+ * with a min-heap (ties broken by name) over those components for a
+ * deterministic dependencies-first order. Inside a cycle no order is right, so
+ * its members switch in name order, after everything the cycle depends on and
+ * before everything that depends on it.
  */
 export interface DependencyGraph {
   /** Module names; order does not matter. */
@@ -17,7 +21,7 @@ export interface DependencyGraph {
 export interface GroupedOrder {
   /** Each group's modules, dependencies first. Groups ordered by their first module's name. */
   groups: string[][];
-  /** Cycles found (each as the sorted names of the modules left in it); ordering inside them falls back to names. */
+  /** The dependency cycles (strongly connected components of two or more modules), each in name order; their members switch in name order. */
   cycles: string[][];
 }
 
@@ -43,7 +47,6 @@ export function suspendGroups(graph: DependencyGraph): GroupedOrder {
 
   // Edge dep → dependent: a dependency must switch before the modules that call it.
   const dependents: number[][] = Array.from({ length: n }, () => []);
-  const indegree = new Int32Array(n);
   for (let i = 0; i < n; i++) {
     const seen = new Set<number>();
     for (const dep of graph.deps.get(names[i]!) ?? []) {
@@ -51,18 +54,24 @@ export function suspendGroups(graph: DependencyGraph): GroupedOrder {
       if (j === undefined || j === i || seen.has(j)) continue;
       seen.add(j);
       dependents[j]!.push(i);
-      indegree[i]! += 1;
       union(i, j);
     }
   }
 
-  const order = topologicalOrder(n, dependents, indegree);
-  const cycles = order.length < n ? findCycleLeftovers(n, order, names, find) : [];
-
-  // Place every node (including cycle members, appended in name order) into its component.
-  const placed = new Uint8Array(n);
-  for (const i of order) placed[i] = 1;
-  for (let i = 0; i < n; i++) if (placed[i] === 0) order.push(i);
+  const components = stronglyConnected(n, dependents);
+  const order = componentOrder(n, dependents, components);
+  const sizes = new Int32Array(n);
+  for (const c of components.of) sizes[c]! += 1;
+  const cycleMembers = new Map<number, string[]>();
+  for (let i = 0; i < n; i++) {
+    const c = components.of[i]!;
+    if (sizes[c]! < 2) continue;
+    let list = cycleMembers.get(c);
+    if (list === undefined) cycleMembers.set(c, (list = []));
+    list.push(names[i]!);
+  }
+  // Members were pushed in index (= name) order; cycles are listed by their first name.
+  const cycles = [...cycleMembers.values()].sort((a, b) => compareNames(a[0]!, b[0]!));
 
   const byRoot = new Map<number, string[]>();
   for (const i of order) {
@@ -76,34 +85,91 @@ export function suspendGroups(graph: DependencyGraph): GroupedOrder {
   return { groups, cycles };
 }
 
-function topologicalOrder(n: number, dependents: number[][], indegree: Int32Array): number[] {
-  const remaining = Int32Array.from(indegree);
+/**
+ * Tarjan's algorithm, iterative (a deep recursion would overflow on long
+ * dependency chains). Edges go dependency → dependent. Returns each node's
+ * component id and, per component, its smallest node index.
+ */
+function stronglyConnected(n: number, edges: number[][]): { of: Int32Array; count: number; first: number[] } {
+  const index = new Int32Array(n).fill(-1);
+  const low = new Int32Array(n);
+  const onStack = new Uint8Array(n);
+  const of = new Int32Array(n).fill(-1);
+  const first: number[] = [];
+  const stack: number[] = [];
+  let counter = 0;
+  let count = 0;
+  const work: [number, number][] = [];
+  for (let root = 0; root < n; root++) {
+    if (index[root] !== -1) continue;
+    work.push([root, 0]);
+    while (work.length > 0) {
+      const frame = work[work.length - 1]!;
+      const [v, next] = frame;
+      if (next === 0) {
+        index[v] = low[v] = counter++;
+        stack.push(v);
+        onStack[v] = 1;
+      }
+      const out = edges[v]!;
+      if (next < out.length) {
+        frame[1] = next + 1;
+        const w = out[next]!;
+        if (index[w] === -1) work.push([w, 0]);
+        else if (onStack[w] === 1) low[v] = Math.min(low[v]!, index[w]!);
+        continue;
+      }
+      work.pop();
+      const parent = work[work.length - 1];
+      if (parent !== undefined) low[parent[0]] = Math.min(low[parent[0]]!, low[v]!);
+      if (low[v] === index[v]) {
+        let smallest = v;
+        for (;;) {
+          const w = stack.pop()!;
+          onStack[w] = 0;
+          of[w] = count;
+          if (w < smallest) smallest = w;
+          if (w === v) break;
+        }
+        first.push(smallest);
+        count++;
+      }
+    }
+  }
+  return { of, count, first };
+}
+
+/** Nodes dependencies-first: components in topological order (ties: the component whose first name is smallest), members of a component in name order. */
+function componentOrder(n: number, edges: number[][], components: { of: Int32Array; count: number; first: number[] }): number[] {
+  const { of, count, first } = components;
+  const members: number[][] = Array.from({ length: count }, () => []);
+  for (let i = 0; i < n; i++) members[of[i]!]!.push(i);
+  const indegree = new Int32Array(count);
+  const out: number[][] = Array.from({ length: count }, () => []);
+  for (let v = 0; v < n; v++) {
+    for (const w of edges[v]!) {
+      const a = of[v]!;
+      const b = of[w]!;
+      if (a === b) continue;
+      out[a]!.push(b);
+      indegree[b]! += 1;
+    }
+  }
+  // The heap orders by the component's first (smallest) node index, i.e. its alphabetically first module.
+  const byFirst = new Map<number, number>();
+  for (let c = 0; c < count; c++) byFirst.set(first[c]!, c);
   const heap = new MinHeap();
-  for (let i = 0; i < n; i++) if (remaining[i] === 0) heap.push(i);
+  for (let c = 0; c < count; c++) if (indegree[c] === 0) heap.push(first[c]!);
   const order: number[] = [];
   while (heap.size > 0) {
-    const i = heap.pop();
-    order.push(i);
-    for (const d of dependents[i]!) {
-      remaining[d]! -= 1;
-      if (remaining[d] === 0) heap.push(d);
+    const c = byFirst.get(heap.pop())!;
+    order.push(...members[c]!);
+    for (const d of out[c]!) {
+      indegree[d]! -= 1;
+      if (indegree[d] === 0) heap.push(first[d]!);
     }
   }
   return order;
-}
-
-function findCycleLeftovers(n: number, order: number[], names: string[], find: (x: number) => number): string[][] {
-  const done = new Uint8Array(n);
-  for (const i of order) done[i] = 1;
-  const byRoot = new Map<number, string[]>();
-  for (let i = 0; i < n; i++) {
-    if (done[i] === 1) continue;
-    const root = find(i);
-    let list = byRoot.get(root);
-    if (list === undefined) byRoot.set(root, (list = []));
-    list.push(names[i]!);
-  }
-  return [...byRoot.entries()].sort((a, b) => a[0] - b[0]).map(([, l]) => l);
 }
 
 /** Plain code-unit order: locale-independent, so scripts are byte-identical everywhere. */

@@ -4,6 +4,8 @@ import { versionInName } from '../appup/load-appups.js';
 import { entryMatches } from '../appup/match-entry.js';
 import { error, hasErrors, warning, type Diagnostic } from '../diagnostics/diagnostic.js';
 import { plan } from '../planner/plan.js';
+import type { RelupScript } from '../script/script-schema.js';
+import type { Appup } from '../appup/appup-model.js';
 import type { Project } from './load-project.js';
 
 export interface TransitionReport {
@@ -66,6 +68,7 @@ export function checkProject(project: Project): CheckReport {
     for (const [fromV, toV] of [[older, newer], [newer, older]] as const) {
       const result = plan({ from: catalog.releases.get(fromV)!, to: catalog.releases.get(toV)!, appups });
       diagnostics.push(...result.diagnostics);
+      if (result.script !== undefined) diagnostics.push(...deletedState(result.script, appups));
       transitions.push({
         from: fromV,
         to: toV,
@@ -77,4 +80,27 @@ export function checkProject(project: Project): CheckReport {
     }
   }
   return { releases: versions, appups: [...appups.keys()].sort(semver.compare), transitions, diagnostics };
+}
+
+/**
+ * A `delete` discards the module's state with its code: nothing migrates it,
+ * and the way back starts the module from its initial state. Easy to miss in
+ * an appup, so check warns at the instruction.
+ */
+function deletedState(script: RelupScript, appups: ReadonlyMap<string, Appup>): Diagnostic[] {
+  const appup = appups.get(script.appup.version);
+  const entry = appup?.[script.appup.section][script.appup.entry];
+  if (appup === undefined || entry === undefined) return [];
+  return script.steps.flatMap((step) => {
+    if (step.op !== 'delete') return [];
+    const ins = entry.instructions.find((i) => i.op === 'delete' && i.module === step.module);
+    return [
+      warning(
+        'check-delete-discards-state',
+        `delete: ${step.module} (${script.from.version} → ${script.to.version}) discards its module state; nothing migrates it`,
+        { file: appup.file, ...(ins === undefined ? { line: entry.line } : { line: ins.line }) },
+        `if ${step.module}'s state matters, keep the module (an update with a migration) instead of deleting it`,
+      ),
+    ];
+  });
 }

@@ -58,7 +58,7 @@ export async function applyTo(args: ApplyArgs, io: CommandIo, mode: 'apply' | 'r
       onPlan: (script) => {
         if (json) return;
         const verb = args.dryRun === true ? 'dry run of' : script.direction === 'up' ? 'upgrading' : 'downgrading';
-        io.stdout.write(`${paint('bold', `${verb} ${script.name} ${script.from.version} → ${script.to.version}`)} on ${connection.hello.node.name} (${script.steps.length} steps, ${script.groups.length} suspend groups)\n`);
+        io.stdout.write(`${paint('bold', `${verb} ${script.name} ${script.from.version} → ${script.to.version}`)} on ${connection.hello.node.name} (${plural(script.steps.length, 'step')}, ${plural(script.groups.length, 'suspend group')})\n`);
         if (args.showPlan === true) io.stdout.write(renderScript(script, { color: io.color }));
       },
       onEvent: (event) => {
@@ -83,7 +83,7 @@ export async function applyTo(args: ApplyArgs, io: CommandIo, mode: 'apply' | 'r
       return EXIT_FAILED;
     }
     printDiagnostics(result.diagnostics, io);
-    if (json) io.stdout.write(`${JSON.stringify({ ...result.outcome, script: { from: result.script.from, to: result.script.to, direction: result.script.direction, steps: result.script.steps.length } }, null, 2)}\n`);
+    if (json) io.stdout.write(`${JSON.stringify({ ...numberSteps(result.outcome), script: { from: result.script.from, to: result.script.to, direction: result.script.direction, steps: result.script.steps.length } }, null, 2)}\n`);
     else io.stdout.write(renderOutcome(result.outcome, paint));
     return result.outcome.ok ? EXIT_OK : EXIT_FAILED;
   } finally {
@@ -93,8 +93,10 @@ export async function applyTo(args: ApplyArgs, io: CommandIo, mode: 'apply' | 'r
 
 export function renderOutcome(o: RemoteOutcome, paint: (style: Parameters<typeof styleText>[0], text: string) => string): string {
   const lines: string[] = [];
-  const head = o.ok ? paint(['bold', 'green'], o.status) : paint(['bold', 'red'], o.status);
-  lines.push(`${head}: ${o.message}`);
+  // The node's message often says its status already ("dry run: …", "refused before …", "…; rolled back to"): say it once.
+  const label = STATUS_LABELS[o.status];
+  const style: Parameters<typeof styleText>[0] = o.ok ? ['bold', 'green'] : ['bold', 'red'];
+  lines.push(o.message.toLowerCase().includes(label.toLowerCase()) ? paint(style, o.message) : `${paint(style, label)}: ${o.message}`);
   for (const g of o.groups) {
     const window = g.suspensionMs === null ? 'no suspension' : `suspended ${g.suspensionMs.toFixed(2)} ms (${g.processes.join(', ')})`;
     const migrated = [...g.migrated.modules.map((m) => `module state of ${m}`), ...g.migrated.processes.map((p) => `process ${p}`)];
@@ -109,4 +111,33 @@ export function renderOutcome(o: RemoteOutcome, paint: (style: Parameters<typeof
   }
   if (o.permanent !== undefined) lines.push(`  running ${o.version}; a restart boots ${o.permanent}${o.permanent !== o.version && semver.valid(o.permanent) ? ' (not made permanent)' : ''}`);
   return `${lines.join('\n')}\n`;
+}
+
+const STATUS_LABELS: Record<RemoteOutcome['status'], string> = {
+  committed: 'committed',
+  noop: 'nothing to do',
+  'dry-run': 'dry run',
+  refused: 'refused',
+  'rolled-back': 'rolled back',
+  'rollback-failed': 'ROLLBACK FAILED',
+};
+
+export function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
+}
+
+/**
+ * Steps are numbered from 1 in everything relup prints — the plan, the
+ * progress lines, the outcome message, the history — and so in `--json` too:
+ * the node's `index` (the 0-based position in the script's steps, as on the
+ * wire) becomes that number (docs/relup-script.md, Step numbers).
+ */
+export function numberSteps(o: RemoteOutcome): RemoteOutcome {
+  const ref = <T extends { index: number }>(s: T): T => ({ ...s, index: s.index + 1 });
+  return {
+    ...o,
+    journal: o.journal.map(ref),
+    ...(o.failure === undefined ? {} : { failure: { ...o.failure, ...(o.failure.step === undefined ? {} : { step: ref(o.failure.step) }) } }),
+    ...(o.rollback === undefined ? {} : { rollback: { ...o.rollback, problems: o.rollback.problems.map((p) => (p.step === undefined ? p : { ...p, step: ref(p.step) })) } }),
+  };
 }
