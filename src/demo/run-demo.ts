@@ -14,6 +14,11 @@ import { DemoHttp, Traffic } from './demo-http.js';
  * rolls back, and stops the node. Every claim it prints is checked; a broken
  * promise ends the demo with exit code 1.
  */
+// `npm run demo -- --runtime silly`: the same story on a Lua node in Silly (src/runtime/lua/silly-demo.ts).
+const runtimeFlag = process.argv.indexOf('--runtime');
+if (runtimeFlag >= 0 && ['silly', 'lua'].includes(process.argv[runtimeFlag + 1] ?? '')) {
+  process.exit(await (await import('../runtime/lua/silly-demo.js')).runSillyDemo());
+}
 const repo = fileURLToPath(new URL('../..', import.meta.url));
 const color = process.stdout.isTTY === true && process.env['NO_COLOR'] === undefined;
 const io: CommandIo = { cwd: repo, stdout: process.stdout, stderr: process.stderr, color };
