@@ -1,6 +1,7 @@
 import { styleText } from 'node:util';
 import semver from 'semver';
-import { upgrade, remoteStatus, type RemoteOutcome } from '../../client/upgrade.js';
+import { remoteStatus, type RemoteOutcome } from '../../client/upgrade.js';
+import { upgradeAlongPath } from '../../client/upgrade-path.js';
 import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, UserError } from '../../errors/errors.js';
 import { loadProject } from '../../project/load-project.js';
 import { renderScript } from '../../script/render-script.js';
@@ -8,6 +9,7 @@ import { connectTarget } from '../connect.js';
 import type { CommandIo } from '../io.js';
 import { printDiagnostics } from '../print-diagnostics.js';
 import { badProjectPaths, projectOptions } from '../project-options.js';
+import { hopHeader, printPathResult } from './apply-path-output.js';
 
 export interface ApplyArgs {
   target?: string;
@@ -46,7 +48,15 @@ export async function applyTo(args: ApplyArgs, io: CommandIo, mode: 'apply' | 'r
       to = status.previous[0];
       if (to === undefined) throw new UserError(`${status.name} ${status.version} has no previous release to roll back to`, 'name one with --to VERSION');
     }
-    const result = await upgrade({
+    // No direct appup entry but a chain of releases: one upgrade per hop, stopping at the first that fails.
+    const result = await upgradeAlongPath({
+      onHop: (i, count, from, hopTo) => {
+        if (!json) io.stdout.write(hopHeader(i, count, from, hopTo, paint));
+      },
+      onHopDone: (hop) => {
+        if (!json && hop.outcome !== undefined) io.stdout.write(renderOutcome(hop.outcome, paint));
+        if (hop.outcome === undefined) printDiagnostics(hop.diagnostics, io);
+      },
       connection,
       catalog: project.catalog,
       appups: project.appups,
@@ -71,6 +81,7 @@ export async function applyTo(args: ApplyArgs, io: CommandIo, mode: 'apply' | 'r
         io.stdout.write(`  ${mark} ${String(Number(event['index']) + 1).padStart(3)} ${event['op']} ${event['target'] ?? ''}${status === 'undone' ? ' (undone)' : ''}${paint('dim', ms)}${err}\n`);
       },
     });
+    if (result.kind === 'path') return printPathResult(result, io, json, paint);
     if (result.kind === 'noop') {
       if (json) io.stdout.write(`${JSON.stringify({ status: 'noop', ok: true, message: result.message, version: result.status.version }, null, 2)}\n`);
       else io.stdout.write(`${result.message}\n`);
@@ -107,7 +118,7 @@ export function renderOutcome(o: RemoteOutcome, paint: (style: Parameters<typeof
   const absent = Object.entries(o.absent).flatMap(([m, keys]) => keys.map((k) => `${m}.${k}`));
   if (absent.length > 0) lines.push(`  new state keys (initial values, like Silly's absent): ${absent.join(', ')}`);
   if (o.rollback !== undefined) {
-    lines.push(o.rollback.complete ? `  rollback complete: ${o.rollback.undone} steps undone, every process resumed` : paint('red', `  ROLLBACK INCOMPLETE: ${o.rollback.problems.map((p) => p.message).join('; ')}`));
+    lines.push(o.rollback.complete ? `  rollback complete: ${plural(o.rollback.undone, 'step')} undone, every process resumed` : paint('red', `  ROLLBACK INCOMPLETE: ${o.rollback.problems.map((p) => p.message).join('; ')}`));
   }
   if (o.permanent !== undefined) lines.push(`  running ${o.version}; a restart boots ${o.permanent}${o.permanent !== o.version && semver.valid(o.permanent) ? ' (not made permanent)' : ''}`);
   return `${lines.join('\n')}\n`;

@@ -3,7 +3,7 @@ import semver from 'semver';
 import { versionInName } from '../../appup/load-appups.js';
 import { hasErrors, type Diagnostic } from '../../diagnostics/diagnostic.js';
 import { EXIT_FAILED, EXIT_OK, EXIT_USAGE } from '../../errors/errors.js';
-import { plan } from '../../planner/plan.js';
+import { findPath } from '../../planner/find-path.js';
 import { writeFileAtomic } from '../../fs/write-file-atomic.js';
 import { findRelease } from '../../release/release-catalog.js';
 import type { Release } from '../../release/release-model.js';
@@ -13,6 +13,7 @@ import { loadProject, resolveIn } from '../../project/load-project.js';
 import type { CommandIo } from '../io.js';
 import { badProjectPaths, projectOptions } from '../project-options.js';
 import { printDiagnostics } from '../print-diagnostics.js';
+import { printPath } from './plan-path-output.js';
 
 export interface PlanArgs {
   from: string;
@@ -44,7 +45,10 @@ export async function run(raw: Record<string, unknown>, io: CommandIo): Promise<
   const appupDiagnostics = relevantAppupDiagnostics(project.appupDiagnostics, newer(from, to).version);
   if (hasErrors(appupDiagnostics)) return fail(appupDiagnostics, io, args, EXIT_FAILED);
 
-  const result = plan({ from, to, appups: project.appups });
+  // No direct appup entry: the shortest chain of releases, one script per hop (docs/planner.md, Multi-hop paths).
+  const route = findPath({ from, to, releases: project.catalog.releases.values(), appups: project.appups });
+  if (route.path !== undefined && route.hops.length > 1) return printPath(route.path, route.hops, [...appupDiagnostics, ...route.diagnostics], args, io);
+  const result = { script: route.hops[0], diagnostics: route.diagnostics };
   const diagnostics = [...appupDiagnostics, ...result.diagnostics];
   // Naming one release twice is bad input, like naming one that does not exist.
   if (result.script === undefined) return fail(diagnostics, io, args, diagnostics.some((d) => d.code === 'plan-same-release') ? EXIT_USAGE : EXIT_FAILED);
