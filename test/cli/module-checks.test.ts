@@ -49,6 +49,15 @@ describe('relup check compiles every module', { timeout: 60_000 }, () => {
     expect(good.exitCode, good.stderr).toBe(0);
   });
 
+  it('release verify of a release directory applies the same module checks', async () => {
+    const dir = await demoCopy();
+    await append(dir, 'route.js', '\nexport default 1;\n');
+    const r = await runCli(['release', 'verify', '1.2.3', '--json'], dir);
+    expect(r.exitCode).toBe(1);
+    expect(JSON.parse(r.stdout).diagnostics).toContainEqual(expect.objectContaining({ code: 'module-compile-error', file: 'releases/1.2.3/route.js' }));
+    expect((await runCli(['release', 'verify', '1.2.2'], dir)).exitCode).toBe(0);
+  });
+
   it('passes the demo with no module finding', async () => {
     const dir = await demoCopy();
     const r = await runCli(['check', '--json'], dir);

@@ -36,7 +36,7 @@ export async function run(raw: Record<string, unknown>, io: CommandIo): Promise<
     io.stdout.write(`${JSON.stringify(body, null, 2)}\n`);
   } else if (packed !== undefined) {
     const verb = packed.unchanged ? 'already packed, identical' : 'packed';
-    io.stdout.write(`${verb}: ${display(io.cwd, packed.bundlePath)}\n  ${packed.release.name} ${packed.release.version}, ${packed.manifest.files.length} files, release hash ${packed.manifest.releaseHash}\n`);
+    io.stdout.write(`${verb}: ${display(io.cwd, packed.bundlePath)}\n  ${packed.release.name} ${packed.release.version}, ${packed.manifest.files.length} file${packed.manifest.files.length === 1 ? '' : 's'}, release hash ${packed.manifest.releaseHash}\n`);
   }
   return packed === undefined ? EXIT_FAILED : EXIT_OK;
 }
