@@ -3,7 +3,7 @@ import { execa } from 'execa';
 import { describe, expect, test } from 'vitest';
 import { LUA_LIB_DIR } from '../../../src/runtime/lua/silly-build.js';
 import { REPO } from '../../helpers/repo-paths.js';
-import { reportMissing, sillyBinary } from './lua-env.js';
+import { luaGate, sillyBinary } from './lua-env.js';
 
 /**
  * The agent's pieces that need Silly's C modules (HMAC against the
@@ -11,7 +11,7 @@ import { reportMissing, sillyBinary } from './lua-env.js';
  * Silly's testpatch case 3 with real timers, in one real Silly process.
  */
 const found = await sillyBinary();
-if (found.binary === undefined) reportMissing('the Lua agent unit tests (test/runtime/lua/agent.test.ts)', found.missing ?? 'Silly is not available');
+const ready = await luaGate('the Lua agent unit tests (test/runtime/lua/agent.test.ts)', found.missing);
 
 const CASES = [
   "session key and tags match docs/protocol.md's worked example",
@@ -23,7 +23,7 @@ const CASES = [
   'testpatch case3: a running timer reaches the new code',
 ];
 
-describe.runIf(found.binary !== undefined)('the Lua agent inside Silly', () => {
+describe.runIf(ready)('the Lua agent inside Silly', () => {
   let run: Promise<{ lines: string[]; exitCode: number | undefined }> | undefined;
   const results = () =>
     (run ??= execa(found.binary!, [join(REPO, 'test', 'runtime', 'lua', 'silly', 'agent-cases.lua'), '-L', join(LUA_LIB_DIR, '?.lua')], { reject: false, timeout: 60_000 }).then((r) => ({

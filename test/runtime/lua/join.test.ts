@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { describe, expect, test } from 'vitest';
 import { REPO } from '../../helpers/repo-paths.js';
-import { luaEnv, luaPath, reportMissing } from './lua-env.js';
+import { luaEnv, luaGate, luaPath } from './lua-env.js';
 
 /**
  * relup's join (src/runtime/lua/relup/join.lua) under plain lua5.4: the
@@ -11,7 +11,7 @@ import { luaEnv, luaPath, reportMissing } from './lua-env.js';
  * Silly's own testpatch. Each Lua file lists its cases; each runs alone.
  */
 const env = await luaEnv();
-if (env.missing !== undefined) reportMissing('the Lua join tests (test/runtime/lua/join.test.ts)', env.missing);
+const ready = await luaGate('the Lua join tests (test/runtime/lua/join.test.ts)', env.missing);
 
 const DIR = join(REPO, 'test', 'runtime', 'lua', 'join');
 
@@ -45,7 +45,7 @@ const FILES: Record<string, string[]> = {
   'testpatch-cases.lua': ['case1 closure, new global', 'case2 closure, new local', 'case3 timer', 'case4 shared local newly used', 'case5 function gains globals'],
 };
 
-describe.runIf(env.missing === undefined)('relup.join under lua5.4', () => {
+describe.runIf(ready)('relup.join under lua5.4', () => {
   for (const [file, cases] of Object.entries(FILES)) {
     describe(file, () => {
       test('lists exactly the cases this suite runs', async () => {

@@ -1,15 +1,13 @@
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { LUA_LIB_DIR, REPO_ROOT, buildSilly, sillySource } from '../../../src/runtime/lua/silly-build.js';
+import { runtimeGate } from '../../helpers/runtimes.js';
 
 /**
  * What the Lua tests need, found once: plain lua5.4 for the join's unit
  * tests, the vendored Silly source (for silly.patch) and the built Silly
- * binary for the tests with a real node. A missing piece is a loud skip
- * locally and a failure under CI=true (the runtime is required there).
+ * binary for the tests with a real node.
  */
-export const CI = process.env['CI'] === 'true';
-
 export async function findLua(): Promise<string | undefined> {
   for (const candidate of [process.env['LUA'], 'lua5.4']) {
     if (candidate === undefined || candidate === '') continue;
@@ -53,9 +51,13 @@ export async function sillyBinary(): Promise<{ binary?: string; missing?: string
   }
 }
 
-/** Say loudly that a suite did not run, and why; under CI that is a failure. */
-export function reportMissing(suite: string, missing: string): void {
-  const text = `SKIPPED ${suite}: ${missing}`;
-  if (CI) throw new Error(`${text} (CI=true requires it)`);
-  console.warn(`\n*** ${text} ***\n`);
+/**
+ * Whether a Lua suite can run: through test/helpers/runtimes.ts, so a missing
+ * piece is a loud skip locally and a failure under CI=true or
+ * RELUP_REQUIRE_RUNTIMES=lua.
+ */
+export async function luaGate(suite: string, missing: string | undefined): Promise<boolean> {
+  return runtimeGate('lua', suite, async () =>
+    missing === undefined ? { ok: true } : { ok: false, reason: missing, install: 'apt-get install -y lua5.4 gcc make libssl-dev, and the vendored Silly in ../shared/vendor (built on first use into .cache/silly)' },
+  );
 }

@@ -6,7 +6,7 @@ import { describe, expect, test } from 'vitest';
 import { FrameDecoder, encodeFrame } from '../../../src/protocol/framing.js';
 import { CLI } from '../../helpers/repo-paths.js';
 import { runCli } from '../../helpers/run-cli.js';
-import { reportMissing, sillyBinary } from './lua-env.js';
+import { luaGate, sillyBinary } from './lua-env.js';
 import { SECRET, apiClient, open, sillyProject, startNode } from './silly-fixture.js';
 
 /**
@@ -16,11 +16,11 @@ import { SECRET, apiClient, open, sillyProject, startNode } from './silly-fixtur
  * handshake's refusals, a client and a node killed mid-upgrade, busy.
  */
 const found = await sillyBinary();
-if (found.binary === undefined) reportMissing('the Silly node tests (test/runtime/lua/silly-node.test.ts)', found.missing ?? 'Silly is not available');
+const ready = await luaGate('the Silly node tests (test/runtime/lua/silly-node.test.ts)', found.missing);
 const silly = found.binary!;
 const env = { RELUP_SECRET: SECRET };
 
-describe.runIf(found.binary !== undefined)('a Lua node on Silly', { timeout: 60_000 }, () => {
+describe.runIf(ready)('a Lua node on Silly', { timeout: 60_000 }, () => {
   test('apply 1.2.3 and roll back: state survives, the open connection answers with the new code, then the old', async () => {
     const project = await sillyProject();
     const { target, apiPort } = await startNode(silly, project, { version: '1.2.2' });
@@ -170,6 +170,36 @@ describe.runIf(found.binary !== undefined)('a Lua node on Silly', { timeout: 60_
     expect(r.exitCode, r.stderr).toBe(0);
     expect(((await conn.request('status', {})) as { version: string }).version).toBe('1.2.3');
     conn.close();
+  });
+
+  test('relup node start boots a lua release in Silly; apply --dry-run changes nothing; SIGTERM stops it', async () => {
+    const project = await sillyProject();
+    const { freePort } = await import('../../../src/runtime/lua/silly-node.js');
+    const port = await freePort();
+    const child = execa('node', [CLI, 'node', 'start', '--release', 'releases/1.2.2', '--listen', `127.0.0.1:${port}`, '--secret-file', 'secret', '--state-dir', 'state', '--port', String(await freePort())], {
+      cwd: project.dir,
+      env: { SILLY: silly, NO_COLOR: '1' },
+      reject: false,
+      stdin: 'ignore',
+    });
+    let out = '';
+    child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+    try {
+      await waitFor(() => out.includes('control over TCP'));
+      expect(out).toContain('booting silly-demo 1.2.2');
+      const target = `127.0.0.1:${port}`;
+      const dry = await runCli(['apply', '--target', target, '--to', '1.2.3', '--dry-run', '--json'], project.dir, env);
+      expect(dry.exitCode, dry.stderr).toBe(0);
+      expect(JSON.parse(dry.stdout).status).toBe('dry-run');
+      const s = JSON.parse((await runCli(['status', '--target', target, '--json'], project.dir, env)).stdout);
+      expect(s).toMatchObject({ version: '1.2.2', permanent: '1.2.2', upgrading: false });
+      expect(s.history.map((e: { op: string }) => e.op)).toEqual(['boot']);
+    } finally {
+      child.kill('SIGTERM');
+    }
+    const r = await child;
+    expect(r.exitCode).toBe(0);
+    expect(out).toContain('stopped');
   });
 
   test('relup check compiles every Lua module: a syntax error is a located diagnostic', async () => {

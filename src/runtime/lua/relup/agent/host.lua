@@ -313,13 +313,13 @@ function M.apply_exclusive(host, params, on_event, env)
 		record_event(host.history, { at = iso_now(host.now_ms), op = "apply", from = script.from.version, to = script.to.version, status = "started" })
 		M.write_history(host)
 	end
-	local report = { absent = {}, absent_values = {}, type_changed = {}, migrated = {} }
+	local report = { absent = {}, absent_values = {}, type_changed = {}, migrated = {}, now = now }
 	local performer = steps.new(node, script, image, report)
 	local result = tx.run({
 		steps = script.steps,
 		pnr = script.pointOfNoReturn,
 		dry_run = params.dryRun == true,
-		deadline_ms = params.deadlineMs or DEFAULT_DEADLINE_MS,
+		deadline_ms = type(params.deadlineMs) == "number" and params.deadlineMs or DEFAULT_DEADLINE_MS,
 		performer = performer,
 		on_event = on_event,
 		now = now,
@@ -376,7 +376,8 @@ function M.apply_exclusive(host, params, on_event, env)
 		-- The Lua-only detail behind `absent`: each new local with its initial value, and locals whose type changed.
 		absentValues = next(report.absent_values) and report.absent_values or nil,
 		typeChanged = next(report.type_changed) and report.type_changed or nil,
-		holdMs = json.null, durationMs = now() - started,
+		holdMs = (report.held_at and report.released_at) and (report.released_at - report.held_at) or json.null,
+		durationMs = now() - started,
 		permanent = host.history.permanent, previous = json.array(host.history.previous),
 	}
 end

@@ -26,7 +26,6 @@ local unpack = table.unpack
 local join = require "relup.join"
 local loader = require "relup.loader"
 local snapshot = require "relup.snapshot"
-local bundle = require "relup.agent.bundle"
 local json = require "relup.agent.json"
 local nodelib = require "relup.agent.node"
 local tx = require "relup.agent.transaction"
@@ -192,6 +191,8 @@ function M.new(node, script, image, report)
 			raise("unknown-process", "a Lua node has no processes (\"" .. tostring(step.process) .. "\")")
 		elseif op == "point_of_no_return" then
 			check_rest()
+			-- From here to the end no other Lua code runs: the window outside work waits.
+			report.held_at = report.now()
 		else
 			raise("invalid-script", op .. " is not a check")
 		end
@@ -312,6 +313,9 @@ function M.new(node, script, image, report)
 	end
 
 	function P.settle()
+		if report.held_at then
+			report.released_at = report.now()
+		end
 		staged, snapshots, join_reports = {}, {}, {}
 		return {}
 	end
