@@ -24,6 +24,8 @@ export async function driverFor(runtime: RuntimeKind): Promise<RuntimeDriver | u
       return (await import('./node/node-driver.js')).nodeDriver;
     case 'lua':
       return (await import('./lua/lua-driver.js')).luaDriver;
+    case 'erlang':
+      return (await import('./erlang/erlang-driver.js')).erlangDriver;
     default:
       return undefined;
   }

@@ -39,7 +39,10 @@ export async function run(raw: Record<string, unknown>, io: CommandIo, signals: 
   if (args.port !== undefined) config['port'] = args.port;
   // A `runtime: lua` release runs inside Silly, booted by the Lua runtime (src/runtime/lua/lua-node-start.ts).
   const lua = await import('../../runtime/lua/lua-node-start.js');
-  if ((await lua.nodeStartRuntime(raw, io.cwd)) === 'lua') return lua.run(raw, io, config, args.listen === undefined ? undefined : parseListen(args.listen), signals);
+  const runtime = await lua.nodeStartRuntime(raw, io.cwd);
+  if (runtime === 'lua') return lua.run(raw, io, config, args.listen === undefined ? undefined : parseListen(args.listen), signals);
+  // A `runtime: erlang` release runs in `erl -noshell` with the relup agent (src/runtime/erlang/erlang-node-start.ts).
+  if (runtime === 'erlang') return (await import('../../runtime/erlang/erlang-node-start.js')).run(raw, io, config, signals);
   if (args.socket === undefined) throw new UserError('--socket is required for a Node.js node', 'e.g. relup node start --release releases/1.2.2 --socket run/demo.sock');
   const stateDir = resolveIn(io.cwd, args.stateDir ?? '.relup-state');
   // Bad TCP or key options are refused before anything starts.

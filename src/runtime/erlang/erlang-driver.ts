@@ -4,11 +4,12 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa, type ResultPromise } from 'execa';
-import { error, hasErrors, type Diagnostic } from '../../diagnostics/diagnostic.js';
+import { error, hasErrors, warning, type Diagnostic } from '../../diagnostics/diagnostic.js';
 import { formatDiagnostic } from '../../diagnostics/format-diagnostic.js';
 import { bundleBytes } from '../../release/bundle-bytes.js';
 import type { Release } from '../../release/release-model.js';
 import { ReleaseStore } from '../node-host/release-store.js';
+import { releaseFileDisplay } from '../runtime-driver.js';
 
 /**
  * The Erlang/OTP runtime seen from TypeScript: compile and check `.erl`
@@ -45,7 +46,7 @@ export async function checkModules(release: Release, readFile: (path: string) =>
   const dir = await mkdtemp(join(tmpdir(), 'relup-erlc-'));
   try {
     for (const m of release.modules) {
-      const shown = `${release.origin}/${m.file}`;
+      const shown = releaseFileDisplay(release, m.file);
       if (m.file.endsWith('.beam')) continue;
       if (!m.file.endsWith('.erl')) {
         diagnostics.push(error('erlang-module-file', `module ${m.name} is ${m.file}; an Erlang module is a .erl source or a .beam file`, { file: release.manifestFile, line: m.line }, `rename it to ${m.name}.erl`));
@@ -57,8 +58,13 @@ export async function checkModules(release: Release, readFile: (path: string) =>
       }
       const src = join(dir, `${m.name}.erl`);
       await writeFile(src, await readFile(m.file));
-      const r = await execa('erlc', ['+deterministic', '-o', dir, src], { reject: false, stdin: 'ignore', all: true }).catch((e: Error) => ({ exitCode: -1, all: e.message }));
+      const r = await execa('erlc', ['+deterministic', '-o', dir, src], { reject: false, stdin: 'ignore', all: true });
       if (r.exitCode === 0) continue;
+      if ((r as { code?: string }).code === 'ENOENT' || r.failed && r.exitCode === undefined) {
+        // Not installed here: say the modules were not checked, rather than pretend they were.
+        diagnostics.push(warning('erlang-not-installed', `the Erlang modules of ${release.name} ${release.version} were not compiled: erlc is not installed here`, { file: release.manifestFile }, INSTALL_HINT));
+        break;
+      }
       const text = String(r.all ?? '');
       const found = parseErlcErrors(text, src, shown);
       diagnostics.push(...(found.length > 0 ? found : [error('erlang-compile-error', `${m.file} does not compile: ${text.trim() || `erlc exited with ${r.exitCode}`}`, { file: shown }, INSTALL_HINT)]));
@@ -186,3 +192,6 @@ async function exists(path: string): Promise<boolean> {
   );
 }
 
+
+/** The Erlang entry of src/runtime/runtime-driver.ts. */
+export const erlangDriver = { runtime: 'erlang' as const, checkModules };

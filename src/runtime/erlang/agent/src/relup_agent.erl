@@ -307,13 +307,14 @@ round2(X) -> round(X * 100) / 100.
 
 status(#st{spec = Spec, history = H, txn = Txn, suspended = Susp, state_dir = Dir}) ->
     #{name := Name, version := V, hash := Hash, modules := Mods} = Spec,
-    #{name => Name, version => V, hash => Hash, runtime => erlang,
+    #{name => Name, version => V, hash => Hash,
       modules => [#{name => atom_to_binary(M, utf8), hash => maps:get(hash, Info), version => V}
                   || {M, Info} <- lists:sort(maps:to_list(Mods))],
       processes => [process_status(N, M, Susp) || {N, M} <- lists:sort(process_names(Spec))],
       upgrading => Txn =/= none,
       servers => [], timers => [],
       permanent => maps:get(<<"permanent">>, H), previous => maps:get(<<"previous">>, H),
+      installed => installed(Dir, Name),
       history => lists:nthtail(max(0, length(maps:get(<<"events">>, H)) - 50), maps:get(<<"events">>, H)),
       stateDir => list_to_binary(Dir)}.
 
@@ -326,8 +327,20 @@ process_status(Name, Mod, Susp) ->
         undefined -> 0;
         _ -> case erlang:process_info(Pid, message_queue_len) of {message_queue_len, Q} -> Q; _ -> 0 end
     end,
-    #{name => atom_to_binary(Name, utf8), module => atom_to_binary(Mod, utf8), alive => Pid =/= undefined,
+    #{name => atom_to_binary(Name, utf8), module => atom_to_binary(Mod, utf8),
       suspended => maps:get(Name, Susp, false), mailbox => Mailbox, handling => false}.
+
+%% Every installed release (its bundle is in the state directory), newest first.
+installed(Dir, Name) ->
+    Prefix = binary_to_list(Name) ++ "-",
+    {ok, Files} = file:list_dir(filename:join(Dir, "releases")),
+    Versions = [list_to_binary(lists:sublist(F, length(Prefix) + 1, length(F) - length(Prefix) - 7))
+                || F <- Files, lists:prefix(Prefix, F), lists:suffix(".tar.gz", F)],
+    lists:sort(fun(A, B) -> version_key(A) >= version_key(B) end, Versions).
+
+%% Numeric parts compare as numbers (1.10.0 > 1.9.0); anything else as text.
+version_key(V) ->
+    [case string:to_integer(P) of {I, <<>>} -> {0, I}; _ -> {1, P} end || P <- binary:split(V, [<<".">>, <<"-">>], [global])].
 
 to_list(B) when is_binary(B) -> binary_to_list(B);
 to_list(L) when is_list(L) -> L.

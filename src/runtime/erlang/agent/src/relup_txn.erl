@@ -64,7 +64,13 @@ apply(Agent, Sock, Id, Script, B64, Params) ->
             T0 = #t{agent = Agent, sock = Sock, id = Id, script = Script, spec = Spec, code = Code,
                     dry_run = DryRun, permanent = Permanent, started = Started, deadline = Deadline,
                     version = maps:get(version, Spec)},
-            {Outcome0, Result} = run(T0, B64),
+            {Outcome0, Result} = try run(T0, B64)
+                catch C:W:St ->
+                    %% A bug in the evaluator: answer the client, and let the agent (which watches this process) record it.
+                    relup_conn:send(Sock, #{type => error, id => Id, code => internal,
+                                            message => iolist_to_binary(io_lib:format("~p:~0p ~0p", [C, W, St]))}),
+                    erlang:raise(C, W, St)
+                end,
             Outcome = Outcome0#{dry_run => DryRun, permanent => Permanent},
             {Perm, Prev} = gen_server:call(Agent, {apply_end, Outcome, Result}, infinity),
             Final = maps:without([dry_run], Outcome#{permanent => Perm, previous => Prev}),
@@ -95,7 +101,14 @@ run(T, B64) ->
                                                                                   [maps:get(<<"name">>, Script), maps:get(<<"runtime">>, Script), Name])));
                 true ->
                     case decode_bundle(B64) of
-                        {ok, Files, Bytes} -> transact(T#t{files = Files, bytes = Bytes}, Base);
+                        {ok, Files, Bytes} ->
+                            %% Like the Node.js host: a bundle of other content than the planned release is refused before anything in it is used.
+                            case relup_release:release_hash(Files) of
+                                ToHash -> transact(T#t{files = Files, bytes = Bytes}, Base);
+                                Other -> Refuse(<<"bundle-invalid">>, iolist_to_binary(io_lib:format(
+                                           "the uploaded bundle does not verify: bundle-release-hash-unexpected: uploaded bundle holds release ~s..., not ~s... that the script upgrades to",
+                                           [binary:part(Other, 0, 16), binary:part(ToHash, 0, 16)])))
+                            end;
                         {error, Why} -> Refuse(<<"bundle-invalid">>, <<"the uploaded bundle does not verify: ", Why/binary>>)
                     end
             end
@@ -184,11 +197,11 @@ steps([{I, Step} | Rest], P, T) ->
     end.
 
 deadline_message(T) ->
-    iolist_to_binary(io_lib:format("the transaction's deadline of ~b ms passed", [T#t.deadline - T#t.started])).
+    iolist_to_binary(io_lib:format("the transaction's deadline of ~b ms passed", [round(T#t.deadline - T#t.started)])).
 
 fail(Code, Msg, T) -> throw({fail, Code, Msg, T}).
 
-remaining(T) -> max(0, T#t.deadline - now_ms()).
+remaining(T) -> max(0, trunc(T#t.deadline - now_ms())).
 
 %% Register how to undo the change the step is about to make.
 undo(T = #t{undo = [{Ref, Entries} | Rest]}, What, Fun) ->
@@ -442,8 +455,9 @@ migrate_process(Mod, F, Name, G, Step, T0) ->
             Vsn = case maps:get(<<"direction">>, Step) of <<"down">> -> {down, Version}; _ -> Version end,
             try sys:change_code(Pid, Mod, Vsn, Extra, Limit) of
                 ok -> ok;
+                {error, {'EXIT', {Why, _Stack}}} -> {error, iolist_to_binary(io_lib:format("code_change raised ~0p", [Why]))};
                 {error, Why} -> {error, iolist_to_binary(io_lib:format("~0p", [Why]))}
-            catch exit:Why -> {error, iolist_to_binary(io_lib:format("~0p", [Why]))}
+            catch _:Why -> {error, iolist_to_binary(io_lib:format("~0p", [Why]))}
             end;
         _ ->
             %% A named migration: Mod:F(State, Info) -> NewState, run inside the
@@ -453,7 +467,9 @@ migrate_process(Mod, F, Name, G, Step, T0) ->
                      to => version_of(T2#t.script, <<"to">>), extra => Extra, target => process, process => Name},
             try sys:replace_state(Pid, fun(S) -> Mod:Fun(S, Info) end, Limit) of
                 _ -> ok
-            catch exit:Why -> {error, iolist_to_binary(io_lib:format("~0p", [Why]))}
+            catch
+                _:{callback_failed, _, {Class, Why}} -> {error, iolist_to_binary(io_lib:format("~p:~0p", [Class, Why]))};
+                _:Why -> {error, iolist_to_binary(io_lib:format("~0p", [Why]))}
             end
     end,
     case Result of
@@ -623,7 +639,11 @@ outcome(Base, Status, Failure, Settled, T) ->
                message => describe(Status, Failure, Rollback, T, Version, Duration)},
     O1 = case Failure of none -> O0; _ -> O0#{failure => Failure} end,
     O2 = case Rollback of none -> O1; _ -> O1#{rollback => Rollback} end,
-    O3 = case T#t.notes of [] -> O2; Notes -> O2#{notes => lists:reverse(Notes)} end,
+    %% Old code a soft purge had to leave loaded is said in the message (the outcome's shape is the same for every runtime).
+    O3 = case T#t.notes of
+        [] -> O2;
+        Notes -> O2#{message => unicode:characters_to_binary([maps:get(message, O2), "; ", lists:join("; ", lists:reverse(Notes))])}
+    end,
     Result = case Status of
         <<"committed">> ->
             {committed, (T#t.spec)#{version => T#t.version, hash => relup_release:release_hash(T#t.files),
@@ -650,20 +670,20 @@ describe(Status, Failure, Rollback, T, Version, Duration) ->
     From = version_of(S, <<"from">>), To = version_of(S, <<"to">>),
     Where = case Failure of
         #{step := #{index := I, op := Op, target := Tg}} ->
-            iolist_to_binary(io_lib:format("step ~b (~s~s)", [I + 1, Op, case Tg of <<>> -> ""; _ -> [" ", Tg] end]));
+            unicode:characters_to_binary(io_lib:format("step ~b (~ts~ts)", [I + 1, Op, case Tg of <<>> -> ""; _ -> [" ", Tg] end]));
         _ -> <<"the script">>
     end,
     Why = case Failure of #{message := M} -> M; _ -> <<"unknown">> end,
-    iolist_to_binary(case Status of
+    unicode:characters_to_binary(case Status of
         <<"committed">> ->
-            io_lib:format("~s ~s ~s → ~s in ~b ms", [case maps:get(<<"direction">>, S) of <<"up">> -> "upgraded"; _ -> "downgraded" end,
+            io_lib:format("~ts ~ts ~ts → ~ts in ~b ms", [case maps:get(<<"direction">>, S) of <<"up">> -> "upgraded"; _ -> "downgraded" end,
                                                     maps:get(<<"name">>, S), From, To, round(Duration)]);
-        <<"dry-run">> -> io_lib:format("dry run: every check before the point of no return passed for ~s → ~s; nothing changed", [From, To]);
-        <<"refused">> -> io_lib:format("refused before the point of no return: ~s failed: ~s; nothing changed, still on ~s", [Where, Why, Version]);
-        <<"rolled-back">> -> io_lib:format("~s failed: ~s; rolled back to ~s: old code and state restored, every process resumed", [Where, Why, Version]);
+        <<"dry-run">> -> io_lib:format("dry run: every check before the point of no return passed for ~ts → ~ts; nothing changed", [From, To]);
+        <<"refused">> -> io_lib:format("refused before the point of no return: ~ts failed: ~ts; nothing changed, still on ~ts", [Where, Why, Version]);
+        <<"rolled-back">> -> io_lib:format("~ts failed: ~ts; rolled back to ~ts: old code and state restored, every process resumed", [Where, Why, Version]);
         <<"rollback-failed">> ->
             Ps = [maps:get(message, P) || P <- maps:get(problems, Rollback)],
-            io_lib:format("~s failed: ~s; the rollback did NOT complete: ~s", [Where, Why, lists:join("; ", Ps)])
+            io_lib:format("~ts failed: ~ts; the rollback did NOT complete: ~ts", [Where, Why, lists:join("; ", Ps)])
     end).
 
 %% ---- helpers ----
