@@ -1,6 +1,7 @@
 import type { KeyObject } from 'node:crypto';
 import { lstat, mkdir, readdir, readFile, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import { NodeError } from '../../errors/errors.js';
 import { formatDiagnostic } from '../../diagnostics/format-diagnostic.js';
 import { hasErrors } from '../../diagnostics/diagnostic.js';
 import { bundleBytes } from '../../release/bundle-bytes.js';
@@ -89,6 +90,18 @@ export class NodeHost {
   ) {}
 
   static async start(options: HostOptions): Promise<NodeHost> {
+    try {
+      return await NodeHost.boot(options);
+    } catch (e) {
+      // A file-system error (EACCES, EROFS, ENOSPC, …) is a known condition of the state directory, not a bug in relup.
+      if (e instanceof Error && !(e instanceof NodeError) && typeof (e as NodeJS.ErrnoException).code === 'string') {
+        throw new RuntimeError('invalid-state', `the state directory ${options.stateDir} cannot be used: ${e.message}`, 'check that it is on a writable file system with free space and belongs to the user running the node');
+      }
+      throw e;
+    }
+  }
+
+  private static async boot(options: HostOptions): Promise<NodeHost> {
     const { stateDir } = options;
     await mkdir(stateDir, { recursive: true, mode: 0o700 });
     await checkPathTrust(stateDir, 'the state directory');
@@ -132,7 +145,9 @@ export class NodeHost {
         image = loaded.image;
         const isBundle = (await stat(options.release)).isFile();
         const bytes = isBundle ? await readFile(options.release) : (await bundleBytes(image.release, image.files)).bytes;
-        await durably(options, 'bundle', () => store.install(image.release, bytes));
+        await durably(options, 'bundle', () => store.install(image.release, bytes)).catch((e: unknown) => {
+          throw new RuntimeError('state-write-failed', `cannot install ${store.pathOf(image.release)}: ${messageOf(e)}`, `free space in ${stateDir} (or fix the disk), then start the node again`);
+        });
         notice = `booting ${image.release.name} ${image.release.version} from ${options.release}`;
         const { name, version, hash } = image.release;
         history = { format: 2, name, current: version, permanent: version, installed: { [version]: hash }, events: [{ at: now().toISOString(), op: 'boot', to: version, status: 'booted' }] };
@@ -140,7 +155,9 @@ export class NodeHost {
       node = await startNode({ image, ...(options.config === undefined ? {} : { config: options.config }), ...(options.log === undefined ? {} : { log: options.log }), ...(options.timers === undefined ? {} : { timers: options.timers }), ...(options.states === undefined ? {} : { states: options.states }) });
       const historyLog = new HistoryLog(stateDir, onDisk ?? history, (dir, h, label) => durably(options, label as DurableWrite, () => writeHistory(dir, h)));
       // A node whose boot is not on record would disagree with its disk (the history could still name another current release).
-      await historyLog.update(() => ({ ...history }), 'history-boot').catch((e: unknown) => {
+      await historyLog.update(() => ({ ...history }), 'history-boot').catch(async (e: unknown) => {
+        // A new state directory had no history: leave none (a failed write may have put the new file in place).
+        if (onDisk === undefined) await unlink(historyPath).catch(() => undefined);
         throw new RuntimeError('state-write-failed', `cannot write ${historyPath}: ${messageOf(e)}`, `free space in ${stateDir} (or fix the disk), then start the node again`);
       });
       return new NodeHost(node, historyLog, store, options, notice, lock);
@@ -313,7 +330,10 @@ export class NodeHost {
       if (image === undefined) throw new RuntimeError('invalid-release', `${this.node.name} ${version} is not installed on this node (installed: ${installedOf(latest).join(', ')})`, 'apply it first');
       if (latest.permanent === version) return latest;
       return recordEvent(latest, { at: this.now().toISOString(), op: 'make_permanent', to: version, status: 'ok' }, { permanent: version });
-    }, 'history-permanent');
+    }, 'history-permanent').catch((e: unknown) => {
+      if (e instanceof RuntimeError) throw e;
+      throw new RuntimeError('state-write-failed', `cannot record ${version} as permanent in ${join(this.options.stateDir, HISTORY_FILE)}: ${messageOf(e)}; the permanent release is still ${this.history.value.permanent}`, `free space in ${this.options.stateDir} (or fix the disk), then try again`);
+    });
     return { permanent: h.permanent };
   }
 
