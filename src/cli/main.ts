@@ -139,6 +139,25 @@ export async function main(argv: string[], io: CommandIo): Promise<number> {
           .example('relup rollback --target run/demo.sock', 'back to the release before the last upgrade'),
       run(lazy(() => import('./commands/rollback-command.js'))),
     )
+    .command('appup', 'Write appups', (y) =>
+      y
+        .command(
+          'draft <release>',
+          'Write a draft appup for a release from its differences with the newest older one (or --from)',
+          (yy) =>
+            releasesOptions(yy)
+              .positional('release', { type: 'string', describe: 'the release the appup describes (1.2.4 or v1.2.4)' })
+              .option('from', { type: 'string', describe: 'the older release to compare with', defaultDescription: 'the newest release older than <release>' })
+              .option('out', { type: 'string', describe: 'file to write', defaultDescription: '<appups>/<release>.yaml' })
+              .option('force', { type: 'boolean', describe: 'overwrite an existing appup file' })
+              .option('print', { type: 'boolean', describe: 'print the draft instead of writing it' })
+              .option('json', { type: 'boolean', describe: 'print the counts and migration stubs as JSON' })
+              .example('relup appup draft 1.2.4', 'appups/1.2.4.yaml from the differences between 1.2.3 and 1.2.4; then relup check')
+              .example('relup appup draft 2.0.0 --from 1.2.3 --print', 'see the draft without writing it'),
+          run(lazy(() => import('./commands/appup-draft-command.js'))),
+        )
+        .demandCommand(1, 'name an appup subcommand: draft'),
+    )
     .command('keys', 'Manage signing keys', (y) =>
       y
         .command(
