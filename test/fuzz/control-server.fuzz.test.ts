@@ -5,8 +5,10 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Connection } from '../../src/client/connection.js';
-import { encodeFrame, FrameDecoder } from '../../src/protocol/framing.js';
-import { clientHelloSchema, ERROR_CODES, nodeHelloSchema, nodeMessageSchema, requestSchema } from '../../src/protocol/messages.js';
+import { encodeBody, encodeFrame, FrameDecoder, frameOf, HANDSHAKE_MAX_FRAME_BYTES } from '../../src/protocol/framing.js';
+import { clientProof, newNonce } from '../../src/protocol/auth.js';
+import { FrameOpener, FrameSealer, sessionKey } from '../../src/protocol/session.js';
+import { clientHelloSchema, ERROR_CODES, nodeHelloSchema, nodeMessageSchema, PROTOCOL_VERSION, requestSchema } from '../../src/protocol/messages.js';
 import { bundleBytes } from '../../src/release/bundle-bytes.js';
 import { tarGz } from '../../src/release/tar-writer.js';
 import { ControlServer } from '../../src/runtime/node-host/control-server.js';
@@ -191,16 +193,16 @@ const ghost: fc.Arbitrary<Frame> = fc.nat().map((n) => ({
 }));
 
 const hello: fc.Arbitrary<Frame> = fc.oneof(
-  { weight: 6, arbitrary: fc.constant({ kind: 'frame' as const, value: { type: 'hello', protocol: 2, client: 'fuzz' }, label: 'hello' }) },
+  { weight: 6, arbitrary: fc.constant({ kind: 'frame' as const, value: { type: 'hello', protocol: PROTOCOL_VERSION, client: 'fuzz' }, label: 'hello' }) },
   {
     weight: 2,
-    arbitrary: fc.constantFrom<unknown>(2, 0, -1, 1.5, '1', null, 2 ** 31).map((p) => ({ kind: 'frame' as const, value: { type: 'hello', protocol: p, client: 'fuzz' }, label: `hello protocol ${JSON.stringify(p)}` })),
+    arbitrary: fc.constantFrom<unknown>(PROTOCOL_VERSION, 1, 3, 0, -1, 1.5, '1', null, 2 ** 31).map((p) => ({ kind: 'frame' as const, value: { type: 'hello', protocol: p, client: 'fuzz' }, label: `hello protocol ${JSON.stringify(p)}` })),
   },
   {
     weight: 2,
     arbitrary: fc
       .array(structOp(['type', 'protocol', 'client', 'hello', 'auth', 'nonce']), { minLength: 1, maxLength: 3 })
-      .map((ops) => ({ kind: 'frame' as const, value: applyStructOps({ type: 'hello', protocol: 2, client: 'fuzz' }, ops, false), label: `mutated hello ${JSON.stringify(ops).slice(0, 200)}` })),
+      .map((ops) => ({ kind: 'frame' as const, value: applyStructOps({ type: 'hello', protocol: PROTOCOL_VERSION, client: 'fuzz' }, ops, false), label: `mutated hello ${JSON.stringify(ops).slice(0, 200)}` })),
   },
 );
 
@@ -212,7 +214,7 @@ const outOfOrder: fc.Arbitrary<Frame> = fc
     { type: 'error', id: null, code: 'internal', message: 'x' },
     { type: 'auth', nonce: 'bm9uY2U=', proof: 'cHJvb2Y=' },
     { type: 'auth_ok', proof: 'cHJvb2Y=' },
-    { type: 'hello', protocol: 2, client: 'again' },
+    { type: 'hello', protocol: PROTOCOL_VERSION, client: 'again' },
   )
   .map((value) => ({ kind: 'frame' as const, value, label: `out of order ${(value as { type: string }).type}` }));
 
@@ -360,7 +362,14 @@ function model(sends: readonly Send[]): Expectation {
       e.fatal = ['bad_frame'];
       break;
     }
-    const raw = JSON.parse(s.kind === 'text' ? s.text : JSON.stringify(s.value)) as unknown;
+    const body = s.kind === 'text' ? s.text : JSON.stringify(s.value);
+    // Before the hello only small frames are read: a bigger one is refused from its header.
+    if (!greeted && Buffer.byteLength(body) > HANDSHAKE_MAX_FRAME_BYTES) {
+      e.fatal = ['bad_frame'];
+      if (s.kind === 'frame' && s.ghost !== undefined) e.forbiddenGhosts.push(s.ghost);
+      continue;
+    }
+    const raw = JSON.parse(body) as unknown;
     // A bad frame later in the same chunk is found before this one is handled: then bad_frame instead.
     const orBadFrame = laterBadBytes(i) || (s.kind === 'text' && s.deep === true) ? ['bad_frame'] : [];
     if (!greeted) {
@@ -368,7 +377,7 @@ function model(sends: readonly Send[]): Expectation {
       if (!h.success) {
         e.fatal = ['bad_message', ...orBadFrame];
         if (s.kind === 'frame' && s.ghost !== undefined) e.forbiddenGhosts.push(s.ghost);
-      } else if (h.data.protocol !== 1) e.fatal = ['protocol_mismatch', ...orBadFrame];
+      } else if (h.data.protocol !== PROTOCOL_VERSION) e.fatal = ['protocol_mismatch', ...orBadFrame];
       else {
         greeted = true;
         e.greeting = true;
@@ -641,5 +650,403 @@ describe('fuzz: control server (live, Unix socket)', () => {
       if (MULTIPLIER >= 1) expect(frames).toBeGreaterThanOrEqual(10_000);
     },
     timeoutFor(90_000),
+  );
+});
+
+// ================================================================== protocol 2 classes
+//
+// Each class of issue 9 items 5–7 as a property of the live node: sealed-frame
+// tampering and replay (TCP), the handshake's limits and deadlines and the
+// idle timeout (TCP and Unix, short timeouts), and backpressure (a client
+// that stops reading). They share the NodeHost above, on servers of their own.
+
+const SECRET = Buffer.from('fuzzing secret, 16 bytes or more');
+const sealedSummary = new Summary('control server: protocol 2 classes (live)');
+
+interface Peer {
+  sock: Socket;
+  bodies: Buffer[];
+  closed: () => boolean;
+  wait: (until: () => boolean, ms: number) => Promise<boolean>;
+}
+
+async function peerAt(where: { path: string } | { host: string; port: number }): Promise<Peer> {
+  const sock = createConnection(where as never);
+  await new Promise<void>((resolve, reject) => sock.once('connect', resolve).once('error', reject));
+  const decoder = new FrameDecoder(1 << 30);
+  const bodies: Buffer[] = [];
+  let closed = false;
+  let wake: (() => void) | undefined;
+  sock.on('data', (c: Buffer) => {
+    decoder.feed(c);
+    for (let b = decoder.next(); b !== undefined; b = decoder.next()) bodies.push(b);
+    wake?.();
+  });
+  sock.on('error', () => undefined);
+  sock.on('close', () => {
+    closed = true;
+    wake?.();
+  });
+  const wait = async (until: () => boolean, ms: number) => {
+    const deadline = Date.now() + ms;
+    while (!until() && !closed && Date.now() < deadline) {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, 20);
+        wake = () => {
+          clearTimeout(t);
+          resolve();
+        };
+      });
+    }
+    return until();
+  };
+  return { sock, bodies, closed: () => closed, wait };
+}
+
+const plainJson = (body: Buffer) => JSON.parse(body.toString('utf8')) as Record<string, unknown>;
+
+// ------------------------------------------------------------------ sealed frames: tampering and replay
+
+type Tampering = 'flip-json' | 'flip-tag' | 'short' | 'replay' | 'drop' | 'reorder' | 'reflect' | 'plain' | 'wrong-key' | 'wrong-dir' | 'garbage-tag';
+const TAMPERINGS: readonly Tampering[] = ['flip-json', 'flip-tag', 'short', 'replay', 'drop', 'reorder', 'reflect', 'plain', 'wrong-key', 'wrong-dir', 'garbage-tag'];
+
+interface SealedCase {
+  /** Requests sent honestly before the tampering (each waits for its answer). */
+  before: number;
+  tampering: Tampering | null;
+  /** Honest requests sent after the tampering: none may run. */
+  after: number;
+  flipAt: number;
+}
+
+const sealedCase: fc.Arbitrary<SealedCase> = fc.record({
+  before: fc.integer({ min: 0, max: 5 }),
+  tampering: fc.option(fc.constantFrom(...TAMPERINGS), { freq: 8 }),
+  after: fc.integer({ min: 0, max: 3 }),
+  flipAt: fc.nat(),
+});
+
+let sealedRun = 0;
+
+async function runSealedCase(port: number, c: SealedCase): Promise<number> {
+  sealedRun += 1;
+  const p = await peerAt({ host: '127.0.0.1', port });
+  const frames: Buffer[] = [];
+  const send = (bytes: Buffer) => {
+    frames.push(bytes);
+    p.sock.write(bytes);
+  };
+  try {
+    send(encodeFrame({ type: 'hello', protocol: PROTOCOL_VERSION, client: 'fuzz-sealed' }));
+    if (!(await p.wait(() => p.bodies.length >= 1, ANSWER_TIMEOUT_MS))) throw new Error('no node hello');
+    const hello = nodeHelloSchema.parse(plainJson(p.bodies[0]!));
+    if (hello.auth !== 'challenge' || hello.nonce === undefined) throw new Error(`TCP hello without a challenge: ${JSON.stringify(hello)}`);
+    const clientNonce = newNonce();
+    send(encodeFrame({ type: 'auth', nonce: clientNonce, proof: clientProof(SECRET, hello.nonce, clientNonce) }));
+    if (!(await p.wait(() => p.bodies.length >= 2, ANSWER_TIMEOUT_MS))) throw new Error('no auth_ok');
+    if (plainJson(p.bodies[1]!)['type'] !== 'auth_ok') throw new Error(`expected auth_ok, got ${p.bodies[1]!.toString().slice(0, 200)}`);
+    const key = sessionKey(SECRET, hello.nonce, clientNonce);
+    const sealer = new FrameSealer(key, 'c2n');
+    const opener = new FrameOpener(key, 'n2c');
+    const ghostName = (i: number) => `sealed-${sealedRun}-${i}`;
+    const ghostJson = (rid: number, i: number) => encodeBody({ type: 'request', id: rid, op: 'call', params: { process: 'game', message: { type: 'add_player', id: ghostName(i), name: 'sealed' } } });
+    let sent = 2;
+    let rid = 1;
+    // Honest requests: each answered, sealed, in order.
+    for (let i = 0; i < c.before; i++) {
+      send(frameOf(sealer.seal(encodeBody({ type: 'request', id: rid++, op: 'status', params: {} }))));
+      sent += 1;
+      if (!(await p.wait(() => p.bodies.length >= 2 + i + 1, ANSWER_TIMEOUT_MS))) throw new Error(`honest request ${i + 1} got no answer; closed ${p.closed()}`);
+    }
+    const forbidden: string[] = [];
+    if (c.tampering !== null) {
+      const ghost = ghostJson(rid++, 0);
+      forbidden.push(ghostName(0));
+      const honest = sealer.seal(ghost);
+      const flip = (b: Buffer, from: number, to: number) => {
+        const copy = Buffer.from(b);
+        const at = from + (c.flipAt % Math.max(1, to - from));
+        copy[at] = copy[at]! ^ (1 << c.flipAt % 8);
+        return copy;
+      };
+      switch (c.tampering) {
+        case 'flip-json':
+          send(frameOf(flip(honest, 0, ghost.length)));
+          break;
+        case 'flip-tag':
+          send(frameOf(flip(honest, ghost.length, honest.length)));
+          break;
+        case 'short':
+          send(frameOf(honest.subarray(0, c.flipAt % 32)));
+          break;
+        case 'garbage-tag':
+          send(frameOf(Buffer.concat([ghost, Buffer.alloc(32, c.flipAt % 256)])));
+          break;
+        case 'replay': {
+          // A sealed frame that was already accepted (or, with none yet, this one twice).
+          const earlier = frames.slice(2);
+          if (earlier.length > 0) send(earlier[c.flipAt % earlier.length]!);
+          else {
+            send(frameOf(honest));
+            send(frameOf(honest));
+            forbidden.pop();
+          }
+          break;
+        }
+        case 'drop':
+          // The honest frame is never sent: the next one carries a counter the node does not expect.
+          send(frameOf(sealer.seal(ghostJson(rid++, 1))));
+          forbidden.push(ghostName(1));
+          break;
+        case 'reorder': {
+          const second = sealer.seal(ghostJson(rid++, 1));
+          forbidden.push(ghostName(1));
+          send(frameOf(second));
+          send(frameOf(honest));
+          break;
+        }
+        case 'reflect':
+          // One of the node's own sealed frames (or its hello) sent back to it.
+          send(frameOf(p.bodies[2 + (c.flipAt % Math.max(1, p.bodies.length - 2))] ?? p.bodies[0]!));
+          break;
+        case 'plain':
+          send(frameOf(ghost));
+          break;
+        case 'wrong-key':
+          send(frameOf(new FrameSealer(sessionKey(SECRET, clientNonce, hello.nonce), 'c2n').seal(ghost)));
+          break;
+        case 'wrong-dir':
+          send(frameOf(new FrameSealer(key, 'n2c').seal(ghost)));
+          break;
+      }
+      sent += 1;
+      for (let i = 0; i < c.after; i++) {
+        forbidden.push(ghostName(10 + i));
+        send(frameOf(sealer.seal(ghostJson(rid++, 10 + i))));
+        sent += 1;
+      }
+      if (!(await p.wait(() => p.closed(), ANSWER_TIMEOUT_MS))) throw new Error(`the node kept the connection after ${c.tampering}`);
+    } else {
+      send(frameOf(sealer.seal(ghostJson(rid++, 0))));
+      sent += 1;
+      if (!(await p.wait(() => p.bodies.length >= 2 + c.before + 1, ANSWER_TIMEOUT_MS))) throw new Error('the honest call got no answer');
+    }
+    // Every frame the node sent after auth_ok opens, in order, and follows the schemas; a tampered session ends with not_authenticated.
+    const answers = p.bodies.slice(2).map((b, i) => {
+      try {
+        return nodeMessageSchema.parse(JSON.parse(opener.open(b).toString('utf8')));
+      } catch (e) {
+        throw new Error(`node frame ${i} after auth_ok does not open or follow the schemas: ${String(e)}`);
+      }
+    });
+    if (c.tampering !== null) {
+      const last = answers.at(-1);
+      if (last?.type !== 'error' || last.code !== 'not_authenticated' || last.id !== null) throw new Error(`after ${c.tampering} expected a connection-level not_authenticated, got ${JSON.stringify(last)}`);
+      tally.set(`sealed ${c.tampering} → not_authenticated`, (tally.get(`sealed ${c.tampering} → not_authenticated`) ?? 0) + 1);
+    } else if (answers.some((a) => a.type === 'error')) throw new Error(`an honest session got an error: ${JSON.stringify(answers)}`);
+    for (const name of forbidden) {
+      if ((await host.node.call('game', { type: 'get_player', id: name })) !== null) throw new Error(`a tampered (${c.tampering}) or later frame took effect: player ${name} exists`);
+    }
+    if (c.tampering === null && (await host.node.call('game', { type: 'get_player', id: ghostName(0) })) === null) throw new Error('an honest sealed call did not run');
+    return sent;
+  } finally {
+    p.sock.destroy();
+  }
+}
+
+// ------------------------------------------------------------------ handshake limits, deadlines, idle
+
+type Stall = 'silent' | 'partial-hello' | 'hello-only' | 'half-auth' | 'oversized-header' | 'big-auth' | 'trickle-after-hello' | 'idle-after-hello';
+interface StallCase {
+  peers: { transport: 'tcp' | 'unix'; stall: Stall }[];
+}
+const stallCase: fc.Arbitrary<StallCase> = fc.record({
+  peers: fc.array(
+    fc.record({ transport: fc.constantFrom('tcp' as const, 'unix' as const), stall: fc.constantFrom<Stall>('silent', 'partial-hello', 'hello-only', 'half-auth', 'oversized-header', 'big-auth', 'trickle-after-hello', 'idle-after-hello') }),
+    { minLength: 1, maxLength: 40 },
+  ),
+});
+
+/** The errors the node must send a peer that behaves so, the last one closing it. */
+function stallVerdict(transport: 'tcp' | 'unix', stall: Stall): string[] {
+  if (stall === 'oversized-header') return ['bad_frame'];
+  if (transport === 'tcp') return stall === 'big-auth' ? ['bad_frame'] : ['handshake_timeout'];
+  // On Unix the hello ends the handshake: a peer that then stalls is idle, not late; an auth there is just not a request.
+  if (stall === 'silent' || stall === 'partial-hello') return ['handshake_timeout'];
+  return stall === 'big-auth' ? ['bad_message', 'idle_timeout'] : ['idle_timeout'];
+}
+
+async function runStallCase(limits: { tcpPort: number; unixPath: string }, c: StallCase): Promise<number> {
+  const peers = await Promise.all(
+    c.peers.map(async ({ transport, stall }) => {
+      const p = await peerAt(transport === 'tcp' ? { host: '127.0.0.1', port: limits.tcpPort } : { path: limits.unixPath });
+      const hello = encodeFrame({ type: 'hello', protocol: PROTOCOL_VERSION, client: 'staller' });
+      let drip: NodeJS.Timeout | undefined;
+      switch (stall) {
+        case 'silent':
+          break;
+        case 'partial-hello':
+          p.sock.write(hello.subarray(0, 3 + (hello.length % 7)));
+          break;
+        case 'oversized-header': {
+          const head = Buffer.alloc(4);
+          head.writeUInt32BE(HANDSHAKE_MAX_FRAME_BYTES + 1 + (c.peers.length * 7919) % (2 ** 31));
+          p.sock.write(head);
+          break;
+        }
+        case 'hello-only':
+          p.sock.write(hello);
+          break;
+        case 'half-auth':
+          p.sock.write(Buffer.concat([hello, encodeFrame({ type: 'auth', nonce: 'x', proof: 'y' }).subarray(0, 10)]));
+          break;
+        case 'big-auth':
+          p.sock.write(Buffer.concat([hello, encodeFrame({ type: 'auth', nonce: 'n'.repeat(HANDSHAKE_MAX_FRAME_BYTES), proof: 'p' })]));
+          break;
+        case 'trickle-after-hello': {
+          p.sock.write(hello);
+          const head = Buffer.alloc(4);
+          head.writeUInt32BE(1000);
+          p.sock.write(head);
+          drip = setInterval(() => p.sock.writable && p.sock.write('x'), 40);
+          break;
+        }
+        case 'idle-after-hello':
+          p.sock.write(hello);
+          break;
+      }
+      return { p, transport, stall, drip };
+    }),
+  );
+  try {
+    // However many peers stall, an operator who authenticates is served at once.
+    const operator = await Connection.open({ kind: 'tcp', host: '127.0.0.1', port: limits.tcpPort }, { secret: SECRET, timeoutMs: 5_000 });
+    const status = (await operator.request('status', {})) as { version: string };
+    if (status.version !== '1.2.2') throw new Error(`operator status: ${JSON.stringify(status)}`);
+    operator.close();
+    for (const { p, transport, stall } of peers) {
+      if (!(await p.wait(() => p.closed(), 10_000))) throw new Error(`a ${transport} peer doing ${stall} was not closed`);
+      const codes = p.bodies.map((b) => plainJson(b)).filter((m) => m['type'] === 'error').map((m) => m['code']);
+      const want = stallVerdict(transport, stall);
+      // A peer evicted to make room for newer handshakes is closed with too_many_connections instead.
+      const evicted = codes.length === 1 && codes[0] === 'too_many_connections';
+      if (!evicted && JSON.stringify(codes) !== JSON.stringify(want)) throw new Error(`a ${transport} peer doing ${stall} got ${JSON.stringify(codes)}, expected ${JSON.stringify(want)}`);
+      const key = `${transport} ${stall} → ${String(codes.at(-1))}`;
+      tally.set(key, (tally.get(key) ?? 0) + 1);
+    }
+  } finally {
+    for (const { p, drip } of peers) {
+      clearInterval(drip);
+      p.sock.destroy();
+    }
+  }
+  return c.peers.length;
+}
+
+// ------------------------------------------------------------------ backpressure
+
+interface FloodCase {
+  /** Pairs of (status, add_score) requests pipelined in one write. */
+  pairs: number;
+  pauseMs: number;
+}
+const floodCase: fc.Arbitrary<FloodCase> = fc.record({
+  pairs: fc.oneof(fc.integer({ min: 10, max: 500 }), fc.integer({ min: 2000, max: 3000 })),
+  pauseMs: fc.oneof(fc.integer({ min: 0, max: 100 }), fc.integer({ min: 200, max: 300 })),
+});
+const scoreOf = async (player: string) => ((await host.node.call('game', { type: 'get_player', id: player })) as { score: number }).score;
+let floodRun = 0;
+
+async function runFloodCase(path: string, c: FloodCase): Promise<number> {
+  floodRun += 1;
+  const player = `flood-${floodRun}`;
+  await host.node.call('game', { type: 'add_player', id: player, name: 'flood' });
+  const p = await peerAt({ path });
+  try {
+    p.sock.write(encodeFrame({ type: 'hello', protocol: PROTOCOL_VERSION, client: 'flood' }));
+    if (!(await p.wait(() => p.bodies.length >= 1, ANSWER_TIMEOUT_MS))) throw new Error('no hello');
+    p.sock.pause();
+    const requests: Buffer[] = [];
+    for (let i = 0; i < c.pairs; i++) {
+      requests.push(encodeFrame({ type: 'request', id: 2 * i + 1, op: 'status', params: {} }));
+      requests.push(encodeFrame({ type: 'request', id: 2 * i + 2, op: 'call', params: { process: 'game', message: { type: 'add_score', id: player, points: 1 } } }));
+    }
+    p.sock.write(Buffer.concat(requests));
+    await new Promise((r) => setTimeout(r, c.pauseMs));
+    // While this client reads nothing, the node serves others.
+    const other = await Connection.open({ kind: 'unix', path }, { timeoutMs: 5_000 });
+    await other.request('status', {});
+    other.close();
+    const checked = c.pairs >= 2000 && c.pauseMs >= 200;
+    if (checked) {
+      // Let the node run what it will while nobody reads (until the score stands still), then look:
+      // 2,000 status answers are far more than the socket buffers and the node's 1 MiB hold, so a node that kept reading would have run them all.
+      let last = -1;
+      for (let i = 0; i < 100; i++) {
+        const now = await scoreOf(player);
+        if (now === last || now === c.pairs) break;
+        last = now;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const held = await scoreOf(player);
+      if (held >= c.pairs) throw new Error(`the node ran all ${c.pairs} add_score requests while the client read no answer`);
+    }
+    p.sock.resume();
+    if (!(await p.wait(() => p.bodies.length >= 1 + 2 * c.pairs, 30_000))) throw new Error(`after reading again: ${p.bodies.length - 1} of ${2 * c.pairs} answers`);
+    const ids = p.bodies.slice(1).map((b) => nodeMessageSchema.parse(plainJson(b))).map((m) => (m.type === 'result' ? m.id : -1));
+    const unique = new Set(ids);
+    if (unique.size !== 2 * c.pairs || ids.includes(-1)) throw new Error(`answers: ${ids.length}, distinct ${unique.size}, errors ${ids.filter((i) => i === -1).length}`);
+    const score = await scoreOf(player);
+    if (score !== c.pairs) throw new Error(`add_score ran ${score} times for ${c.pairs} requests`);
+    const key = `flood ${checked ? 'held while unread (checked)' : 'answered in full (small or short pause)'}`;
+    tally.set(key, (tally.get(key) ?? 0) + 1);
+    return 2 * c.pairs;
+  } finally {
+    p.sock.destroy();
+  }
+}
+
+describe('fuzz: control server, protocol 2 classes (live)', () => {
+  let tcp: ControlServer;
+  let stallTcp: ControlServer;
+  let stallUnix: ControlServer;
+  let flood: ControlServer;
+  const stallPath = () => join(dir, 'run', 'stall.sock');
+  const floodPath = () => join(dir, 'run', 'flood.sock');
+  beforeAll(async () => {
+    tcp = await ControlServer.listenTcp(host, { host: '127.0.0.1', port: 0, secret: SECRET });
+    stallTcp = await ControlServer.listenTcp(host, { host: '127.0.0.1', port: 0, secret: SECRET, handshakeTimeoutMs: 150, idleTimeoutMs: 250 });
+    stallUnix = await ControlServer.listen(host, { socket: stallPath(), handshakeTimeoutMs: 150, idleTimeoutMs: 250 });
+    flood = await ControlServer.listen(host, { socket: floodPath() });
+  });
+  afterAll(async () => {
+    for (const s of [tcp, stallTcp, stallUnix, flood]) await s?.close();
+  });
+
+  it(
+    'sealed frames: any tampering, replay, reorder, drop or reflection ends the session with not_authenticated and nothing after it runs',
+    async () => {
+      const port = tcp.address()!.port;
+      await fuzzAsync(sealedSummary, 'sealed frames', 'tampered TCP sessions', sealedCase, (c) => runSealedCase(port, c), { numRuns: runs(300), seed: 0x5ea1ed });
+    },
+    timeoutFor(60_000),
+  );
+
+  it(
+    'handshake limits and timeouts: stalling, trickling and oversized peers are closed with the right code and never lock the operator out',
+    async () => {
+      const limits = { tcpPort: stallTcp.address()!.port, unixPath: stallPath() };
+      await fuzzAsync(sealedSummary, 'handshake limits', 'stalling peers (1–40 at once)', stallCase, (c) => runStallCase(limits, c), { numRuns: runs(16), seed: 0x57a11 });
+    },
+    timeoutFor(90_000),
+  );
+
+  it(
+    'backpressure: a client that stops reading holds the node back, loses nothing, and blocks no one else',
+    async () => {
+      await fuzzAsync(sealedSummary, 'backpressure', 'pipelined floods with a paused reader', floodCase, (c) => runFloodCase(floodPath(), c), { numRuns: runs(24), seed: 0xf100d });
+      console.log(`[fuzz] protocol 2 classes: ${[...tally].filter(([k]) => /^(sealed|tcp|unix|flood)/.test(k)).sort().map(([k, n]) => `${k} ×${n}`).join(', ')}`);
+    },
+    timeoutFor(120_000),
   );
 });

@@ -1,6 +1,9 @@
 import fc from 'fast-check';
 import { describe, it } from 'vitest';
-import { encodeFrame, FrameDecoder, FrameError } from '../../src/protocol/framing.js';
+import { encodeFrame, FrameDecoder, FrameError, frameOf, HANDSHAKE_MAX_FRAME_BYTES, parseBody } from '../../src/protocol/framing.js';
+import { applyOutcomeSchema, stepEventSchema } from '../../src/protocol/apply-outcome.js';
+import { FrameOpener, FrameSealer, SealError, sessionKey, TAG_BYTES, type Direction } from '../../src/protocol/session.js';
+import { statusResultSchema } from '../../src/protocol/status-result.js';
 import {
   applyParamsSchema,
   authSchema,
@@ -158,11 +161,16 @@ const FRAMES: unknown[] = [
   { type: 'error', id: null, code: 'bad_frame', message: 'frame body is not JSON' },
 ];
 const KNOWN_OPS = ['status', 'apply', 'make_permanent', 'states', 'call', 'invoke'];
+// Results a node sends (mutated too): the result schemas a client validates with must never throw either.
+FRAMES.push(
+  { name: 'demo', version: '1.2.2', hash: 'a'.repeat(64), modules: [{ name: 'game', hash: 'b'.repeat(64), version: '1.2.2' }], processes: [{ name: 'game', module: 'game', suspended: false, mailbox: 0, handling: false }], upgrading: false, permanent: '1.2.2', previous: [], installed: ['1.2.2'], history: [{ at: '2026-01-01T00:00:00.000Z', op: 'boot', to: '1.2.2', status: 'booted' }], stateDir: '/s' },
+  { status: 'rolled-back', ok: false, message: 'm', name: 'demo', from: '1.2.2', to: '1.2.3', direction: 'up', version: '1.2.2', failure: { code: 'module-error', message: 'x', step: { index: 9, op: 'migrate', target: 'game' } }, rollback: { complete: true, undone: 3, problems: [] }, journal: [{ index: 0, op: 'verify_release', target: '1.2.3', status: 'ok', durationMs: 1, undo: { status: 'undone', durationMs: 0 } }], groups: [{ id: 0, modules: ['game'], processes: ['game'], suspensionMs: 1.5, migrated: { modules: [], processes: ['game'] } }], absent: {}, holdMs: 2, durationMs: 9, permanent: '1.2.2', previous: [] },
+);
 const frameValue = fc.tuple(fc.constantFrom(...FRAMES), fc.array(structOp(keysOf(FRAMES)), { minLength: 0, maxLength: 4 })).map(([seed, ops]) => applyStructOps(seed, ops, false));
 
 function checkSchemas(value: unknown): void {
   const request = noThrow('requestSchema', () => requestSchema.safeParse(value));
-  for (const [name, schema] of [['clientHello', clientHelloSchema], ['nodeHello', nodeHelloSchema], ['auth', authSchema], ['nodeMessage', nodeMessageSchema], ['applyParams', applyParamsSchema]] as const) {
+  for (const [name, schema] of [['clientHello', clientHelloSchema], ['nodeHello', nodeHelloSchema], ['auth', authSchema], ['nodeMessage', nodeMessageSchema], ['applyParams', applyParamsSchema], ['statusResult', statusResultSchema], ['applyOutcome', applyOutcomeSchema], ['stepEvent', stepEventSchema]] as const) {
     noThrow(`${name}Schema`, () => schema.safeParse(value));
   }
   if (request.success) {
@@ -174,7 +182,174 @@ function checkSchemas(value: unknown): void {
   if (node.success && node.data.type === 'error' && !(ERROR_CODES as readonly string[]).includes(node.data.code)) throw new Error('accepted an unknown error code');
 }
 
+// ------------------------------------------------------------------ the handshake limit
+
+/**
+ * A node reads with a small limit until the handshake is done, then a large
+ * one: the pull decoder must apply the limit in force when each header is
+ * pulled, whatever the split, and refuse from the header alone.
+ */
+interface LimitCase {
+  /** Frames pulled under the handshake limit before it rises. */
+  handshake: number;
+  sizes: number[];
+  cuts: number[];
+}
+const limitCase: fc.Arbitrary<LimitCase> = fc.record({
+  handshake: fc.integer({ min: 0, max: 3 }),
+  sizes: fc.array(fc.oneof(fc.integer({ min: 0, max: 64 }), fc.integer({ min: HANDSHAKE_MAX_FRAME_BYTES - 8, max: HANDSHAKE_MAX_FRAME_BYTES + 8 }), fc.integer({ min: 5000, max: 70_000 })), { minLength: 1, maxLength: 6 }),
+  cuts: fc.array(fc.nat(), { maxLength: 10 }),
+});
+const AFTER_LIMIT = 65_536;
+
+function checkLimits(c: LimitCase): void {
+  // A frame of `size` bytes whose body is a JSON string (2 quotes + filler).
+  const bodies = c.sizes.map((n) => Buffer.from(JSON.stringify('x'.repeat(Math.max(0, n - 2)))));
+  const stream = Buffer.concat(bodies.map((b) => frameOf(b)));
+  const expectedError = bodies.findIndex((b, i) => b.length > (i < c.handshake ? HANDSHAKE_MAX_FRAME_BYTES : AFTER_LIMIT));
+  const decoder = new FrameDecoder(HANDSHAKE_MAX_FRAME_BYTES);
+  const cuts = [...new Set(c.cuts.map((n) => n % (stream.length + 1)))].sort((a, b) => a - b);
+  let pulled = 0;
+  let start = 0;
+  for (const end of [...cuts, stream.length]) {
+    decoder.feed(stream.subarray(start, end));
+    start = end;
+    for (;;) {
+      if (pulled === c.handshake) decoder.maxFrameBytes = AFTER_LIMIT;
+      let body: Buffer | undefined;
+      try {
+        body = decoder.next();
+      } catch (e) {
+        if (!(e instanceof FrameError) || e.code !== 'frame_too_large') throw new Error(`next() threw ${String(e)}`);
+        if (pulled !== expectedError) throw new Error(`frame ${pulled} refused; the first over its limit is ${expectedError}`);
+        // From the header alone: its body had not necessarily arrived.
+        return;
+      }
+      if (body === undefined) break;
+      if (!body.equals(bodies[pulled]!)) throw new Error(`frame ${pulled} differs`);
+      parseBody(body);
+      pulled += 1;
+    }
+  }
+  if (expectedError !== -1) throw new Error(`frame ${expectedError} over its limit was never refused`);
+  if (pulled !== bodies.length) throw new Error(`pulled ${pulled} of ${bodies.length}`);
+}
+
+// ------------------------------------------------------------------ sealed frames
+
+type SealEdit =
+  | { op: 'flip'; frame: number; bit: number }
+  | { op: 'truncate'; frame: number; keep: number }
+  | { op: 'replay'; frame: number }
+  | { op: 'drop'; frame: number }
+  | { op: 'swap'; frame: number }
+  | { op: 'reflect'; frame: number }
+  | { op: 'other-key'; frame: number }
+  | { op: 'plain'; frame: number };
+
+interface SealCase {
+  bodies: Uint8Array[];
+  edits: SealEdit[];
+}
+
+const sealEdit: fc.Arbitrary<SealEdit> = fc.oneof(
+  fc.record({ op: fc.constant('flip' as const), frame: fc.nat(), bit: fc.nat() }),
+  fc.record({ op: fc.constant('truncate' as const), frame: fc.nat(), keep: fc.nat() }),
+  fc.record({ op: fc.constantFrom('replay' as const, 'drop' as const, 'swap' as const, 'reflect' as const, 'other-key' as const, 'plain' as const), frame: fc.nat() }),
+);
+const sealCase: fc.Arbitrary<SealCase> = fc.record({
+  bodies: fc.array(fc.oneof(fc.uint8Array({ maxLength: 80 }), fc.jsonValue({ maxDepth: 2 }).map((v) => new Uint8Array(Buffer.from(JSON.stringify(v) ?? 'null')))), { minLength: 1, maxLength: 8 }),
+  edits: fc.array(sealEdit, { maxLength: 3 }),
+});
+
+const KEY = sessionKey(Buffer.from('a shared secret of 16+ bytes'), 'bm9kZQ==', 'Y2xpZW50');
+const OTHER_KEY = sessionKey(Buffer.from('a shared secret of 16+ bytes'), 'Y2xpZW50', 'bm9kZQ==');
+
+/**
+ * The receiver accepts exactly the frames the sender sealed, in order: any
+ * edit of the sequence (a bit flipped anywhere, a tag cut, a frame replayed,
+ * dropped, swapped with the next, reflected from the other direction, sealed
+ * with another session's key, or sent plain) makes the first edited position
+ * throw SealError, and nothing before it is affected.
+ */
+function checkSeal(c: SealCase): void {
+  const dir: Direction = 'c2n';
+  const sealer = new FrameSealer(KEY, dir);
+  const originals = c.bodies.map((b) => Buffer.from(b));
+  const sealed = originals.map((b) => sealer.seal(b));
+  let wire: { bytes: Buffer; honest: number | null }[] = sealed.map((bytes, i) => ({ bytes, honest: i }));
+  for (const e of c.edits) {
+    if (wire.length === 0) break;
+    const i = e.frame % wire.length;
+    const w = wire[i]!;
+    switch (e.op) {
+      case 'flip': {
+        const copy = Buffer.from(w.bytes);
+        if (copy.length === 0) break;
+        copy[e.bit % copy.length] = copy[e.bit % copy.length]! ^ (1 << (e.bit >> 8) % 8);
+        wire[i] = { bytes: copy, honest: null };
+        break;
+      }
+      case 'truncate':
+        if (w.bytes.length === 0) break;
+        wire[i] = { bytes: w.bytes.subarray(0, e.keep % w.bytes.length), honest: null };
+        break;
+      case 'replay':
+        wire.splice(i + 1, 0, { bytes: w.bytes, honest: null });
+        break;
+      case 'drop':
+        wire.splice(i, 1);
+        wire = wire.map((x, j) => (j >= i ? { ...x, honest: null } : x));
+        break;
+      case 'swap':
+        if (i + 1 < wire.length) [wire[i], wire[i + 1]] = [{ ...wire[i + 1]!, honest: null }, { ...w, honest: null }];
+        break;
+      case 'reflect':
+        wire[i] = { bytes: new FrameSealer(KEY, 'n2c').seal(originals[w.honest ?? 0] ?? Buffer.alloc(0)), honest: null };
+        break;
+      case 'other-key':
+        wire[i] = { bytes: new FrameSealer(OTHER_KEY, dir).seal(originals[w.honest ?? 0] ?? Buffer.alloc(0)), honest: null };
+        break;
+      case 'plain':
+        wire[i] = { bytes: Buffer.concat([originals[w.honest ?? 0] ?? Buffer.alloc(0)]), honest: null };
+        break;
+    }
+  }
+  // A frame is honest when it is exactly the sealed frame for its position (an edit that changed nothing leaves it so).
+  const firstBad = wire.findIndex((w, i) => !(sealed[i] !== undefined && w.bytes.equals(sealed[i]!)));
+  const opener = new FrameOpener(KEY, dir);
+  for (let i = 0; i < wire.length; i++) {
+    try {
+      const json = opener.open(wire[i]!.bytes);
+      if (i === firstBad) throw new Error(`edited frame ${i} was accepted`);
+      if (!json.equals(originals[i]!)) throw new Error(`frame ${i} opened to other bytes`);
+    } catch (e) {
+      if (!(e instanceof SealError)) throw e;
+      if (i !== firstBad) throw new Error(`honest frame ${i} refused (first edit at ${firstBad}): ${e.message}`);
+      return;
+    }
+  }
+  if (firstBad !== -1) throw new Error(`no SealError though frame ${firstBad} was edited`);
+  if (wire.some((w) => w.bytes.length < TAG_BYTES)) throw new Error('a frame shorter than a tag was accepted');
+}
+
 describe('fuzz: control protocol frames and schemas', () => {
+  it(
+    'FrameDecoder: the handshake limit applies until it is raised, from the header alone, whatever the split',
+    () => {
+      fuzz(summary, 'protocol frames', 'handshake limit then the large one', limitCase, checkLimits, { numRuns: runs(3_000), seed: 0x4b1d });
+    },
+    timeoutFor(30_000),
+  );
+
+  it(
+    'sealed frames: the receiver accepts exactly the sealed sequence; the first edited frame throws SealError',
+    () => {
+      fuzz(summary, 'sealed frames', 'edited sealed sequences', sealCase, checkSeal, { numRuns: runs(10_000), seed: 0x5ea1 });
+    },
+    timeoutFor(30_000),
+  );
+
   it(
     'FrameDecoder: any split of any stream gives the frames in order or the right FrameError as soon as the bad bytes arrive',
     () => {
