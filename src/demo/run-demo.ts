@@ -19,6 +19,10 @@ const runtimeFlag = process.argv.indexOf('--runtime');
 if (runtimeFlag >= 0 && ['silly', 'lua'].includes(process.argv[runtimeFlag + 1] ?? '')) {
   process.exit(await (await import('../runtime/lua/silly-demo.js')).runSillyDemo());
 }
+// `npm run demo -- --runtime erlang`: the Erlang demo (examples/erlang/, src/runtime/erlang/erlang-demo.ts).
+if (runtimeFlag >= 0 && process.argv[runtimeFlag + 1] === 'erlang') {
+  process.exit(await (await import('../runtime/erlang/erlang-demo.js')).runErlangDemo());
+}
 const repo = fileURLToPath(new URL('../..', import.meta.url));
 const color = process.stdout.isTTY === true && process.env['NO_COLOR'] === undefined;
 const io: CommandIo = { cwd: repo, stdout: process.stdout, stderr: process.stderr, color };
