@@ -154,6 +154,15 @@ describe.runIf(ready)('a Lua node on Silly', { timeout: 60_000 }, () => {
     expect(history.permanent).toBe('1.2.3');
   });
 
+  test('a second node on the same state directory is refused, naming the first', async () => {
+    const project = await sillyProject();
+    const first = await startNode(silly, project, { version: '1.2.2' });
+    await expect(startNode(silly, project, { version: '1.2.2' })).rejects.toThrow(new RegExp(`state-dir-locked: .*pid ${first.node.pid}`));
+    const conn = await open(first.target);
+    expect(((await conn.request('status', {})) as { version: string }).version).toBe('1.2.2');
+    conn.close();
+  });
+
   test('concurrent applies: the second gets busy, status still answers', async () => {
     const project = await sillyProject();
     const { target, node } = await startNode(silly, project, { version: '1.2.2', env: { RELUP_FAULTS: '3:pause=1500' } });

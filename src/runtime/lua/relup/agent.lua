@@ -114,6 +114,7 @@ function M.start(opts)
 		return nil, ferr
 	end
 	local h, err = host.start({
+		pid = require("silly").pid,
 		state_dir = opts.state_dir,
 		release = opts.release,
 		config = opts.config,

@@ -18,6 +18,7 @@ local bundle = require "relup.agent.bundle"
 local nodelib = require "relup.agent.node"
 local steps = require "relup.agent.steps"
 local tx = require "relup.agent.transaction"
+local lock = require "relup.agent.lock"
 
 local M = {}
 
@@ -98,6 +99,12 @@ function M.start(opts)
 	local state_dir = opts.state_dir
 	os.execute("mkdir -p -m 700 " .. shell_quote(state_dir .. "/releases"))
 	local host = { state_dir = state_dir, busy = false, opts = opts, now_ms = opts.now_ms }
+	-- One node per state directory: two would interleave history writes and installs.
+	local release_lock, lerr = lock.take(state_dir, opts.pid, iso_now(opts.now_ms))
+	if not release_lock then
+		return nil, lerr
+	end
+	host.release_lock = release_lock
 	local function bundle_path(name, version)
 		return state_dir .. "/releases/" .. name .. "-" .. version .. ".tar.gz"
 	end
@@ -165,6 +172,7 @@ function M.start(opts)
 	end
 	local node, err = nodelib.boot(image, opts.config)
 	if not node then
+		release_lock()
 		return nil, err
 	end
 	host.node = node
