@@ -1,0 +1,50 @@
+import type { Connection } from '../connection.js';
+
+export interface HealthCheck {
+  /** GET http://<host>:<port><path> on the node's service (its first HTTP server); 2xx is healthy. */
+  path?: string;
+  /** A function of the running release, called through the control channel; `true` or `{ ok: true }` is healthy. */
+  invoke?: { module: string; function: string };
+  timeoutMs: number;
+}
+
+export interface HealthResult {
+  ok: boolean;
+  /** What failed, for the report. */
+  detail: string;
+}
+
+/**
+ * One health check of one node. Both parts must pass when both are given.
+ * `host` is where the node's service listens: loopback for a Unix-socket
+ * target, the target's host for TCP.
+ */
+export async function checkHealth(check: HealthCheck, connection: Connection, host: string): Promise<HealthResult> {
+  if (check.path !== undefined) {
+    const status = (await connection.request('status', {})) as { servers?: { port: number }[] };
+    const port = status.servers?.[0]?.port;
+    if (port === undefined) return { ok: false, detail: `health path ${check.path}: the node runs no HTTP server` };
+    const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}${check.path}`;
+    try {
+      const res = await fetch(url, { signal: AbortSignal.timeout(check.timeoutMs) });
+      await res.arrayBuffer();
+      if (res.status < 200 || res.status > 299) return { ok: false, detail: `GET ${url} answered ${res.status}` };
+    } catch (e) {
+      return { ok: false, detail: `GET ${url} failed: ${(e as Error).message}` };
+    }
+  }
+  if (check.invoke !== undefined) {
+    const name = `${check.invoke.module}.${check.invoke.function}`;
+    try {
+      const result = await Promise.race([
+        connection.request('invoke', { module: check.invoke.module, function: check.invoke.function, args: [] }),
+        new Promise((_, reject) => setTimeout(() => reject(new Error(`no answer within ${check.timeoutMs} ms`)), check.timeoutMs).unref()),
+      ]);
+      const ok = result === true || (typeof result === 'object' && result !== null && (result as { ok?: unknown }).ok === true);
+      if (!ok) return { ok: false, detail: `${name}() returned ${JSON.stringify(result)?.slice(0, 200)}` };
+    } catch (e) {
+      return { ok: false, detail: `${name}() failed: ${(e as Error).message}` };
+    }
+  }
+  return { ok: true, detail: 'healthy' };
+}

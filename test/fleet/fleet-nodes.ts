@@ -1,0 +1,52 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { startNodeProcess, type NodeProcess } from '../helpers/node-process.js';
+import { REPO } from '../helpers/repo-paths.js';
+import { demoCopy } from '../helpers/run-cli.js';
+
+export interface Fleet {
+  dir: string;
+  nodes: NodeProcess[];
+  names: string[];
+  /** Start node i again on its state directory (it boots its permanent release). */
+  restart(i: number): Promise<NodeProcess>;
+  stopAll(): Promise<void>;
+}
+
+/**
+ * A demo project with `count` real node processes on 1.2.2, each in its own
+ * directory with its own socket and state, and a relup.config.yaml naming
+ * them n1 … nN and a fleet `prod` of all of them. `faults[i]` is node i's
+ * RELUP_FAULTS.
+ */
+export async function startFleet(count: number, fleet: Record<string, unknown>, faults: Record<number, string> = {}): Promise<Fleet> {
+  const dir = await demoCopy();
+  const names = Array.from({ length: count }, (_, i) => `n${i + 1}`);
+  const start = (i: number) =>
+    startNodeProcess(join(dir, names[i]!), {
+      release: join(dir, 'releases', '1.2.2'),
+      // The game clock would change scores under the test's feet; an hour is "never" here.
+      set: { tickMs: 3_600_000 },
+      ...(faults[i] === undefined ? {} : { env: { RELUP_FAULTS: faults[i]! } }),
+    });
+  const nodes = await Promise.all(names.map((_, i) => start(i)));
+  const targets = names.map((n, i) => `  ${n}:\n    socket: ${nodes[i]!.socket}\n`).join('');
+  await writeFile(join(dir, 'relup.config.yaml'), `releases: releases\nappups: appups\ntargets:\n${targets}fleets:\n  prod:\n    targets: [${names.join(', ')}]\n${Object.entries(fleet).map(([k, v]) => `    ${k}: ${JSON.stringify(v)}\n`).join('')}`);
+  return {
+    dir,
+    nodes,
+    names,
+    restart: async (i) => (nodes[i] = await start(i)),
+    stopAll: async () => {
+      await Promise.all(nodes.map((n) => (n.child.exitCode === null ? n.stop() : undefined)));
+    },
+  };
+}
+
+/** The index of a step of the demo upgrade, from its golden script. */
+export async function demoStepIndex(op: string, target: string): Promise<number> {
+  const script = JSON.parse(await readFile(join(REPO, 'test', 'golden', 'demo-1.2.2-to-1.2.3.json'), 'utf8')) as { steps: { op: string; module?: string; process?: string }[] };
+  const i = script.steps.findIndex((s) => s.op === op && (s.module === target || s.process === target));
+  if (i < 0) throw new Error(`no ${op} ${target} in the demo upgrade`);
+  return i;
+}
