@@ -187,3 +187,25 @@ describe('a node trusts its control socket directory only with every parent (iss
     expect((await child).exitCode).toBe(0);
   });
 });
+
+describe('the same rule for the files that decide what a node trusts', { timeout: 60_000 }, () => {
+  it('refuses a --public-key whose directory others can write, or that others can write (they could sign their own bundles)', async () => {
+    const dir = await testdir();
+    const gen = await runCli(['keys', 'generate'], dir);
+    expect(gen.exitCode, gen.stderr).toBe(0);
+    const keys = join(dir, 'keys');
+    const signed = [CLI, 'node', 'start', '--socket', join(dir, 'run', 'node.sock'), '--state-dir', join(dir, 'state'), '--port', '0', '--release', join(DEMO_RELEASES, '1.2.2'), '--public-key', join(keys, 'relup.pub')];
+    await mkdir(join(dir, 'run'), { mode: 0o700 });
+    await chmod(keys, 0o777);
+    let r = await execa('node', signed, { cwd: dir, reject: false, stdin: 'ignore', timeout: 20_000, env: { NO_COLOR: '1' } });
+    expect(r.exitCode, r.stderr).toBe(1);
+    expect(r.stderr).toContain('untrusted-path');
+    expect(r.stderr).toContain(keys);
+    await chmod(keys, 0o755);
+    await chmod(join(keys, 'relup.pub'), 0o666);
+    r = await execa('node', signed, { cwd: dir, reject: false, stdin: 'ignore', timeout: 20_000, env: { NO_COLOR: '1' } });
+    expect(r.exitCode, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/untrusted-path: the public key .* writable by others/);
+  });
+});
+

@@ -1,6 +1,6 @@
-import { readFile, stat } from 'node:fs/promises';
+import { lstat, readFile, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { checkPathTrust } from '../../fs/check-path-trust.js';
+import { checkFileTrust, checkPathTrust } from '../../fs/check-path-trust.js';
 import { NodeError, UserError } from '../../errors/errors.js';
 import { ControlServer } from '../../runtime/node-host/control-server.js';
 import { NodeHost } from '../../runtime/node-host/node-host.js';
@@ -46,6 +46,10 @@ export async function run(raw: Record<string, unknown>, io: CommandIo, signals: 
   if (args.socket === undefined) throw new UserError('--socket is required for a Node.js node', 'e.g. relup node start --release releases/1.2.2 --socket run/demo.sock');
   const stateDir = resolveIn(io.cwd, args.stateDir ?? '.relup-state');
   // Bad TCP or key options are refused before anything starts.
+  // Whoever can replace the public key can sign bundles this node accepts; whoever can replace the secret can drive
+  // it over TCP: both must be files only we or root can change, in directories only we or root can change.
+  if (args.publicKey !== undefined) await trustedFile(resolveIn(io.cwd, args.publicKey), 'the public key');
+  if (args.secretFile !== undefined) await trustedFile(resolveIn(io.cwd, args.secretFile), 'the secret file');
   const tls = await tlsFor(args, io);
   const tcp = args.listen === undefined ? undefined : { ...parseListen(args.listen), secret: await secretFor(args, io), ...(tls === undefined ? {} : { tls }) };
   if (args.listen === undefined && args.secretFile !== undefined) throw new UserError('--secret-file is only used with --listen', 'add --listen 127.0.0.1:PORT, or drop --secret-file');
@@ -170,6 +174,17 @@ async function tlsFor(args: NodeStartArgs, io: CommandIo): Promise<{ cert: Buffe
     throw new UserError(`cannot read the TLS certificate ${certPath}: ${e.message}`, 'check --tls-cert');
   });
   return { cert, key: await readFile(keyPath) };
+}
+
+async function trustedFile(path: string, what: string): Promise<void> {
+  // A missing file is reported by the reader that follows, with its own hint.
+  if (!(await lstat(path).then(() => true, () => false))) return;
+  await checkPathTrust(dirname(path), `the directory of ${what}`).catch((e: unknown) => {
+    throw withCode(e);
+  });
+  await checkFileTrust(path, what).catch((e: unknown) => {
+    throw withCode(e);
+  });
 }
 
 async function secretFor(args: NodeStartArgs, io: CommandIo): Promise<Buffer> {
