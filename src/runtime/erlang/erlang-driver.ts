@@ -58,7 +58,8 @@ export async function checkModules(release: Release, readFile: (path: string) =>
       }
       const src = join(dir, `${m.name}.erl`);
       await writeFile(src, await readFile(m.file));
-      const r = await execa('erlc', ['+deterministic', '-o', dir, src], { reject: false, stdin: 'ignore', all: true });
+      // Run in the scratch directory on the bare file name, so erlc's messages name `<module>.erl`.
+      const r = await execa('erlc', ['+deterministic', '-o', dir, `${m.name}.erl`], { cwd: dir, reject: false, stdin: 'ignore', all: true });
       if (r.exitCode === 0) continue;
       if ((r as { code?: string }).code === 'ENOENT' || r.failed && r.exitCode === undefined) {
         // Not installed here: say the modules were not checked, rather than pretend they were.
@@ -66,7 +67,7 @@ export async function checkModules(release: Release, readFile: (path: string) =>
         break;
       }
       const text = String(r.all ?? '');
-      const found = parseErlcErrors(text, src, shown);
+      const found = parseErlcErrors(text, `${m.name}.erl`, shown);
       diagnostics.push(...(found.length > 0 ? found : [error('erlang-compile-error', `${m.file} does not compile: ${text.trim() || `erlc exited with ${r.exitCode}`}`, { file: shown }, INSTALL_HINT)]));
     }
   } finally {
