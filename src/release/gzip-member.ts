@@ -5,6 +5,8 @@
  * installed holds more than what was verified. A bundle is exactly one
  * member: this reads its header, and `checkGzipTrailer` checks that the
  * deflate stream, its CRC-32 and length end the file, with nothing after.
+ * The only bytes no hash covers are the header's time, flags, OS byte and an
+ * optional file name of at most 255 bytes.
  */
 
 const ID1 = 0x1f;
@@ -16,6 +18,7 @@ const FNAME = 0x08;
 const FCOMMENT = 0x10;
 const FRESERVED = 0xe0;
 const FIXED_HEADER = 10;
+const MAX_NAME = 255;
 export const GZIP_TRAILER = 8;
 
 /** The length of the gzip header at the start of `bytes`, or why it is not one. */
@@ -25,15 +28,15 @@ export function gzipHeaderLength(bytes: Uint8Array): { length: number } | { reas
   if (bytes[2] !== CM_DEFLATE) return { reason: `unknown compression method ${bytes[2]}` };
   const flags = bytes[3]!;
   if ((flags & FRESERVED) !== 0) return { reason: 'reserved gzip header flags are set' };
+  // An extra field or a comment can hold any amount of data no tar tool shows and no manifest covers: refused.
+  if ((flags & FEXTRA) !== 0) return { reason: 'the gzip header has an extra field, which a bundle may not have' };
+  if ((flags & FCOMMENT) !== 0) return { reason: 'the gzip header has a comment, which a bundle may not have' };
   let at = FIXED_HEADER;
-  if ((flags & FEXTRA) !== 0) {
-    if (at + 2 > bytes.length) return { reason: 'truncated gzip header' };
-    at += 2 + (bytes[at]! | (bytes[at + 1]! << 8));
-  }
-  for (const flag of [FNAME, FCOMMENT]) {
-    if ((flags & flag) === 0) continue;
+  if ((flags & FNAME) !== 0) {
+    // gzip(1) stores the compressed file's name; a short one is accepted (it is not part of the release).
     const zero = bytes.indexOf(0, at);
     if (zero < 0) return { reason: 'truncated gzip header' };
+    if (zero - at > MAX_NAME) return { reason: `the file name in the gzip header is longer than ${MAX_NAME} bytes` };
     at = zero + 1;
   }
   if ((flags & FHCRC) !== 0) at += 2;

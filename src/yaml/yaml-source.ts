@@ -17,9 +17,14 @@ export interface YamlLimits {
   maxKeysPerMap: number;
   /** Nesting of maps and lists. yaml itself overflows its stack near 800 flow levels, slowly. */
   maxDepth: number;
+  /**
+   * `[` and `{` in the text. Linear, but yaml spends 10–25 µs on each nested
+   * flow collection: 4 Mi characters of brackets would take a minute.
+   */
+  maxFlowCollections: number;
 }
 
-export const YAML_LIMITS: YamlLimits = { maxChars: 4 * 1024 * 1024, maxKeysPerMap: 10_000, maxDepth: 256 };
+export const YAML_LIMITS: YamlLimits = { maxChars: 4 * 1024 * 1024, maxKeysPerMap: 10_000, maxDepth: 256, maxFlowCollections: 100_000 };
 
 /**
  * A parsed YAML file that remembers where every value came from, so any later
@@ -51,8 +56,8 @@ export class YamlSource {
       };
     };
     if (text.length > limits.maxChars) return tooLarge(`the file is ${text.length} characters long, over the limit of ${limits.maxChars}`, 0);
-    const deep = flowDepthExceeded(text, limits.maxDepth);
-    if (deep >= 0) return tooLarge(`lists and maps nest deeper than ${limits.maxDepth} levels`, deep);
+    const flow = flowBracketsExceeded(text, limits);
+    if (flow !== undefined) return tooLarge(flow.message, flow.offset);
     // uniqueKeys off: the library's check is quadratic in the keys of a map; checkStructure finds repeats in linear time.
     // logLevel 'error': the yaml library would otherwise print warnings (e.g. map-valued keys) to stderr itself.
     const document = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: false, logLevel: 'error' });
@@ -158,21 +163,24 @@ function checkStructure(document: Document.Parsed, limits: YamlLimits, at: (offs
 }
 
 /**
- * The offset where `[` and `{` first run more than `max` deep, counting
- * every bracket in the text (inside strings too, so it can only overcount):
- * yaml's own parser takes seconds to refuse a few megabytes of `[`.
+ * Where `[` and `{` first run more than `maxDepth` deep, or number more than
+ * `maxFlowCollections`, counting every bracket in the text (inside strings
+ * too, so it can only overcount): yaml's own parser takes seconds to refuse a
+ * few megabytes of `[`.
  */
-function flowDepthExceeded(text: string, max: number): number {
+function flowBracketsExceeded(text: string, limits: YamlLimits): { message: string; offset: number } | undefined {
   let depth = 0;
+  let opened = 0;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (c === 0x5b || c === 0x7b) {
-      if (++depth > max) return i;
+      if (++depth > limits.maxDepth) return { message: `lists and maps nest deeper than ${limits.maxDepth} levels`, offset: i };
+      if (++opened > limits.maxFlowCollections) return { message: `more than ${limits.maxFlowCollections} [ and { in the file`, offset: i };
     } else if ((c === 0x5d || c === 0x7d) && depth > 0) {
       depth -= 1;
     }
   }
-  return -1;
+  return undefined;
 }
 
 const pairIndexes = new WeakMap<object, Map<string, Pair>>();

@@ -51,7 +51,7 @@ describe('prototype keys in release.yaml', () => {
     expect(located(`${HEAD}modules:\n  m:\n    file: m.js\n    deps: [constructor]\n`).found).toEqual([['release-invalid', 7, 12]]);
   });
 
-  it('makes `relup release verify` fail on a __proto__ module, where it exited 0', async () => {
+  it('makes `relup release verify` fail on a __proto__ module, where it exited 0', { timeout: 30_000 }, async () => {
     const dir = await testdir({ 'rel/release.yaml': `${HEAD}modules:\n  m:\n    file: m.js\n  __proto__:\n    file: missing.js\n    deps: [nope]\n`, 'rel/m.js': 'x\n' });
     const result = await runCli(['release', 'verify', join(dir, 'rel'), '--json'], dir);
     expect(result.exitCode).toBe(1);
