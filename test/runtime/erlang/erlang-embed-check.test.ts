@@ -28,7 +28,7 @@ describe('erlc output parsing', () => {
   });
 });
 
-const children: { kill: (s: string) => void }[] = [];
+const children: { kill: (signal: 'SIGKILL') => unknown }[] = [];
 afterEach(() => {
   for (const c of children.splice(0)) c.kill('SIGKILL');
 });
