@@ -4,6 +4,7 @@ import { UserError } from '../../errors/errors.js';
 import { readSecretFile } from '../../config/read-secret.js';
 import { readReleaseFiles } from '../../release/release-files.js';
 import { parseManifest } from '../../release/bundle-manifest.js';
+import { readPublicKey } from '../../release/bundle-signature.js';
 import { resolveIn } from '../../project/load-project.js';
 import type { CommandIo } from '../../cli/io.js';
 import { resolveSilly } from './silly-build.js';
@@ -61,7 +62,9 @@ export async function run(raw: Record<string, unknown>, io: CommandIo, settings:
   if (listen === undefined || args.secretFile === undefined) {
     throw new UserError('a Lua node is controlled over TCP only (Silly has no Unix-socket listener): give --listen and --secret-file', 'e.g. relup node start --release releases/1.2.2 --listen 127.0.0.1:7070 --secret-file run/secret');
   }
-  if (args.publicKey !== undefined) throw new UserError('--public-key is not supported by the Lua agent yet: it verifies bundle hashes, not signatures', 'drop --public-key for a Lua node');
+  // Read here only to refuse a bad key before anything starts; the agent checks every bundle with it.
+  const publicKeyFile = args.publicKey === undefined ? undefined : resolveIn(io.cwd, args.publicKey);
+  if (publicKeyFile !== undefined) await readPublicKey(publicKeyFile);
   const secretFile = resolveIn(io.cwd, args.secretFile);
   await readSecretFile(secretFile); // mode 0600 and length, checked before anything starts
   const silly = await resolveSilly({ ...(args.silly === undefined ? {} : { path: resolveIn(io.cwd, args.silly) }) });
@@ -77,6 +80,7 @@ export async function run(raw: Record<string, unknown>, io: CommandIo, settings:
       stateDir,
       listen,
       secretFile,
+      ...(publicKeyFile === undefined ? {} : { publicKeyFile }),
       config: settings,
       env: Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => e[1] !== undefined)),
       onOutput: (line, stream) => {

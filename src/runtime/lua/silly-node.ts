@@ -27,6 +27,8 @@ export interface SillyNodeOptions {
   listen: { host: string; port: number };
   /** A file holding the shared secret (read by the agent). */
   secretFile: string;
+  /** Accept only bundles signed by this ed25519 public key (PEM file). */
+  publicKeyFile?: string;
   /** Handed to start(config) of the release's start.main module. */
   config?: Record<string, unknown>;
   /** Extra environment (RELUP_FAULTS, …). */
@@ -91,8 +93,9 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
 }
 
 /** The release as a bundle file the agent can read: a bundle as given, a directory packed into the state directory. */
-async function releaseBundle(release: string, stateDir: string): Promise<string> {
+async function releaseBundle(release: string, stateDir: string, signedOnly: boolean): Promise<string> {
   if ((await stat(release)).isFile()) return release;
+  if (signedOnly) throw new SillyNodeError(`${release} is a directory, and this node only accepts signed bundles: pack and sign it (relup release pack, then relup release sign)`, '');
   const read = await readReleaseFiles(release);
   const report = read.value === undefined ? undefined : verifyFiles(read.value, release);
   const diagnostics = [...read.diagnostics, ...(report?.diagnostics ?? [])];
@@ -118,7 +121,8 @@ export async function startSillyNode(options: SillyNodeOptions): Promise<SillyNo
     secret_file: options.secretFile,
     listen: address,
     config: options.config ?? {},
-    ...(options.release === undefined ? {} : { release: await releaseBundle(options.release, options.stateDir) }),
+    ...(options.publicKeyFile === undefined ? {} : { public_key_file: options.publicKeyFile }),
+    ...(options.release === undefined ? {} : { release: await releaseBundle(options.release, options.stateDir, options.publicKeyFile !== undefined) }),
   };
   let text = '';
   const child: ResultPromise = execa(options.silly, [script], {

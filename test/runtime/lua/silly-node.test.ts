@@ -154,6 +154,32 @@ describe.runIf(ready)('a Lua node on Silly', { timeout: 60_000 }, () => {
     expect(history.permanent).toBe('1.2.3');
   });
 
+  test('with a public key, only signed bundles are booted and applied', async () => {
+    const project = await sillyProject();
+    expect((await runCli(['keys', 'generate'], project.dir)).exitCode).toBe(0);
+    for (const v of ['1.2.2', '1.2.3']) {
+      expect((await runCli(['release', 'pack', v], project.dir)).exitCode).toBe(0);
+      const signed = await runCli(['release', 'sign', v, '--key', 'keys/relup.key'], project.dir);
+      expect(signed.exitCode, signed.stderr).toBe(0);
+    }
+    const { startSillyNode } = await import('../../../src/runtime/lua/silly-node.js');
+    const base = { silly, stateDir: project.stateDir, listen: { host: '127.0.0.1', port: 0 }, secretFile: project.secretFile, publicKeyFile: join(project.dir, 'keys', 'relup.pub') };
+    // A release directory is not signed: refused before boot.
+    await expect(startSillyNode({ ...base, release: join(project.dir, 'releases', '1.2.2') })).rejects.toThrow(/only accepts signed bundles/);
+    const node = await startSillyNode({ ...base, release: join(project.dir, 'releases', 'silly-demo-1.2.2.tar.gz') });
+    try {
+      const target = node.address;
+      // 1.2.3's signed bundle is uploaded; 1.2.4 has no bundle, so the client packs an unsigned one.
+      const up = await runCli(['apply', '--target', target, '--to', '1.2.3', '--json'], project.dir, env);
+      expect(up.exitCode, up.stderr).toBe(0);
+      const refused = await runCli(['apply', '--target', target, '--to', '1.2.4', '--json'], project.dir, env);
+      expect(refused.exitCode).toBe(1);
+      expect(JSON.parse(refused.stdout)).toMatchObject({ status: 'refused', version: '1.2.3', failure: { code: 'bundle-invalid' } });
+    } finally {
+      await node.kill();
+    }
+  });
+
   test('a second node on the same state directory is refused, naming the first', async () => {
     const project = await sillyProject();
     const first = await startNode(silly, project, { version: '1.2.2' });

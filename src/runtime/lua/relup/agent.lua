@@ -85,6 +85,8 @@ opts:
   secret       the shared secret, or secret_file: a file holding it
   listen       "host:port" (default 127.0.0.1:7070)
   config       a table handed to start(config) of start.main
+  public_key_file  accept only bundles signed by this ed25519 public key (PEM,
+               from relup keys generate); checked with the openssl command
   faults       RELUP_FAULTS spec (default: the RELUP_FAULTS variable)
 Returns { host = …, listen = "host:port", notice = "booting …" } or nil, message.
 ]]
@@ -117,6 +119,7 @@ function M.start(opts)
 		pid = require("silly").pid,
 		state_dir = opts.state_dir,
 		release = opts.release,
+		public_key_file = opts.public_key_file,
 		config = opts.config,
 		now_ms = time.now,
 	})

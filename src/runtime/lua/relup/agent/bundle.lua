@@ -224,9 +224,10 @@ function M.read(gz)
 	if h ~= manifest.releaseHash then
 		return nil, "the bundle's files hash to " .. sub(h, 1, 12) .. "…, its manifest says " .. sub(manifest.releaseHash, 1, 12) .. "…"
 	end
+	local signature = files["manifest.sig"]
 	files["manifest.json"] = nil
 	files["manifest.sig"] = nil
-	return { manifest = manifest, files = files, hash = h }
+	return { manifest = manifest, files = files, hash = h, manifest_bytes = raw, signature = signature }
 end
 
 return M

@@ -19,6 +19,7 @@ local nodelib = require "relup.agent.node"
 local steps = require "relup.agent.steps"
 local tx = require "relup.agent.transaction"
 local lock = require "relup.agent.lock"
+local signature = require "relup.agent.signature"
 
 local M = {}
 
@@ -90,9 +91,26 @@ local function record_event(history, event, change)
 	end
 end
 
+-- Read and verify a bundle; with a public key configured, its signature too,
+-- before any of its content is used.
+local function read_bundle(opts, gz)
+	local read, err = bundle.read(gz)
+	if not read then
+		return nil, err
+	end
+	if opts.public_key_file then
+		local ok, serr = signature.verify(read.manifest_bytes, read.signature, opts.public_key_file, opts.state_dir)
+		if not ok then
+			return nil, serr
+		end
+	end
+	return read
+end
+
 --[[
-Start a host. opts: state_dir, release (a release directory or bundle, for a
-fresh state directory), config, now_ms() (wall clock, ms), faults.
+Start a host. opts: state_dir, release (a bundle, for a fresh state
+directory), config, now_ms() (wall clock, ms), pid, public_key_file (accept
+only bundles signed by this ed25519 key).
 Returns host or nil, message.
 ]]
 function M.start(opts)
@@ -120,7 +138,7 @@ function M.start(opts)
 		h.previous = json.array(h.previous or {})
 		h.events = json.array(h.events or {})
 		local gz = read_file(bundle_path(h.name, h.permanent))
-		local read, err = gz and bundle.read(gz)
+		local read, err = gz and read_bundle(opts, gz)
 		if not read then
 			return nil, "the history in " .. state_dir .. " names " .. h.name .. " " .. h.permanent .. " as permanent, but its bundle is missing or does not verify (" .. tostring(err) .. ")"
 		end
@@ -149,7 +167,7 @@ function M.start(opts)
 		if not gz then
 			return nil, "cannot read the release bundle " .. opts.release .. " (a .tar.gz made by `relup release pack`)"
 		end
-		local read, err = bundle.read(gz)
+		local read, err = read_bundle(opts, gz)
 		if not read then
 			return nil, opts.release .. ": " .. err
 		end
@@ -288,7 +306,7 @@ function M.apply_exclusive(host, params, on_event, env)
 	local gz = type(params.bundle) == "string" and base64.decode(params.bundle)
 	local read, err = nil, "the bundle is not base64"
 	if gz then
-		read, err = bundle.read(gz)
+		read, err = read_bundle(host.opts, gz)
 	end
 	if not read then
 		return refuse(host, script, started, now, "bundle-invalid", "the uploaded bundle does not verify: " .. tostring(err))
