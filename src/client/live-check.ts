@@ -46,7 +46,7 @@ export async function readFixture(path: string): Promise<Fixture> {
   try {
     json = JSON.parse(text);
   } catch (e) {
-    throw new UserError(`fixture ${path} is not JSON: ${(e as Error).message}`, 'write { "calls": [{ "process": "…", "message": … }], "invokes": [{ "module": "…", "function": "…", "args": [] }] }');
+    throw new UserError(`fixture ${path} is not JSON: ${(e as Error).message}`, 'capture one from a running node with relup status --target <node> --states > fixture.json, or write { "calls": [{ "process": "…", "message": … }], "invokes": [{ "module": "…", "function": "…", "args": [] }], "ignore": [] } (docs/planner.md)');
   }
   const parsed = fixtureSchema.safeParse(json);
   if (!parsed.success) throw new UserError(`fixture ${path} is invalid: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
