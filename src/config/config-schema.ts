@@ -28,7 +28,7 @@ export const healthSchema = z.strictObject({
   /** GET this path on the node's HTTP service (its first server's port); healthy when it answers 2xx. */
   path: z.string().regex(/^\//, 'a path starting with /').optional(),
   /** Call this function of the running release (protocol `invoke`); healthy when it returns true or { ok: true }. */
-  invoke: z.strictObject({ module: z.string().min(1), function: z.string().min(1) }).optional(),
+  invoke: z.strictObject({ module: z.string().min(1), function: z.string().min(1), args: z.array(z.unknown()).optional() }).optional(),
   /** Each check gives up after this many ms. */
   timeoutMs: z.number().int().min(1).max(600_000).optional(),
   /** During a soak, check this often (ms). */
@@ -71,6 +71,6 @@ export function configKeysAt(path: readonly PropertyKey[]): readonly string[] {
   if (path[0] === 'targets' && path[2] === 'tls' && path.length === 3) return ['ca', 'servername', 'fingerprint'];
   if (path[0] === 'fleets' && path.length === 2) return Object.keys(fleetSchema.shape);
   if (path[0] === 'fleets' && path[2] === 'health' && path.length === 3) return Object.keys(healthSchema.shape);
-  if (path[0] === 'fleets' && path[2] === 'health' && path[3] === 'invoke' && path.length === 4) return ['module', 'function'];
+  if (path[0] === 'fleets' && path[2] === 'health' && path[3] === 'invoke' && path.length === 4) return ['module', 'function', 'args'];
   return [];
 }

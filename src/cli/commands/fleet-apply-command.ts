@@ -104,13 +104,19 @@ export async function run(raw: Record<string, unknown>, io: CommandIo): Promise<
   return result.ok ? EXIT_OK : EXIT_FAILED;
 }
 
-function healthCheck(args: FleetApplyArgs, configured: { path?: string | undefined; invoke?: { module: string; function: string } | undefined; timeoutMs?: number | undefined } | undefined): HealthCheck | undefined {
+function healthCheck(args: FleetApplyArgs, configured: { path?: string | undefined; invoke?: { module: string; function: string; args?: unknown[] | undefined } | undefined; timeoutMs?: number | undefined } | undefined): HealthCheck | undefined {
   const path = args.healthPath ?? configured?.path;
-  let invoke = configured?.invoke;
+  let invoke: HealthCheck['invoke'] = configured?.invoke === undefined ? undefined : { module: configured.invoke.module, function: configured.invoke.function, ...(configured.invoke.args === undefined ? {} : { args: configured.invoke.args }) };
   if (args.healthInvoke !== undefined) {
-    const m = /^([^.]+)\.([A-Za-z_$][\w$]*)$/.exec(args.healthInvoke);
-    if (m === null) throw new UserError(`--health-invoke "${args.healthInvoke}" is not module.function`, 'e.g. --health-invoke route.healthy');
-    invoke = { module: m[1]!, function: m[2]! };
+    const m = /^([^.(]+)\.([A-Za-z_$][\w$]*)(?:\((.*)\))?$/s.exec(args.healthInvoke.trim());
+    let callArgs: unknown[] | undefined;
+    try {
+      callArgs = m?.[3] === undefined ? [] : (JSON.parse(`[${m[3]}]`) as unknown[]);
+    } catch {
+      callArgs = undefined;
+    }
+    if (m === null || callArgs === undefined) throw new UserError(`--health-invoke "${args.healthInvoke}" is not module.function or module.function(JSON arguments)`, `e.g. --health-invoke route.healthy or --health-invoke 'config.get("enable_cache")'`);
+    invoke = { module: m[1]!, function: m[2]!, args: callArgs };
   }
   if (path !== undefined && !path.startsWith('/')) throw new UserError(`--health-path "${path}" must start with /`, 'e.g. --health-path /health');
   if (path === undefined && invoke === undefined) return undefined;

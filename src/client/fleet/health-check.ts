@@ -4,7 +4,7 @@ export interface HealthCheck {
   /** GET http://<host>:<port><path> on the node's service (its first HTTP server); 2xx is healthy. */
   path?: string;
   /** A function of the running release, called through the control channel; `true` or `{ ok: true }` is healthy. */
-  invoke?: { module: string; function: string };
+  invoke?: { module: string; function: string; args?: unknown[] };
   timeoutMs: number;
 }
 
@@ -20,8 +20,17 @@ export interface HealthResult {
  * target, the target's host for TCP.
  */
 export async function checkHealth(check: HealthCheck, connection: Connection, host: string): Promise<HealthResult> {
+  try {
+    return await check1(check, connection, host);
+  } catch (e) {
+    // The control channel itself failed (the node died, the network went): that is not healthy either.
+    return { ok: false, detail: `the node did not answer: ${(e as Error).message}` };
+  }
+}
+
+async function check1(check: HealthCheck, connection: Connection, host: string): Promise<HealthResult> {
   if (check.path !== undefined) {
-    const status = (await connection.request('status', {})) as { servers?: { port: number }[] };
+    const status = (await withTimeout(connection.request('status', {}), check.timeoutMs)) as { servers?: { port: number }[] };
     const port = status.servers?.[0]?.port;
     if (port === undefined) return { ok: false, detail: `health path ${check.path}: the node runs no HTTP server` };
     const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}${check.path}`;
@@ -36,10 +45,7 @@ export async function checkHealth(check: HealthCheck, connection: Connection, ho
   if (check.invoke !== undefined) {
     const name = `${check.invoke.module}.${check.invoke.function}`;
     try {
-      const result = await Promise.race([
-        connection.request('invoke', { module: check.invoke.module, function: check.invoke.function, args: [] }),
-        new Promise((_, reject) => setTimeout(() => reject(new Error(`no answer within ${check.timeoutMs} ms`)), check.timeoutMs).unref()),
-      ]);
+      const result = await withTimeout(connection.request('invoke', { module: check.invoke.module, function: check.invoke.function, args: check.invoke.args ?? [] }), check.timeoutMs);
       const ok = result === true || (typeof result === 'object' && result !== null && (result as { ok?: unknown }).ok === true);
       if (!ok) return { ok: false, detail: `${name}() returned ${JSON.stringify(result)?.slice(0, 200)}` };
     } catch (e) {
@@ -47,4 +53,12 @@ export async function checkHealth(check: HealthCheck, connection: Connection, ho
     }
   }
   return { ok: true, detail: 'healthy' };
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }

@@ -324,8 +324,13 @@ async function upgradeNode(s: Seen, to: string, options: RolloutOptions, emit: (
         // A failing check during the soak reverts the node at once, through the down path.
         if (!h.ok) return { ...(await revertNode(s, from, options, `health check failed during the soak: ${h.detail}`, { to, version })), durationMs: now() - started, suspensionMs };
       }
-      const made = (await connection.request('make_permanent', { version: to })) as { permanent: string };
-      return done({ outcome: 'committed', version: to, permanent: made.permanent, suspensionMs, detail: `soaked ${soakMs} ms, then made permanent` });
+      try {
+        const made = (await connection.request('make_permanent', { version: to })) as { permanent: string };
+        return done({ outcome: 'committed', version: to, permanent: made.permanent, suspensionMs, detail: `soaked ${soakMs} ms, then made permanent` });
+      } catch (e) {
+        // The soak passed but the node could not record it: it runs `to`, and a restart would boot `from`.
+        return done({ outcome: 'lost', version: to, permanent: from, suspensionMs, detail: `the soak passed but make_permanent failed: ${(e as Error).message}; a restart boots ${from}` });
+      }
     }
     return done({ outcome: 'committed', version: to, permanent, suspensionMs, detail: outcomes.length > 1 ? `${outcomes.length} hops` : '' });
   } finally {

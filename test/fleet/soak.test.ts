@@ -1,0 +1,80 @@
+import { describe, expect, it } from 'vitest';
+import type { RolloutResult } from '../../src/client/fleet/rollout.js';
+import { runCli } from '../helpers/run-cli.js';
+import { startFleet, type Fleet } from './fleet-nodes.js';
+
+interface Status {
+  version: string;
+  permanent: string;
+  history: { op: string; status: string }[];
+}
+
+async function statusOf(fleet: Fleet, name: string): Promise<Status> {
+  return JSON.parse((await runCli(['status', '--target', name, '--json'], fleet.dir)).stdout) as Status;
+}
+
+/** Poll until the node runs `version` (the soak has begun: committed, not permanent). */
+async function waitFor(fleet: Fleet, name: string, version: string): Promise<Status> {
+  for (let i = 0; i < 300; i++) {
+    const st = await statusOf(fleet, name).catch(() => undefined);
+    if (st?.version === version) return st;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${name} never ran ${version}`);
+}
+
+const resultOf = (stdout: string) => JSON.parse(stdout.trim().split('\n').at(-1)!) as RolloutResult;
+
+/** issue 13 §2 on real node processes: soak, health check, automatic revert, restart during the soak. */
+describe('relup apply --soak', { timeout: 180_000 }, () => {
+  it('keeps the release not permanent during the soak, then rolls it back automatically when the health check fails', async () => {
+    const fleet = await startFleet(1, {});
+    try {
+      // Healthy while the setting enable_cache (new in 1.2.3, default true) is true.
+      const apply = runCli(['apply', '--target', 'n1', '--to', '1.2.3', '--soak', '60s', '--health-invoke', 'config.get("enable_cache")', '--health-interval', '100', '--json'], fleet.dir);
+      const during = await waitFor(fleet, 'n1', '1.2.3');
+      expect(during.permanent).toBe('1.2.2');
+      // The service goes bad in the middle of the soak.
+      const c = await fleet.nodes[0]!.connect();
+      await c.request('invoke', { module: 'config', function: 'set', args: ['enable_cache', false] });
+      c.close();
+      const r = await apply;
+      expect(r.exitCode, r.stderr).toBe(1);
+      const result = resultOf(r.stdout);
+      expect(result.rows[0]).toMatchObject({ node: 'n1', outcome: 'reverted', version: '1.2.2', permanent: '1.2.2' });
+      expect(result.rows[0]!.detail).toContain('health check failed during the soak');
+      const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { type: string; ok?: boolean; soak?: boolean });
+      expect(events.some((e) => e.type === 'soak-start')).toBe(true);
+      expect(events.some((e) => e.type === 'health' && e.soak === true && e.ok === false)).toBe(true);
+      const after = await statusOf(fleet, 'n1');
+      expect(after).toMatchObject({ version: '1.2.2', permanent: '1.2.2' });
+      // The way back was the down path: a second committed transaction, not a restart.
+      expect(after.history.map((e) => `${e.op}:${e.status}`)).toEqual(['boot:booted', 'apply:committed', 'apply:committed']);
+    } finally {
+      await fleet.stopAll();
+    }
+  });
+
+  it('makes the release permanent once the soak passes; a node killed during the soak boots the old release', async () => {
+    const fleet = await startFleet(2, {});
+    try {
+      const ok = await runCli(['apply', '--target', 'n1', '--to', '1.2.3', '--soak', '1s', '--health-path', '/version', '--health-interval', '200'], fleet.dir);
+      expect(ok.exitCode, ok.stdout + ok.stderr).toBe(0);
+      expect(ok.stdout).toContain('soaking until');
+      expect(await statusOf(fleet, 'n1')).toMatchObject({ version: '1.2.3', permanent: '1.2.3' });
+
+      const apply = runCli(['apply', '--target', 'n2', '--to', '1.2.3', '--soak', '60s', '--health-path', '/version', '--health-interval', '100', '--json'], fleet.dir);
+      await waitFor(fleet, 'n2', '1.2.3');
+      fleet.nodes[1]!.child.kill('SIGKILL');
+      await fleet.nodes[1]!.child;
+      const r = await apply;
+      expect(r.exitCode).toBe(1);
+      // The client saw the node go and could not revert it; it says so rather than claiming a rollback.
+      expect(resultOf(r.stdout).rows[0]).toMatchObject({ node: 'n2', outcome: 'revert-failed' });
+      await fleet.restart(1);
+      expect(await statusOf(fleet, 'n2')).toMatchObject({ version: '1.2.2', permanent: '1.2.2' });
+    } finally {
+      await fleet.stopAll();
+    }
+  });
+});
