@@ -26,4 +26,17 @@ describe('a node refusing a module that does not compile', { timeout: 60_000 }, 
     expect(outcome).toMatchObject({ status: 'refused', version: '1.2.2', failure: { code: 'compile-error' } });
     expect(outcome.failure.message).toContain('relup:demo@1.2.3/route.js:3:10 does not compile: missing ) after argument list');
   });
+
+  it('names file:line:col when the top level throws, e.g. a denied require', async () => {
+    const dir = await demoCopy();
+    const node = await startNodeProcess(dir, { release: 'releases/1.2.2' });
+    nodes.push(node);
+    const game = join(dir, 'releases', '1.2.3', 'game.js');
+    await writeFile(game, `// players\nconst _ = require('lodash');\n${await readFile(game, 'utf8')}`);
+    const r = await runCli(['apply', '--target', node.socket, '--to', '1.2.3', '--json'], dir);
+    expect(r.exitCode).toBe(1);
+    const outcome = JSON.parse(r.stdout);
+    expect(outcome).toMatchObject({ status: 'refused', version: '1.2.2', failure: { code: 'compile-error' } });
+    expect(outcome.failure.message).toContain('relup:demo@1.2.3/game.js:2:11 threw while loading: require("lodash")');
+  });
 });

@@ -68,3 +68,16 @@ function locateCompileError(e: unknown, filename: string): CompileProblem {
   const column = /^\s*\^/.test(caret) ? caret.indexOf('^') + 1 : undefined;
   return column === undefined ? { message, line } : { message, line, column };
 }
+
+/** The first stack frame inside `filename` of an error thrown by module code, as a position in the file. */
+export function throwSite(e: unknown, filename: string): CompileProblem {
+  const message = e instanceof Error ? e.message : String(e);
+  const stack = e instanceof Error && typeof e.stack === 'string' ? e.stack : '';
+  for (const line of stack.split('\n').slice(1)) {
+    const at = line.indexOf(`${filename}:`);
+    if (at === -1) continue;
+    const m = /^(\d+):(\d+)/.exec(line.slice(at + filename.length + 1));
+    if (m !== null) return { message, line: Number(m[1]), column: Number(m[2]) };
+  }
+  return { message };
+}

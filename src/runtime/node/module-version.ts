@@ -1,5 +1,5 @@
 import { createRequire, isBuiltin } from 'node:module';
-import { compileModuleSource, moduleFilename, whereText } from './module-source.js';
+import { compileModuleSource, moduleFilename, throwSite, whereText } from './module-source.js';
 import { RuntimeError, messageOf } from './runtime-error.js';
 
 const requireBuiltin = createRequire(import.meta.url);
@@ -121,7 +121,8 @@ export function compileModule(input: CompileInput): ModuleVersion {
   try {
     body.call(module.exports, module.exports, module, require, api);
   } catch (e) {
-    throw new RuntimeError('compile-error', `${filename} threw while loading: ${messageOf(e)}`, 'a module file\'s top level must only define functions and constants');
+    // Where in the file it threw, from the stack: the same file:line:col form as a compile error.
+    throw new RuntimeError('compile-error', `${whereText(filename, throwSite(e, filename))} threw while loading: ${messageOf(e)}`, 'a module file\'s top level must only define functions and constants');
   } finally {
     gate.loading = false;
   }
