@@ -104,7 +104,8 @@ export async function readBundleFiles(source: string | Uint8Array, origin: strin
       tooLarge(`${path} is ${entry.size} bytes, over the ${limits.maxFileBytes}-byte limit for one file`, path);
       return void entry.resume();
     }
-    declared += entry.size;
+    // The total, like the entry count, is of release files: pack checks the same sum on the directory.
+    if (!BUNDLE_OWN_FILES.has(path)) declared += entry.size;
     if (declared > limits.maxTotalBytes) {
       tooLarge(`${origin} unpacks to more than ${limits.maxTotalBytes} bytes`);
       return void entry.resume();

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { error, hasErrors, type Checked, type Diagnostic } from '../diagnostics/diagnostic.js';
 import { comparePaths, unsafePathReason } from './release-path.js';
 import { entryLimitExceeded, type ReleaseFiles, type ReleaseLimits } from './release-files.js';
+import { BUNDLE_OWN_FILES } from './release-hash.js';
 
 /** Past this many findings the directory is plainly not a release (`/usr`, `/proc`); stop walking. */
 const MAX_REPORTED = 100;
@@ -30,6 +31,7 @@ export async function readDirFiles(root: string, origin: string, limits: Release
   const found: { path: string; full: string; size: number }[] = [];
   let total = 0;
   let dirs = 0;
+  let releaseFiles = 0;
 
   const report = (d: Diagnostic) => {
     diagnostics.push(d);
@@ -80,12 +82,16 @@ export async function readDirFiles(root: string, origin: string, limits: Release
         continue;
       }
       if (s.isDirectory()) {
-        stopAt(entryLimitExceeded(found.length, ++dirs, limits));
+        stopAt(entryLimitExceeded(releaseFiles, ++dirs, limits));
         await walk(full, path);
       } else if (s.isFile()) {
         found.push({ path, full, size: s.size });
-        stopAt(entryLimitExceeded(found.length, dirs, limits));
-        total += s.size;
+        // A stale manifest.json or manifest.sig is never packed: not counted, as the bundle reader does not count them.
+        if (!BUNDLE_OWN_FILES.has(path)) {
+          releaseFiles += 1;
+          total += s.size;
+        }
+        stopAt(entryLimitExceeded(releaseFiles, dirs, limits));
         if (s.size > limits.maxFileBytes) {
           report(error('release-too-large', `${path} is ${s.size} bytes, over the ${limits.maxFileBytes}-byte limit for one file`, where, 'keep large assets out of the release'));
         }
@@ -109,7 +115,7 @@ export async function readDirFiles(root: string, origin: string, limits: Release
       const where = { file: `${origin}/${f.path}` };
       let bytes: Buffer | 'not-a-file' | 'too-large';
       try {
-        bytes = await readRegularFile(f.full, Math.min(limits.maxFileBytes, limits.maxTotalBytes - read));
+        bytes = await readRegularFile(f.full, BUNDLE_OWN_FILES.has(f.path) ? limits.maxFileBytes : Math.min(limits.maxFileBytes, limits.maxTotalBytes - read));
       } catch (e) {
         fsFinding(e, f.path);
         continue;
@@ -119,7 +125,7 @@ export async function readDirFiles(root: string, origin: string, limits: Release
       } else if (bytes === 'too-large') {
         report(error('release-too-large', `${f.path} grew past the size limits while it was read`, where, 'keep large or growing files out of the release'));
       } else {
-        read += bytes.length;
+        if (!BUNDLE_OWN_FILES.has(f.path)) read += bytes.length;
         files.set(f.path, bytes);
       }
     }

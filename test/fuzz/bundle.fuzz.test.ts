@@ -134,10 +134,10 @@ describe('fuzz: bundles and walks', () => {
   );
 
   it(
-    'pack and verify agree at the entry limit: for any limit and tree around it, the same verdict and code',
+    'pack and verify agree at the entry and byte limits: for any limit and tree around it, the same verdict and code',
     async () => {
-      const arb = fc.record({ limit: fc.integer({ min: 2, max: 12 }), delta: fc.integer({ min: -1, max: 2 }), dirs: fc.integer({ min: 0, max: 3 }), own: fc.boolean() });
-      await fuzzAsync(summary, 'pack/verify', 'entry limit agreement', arb, async ({ limit, delta, dirs, own }) => {
+      const arb = fc.record({ limit: fc.integer({ min: 2, max: 12 }), delta: fc.integer({ min: -1, max: 2 }), dirs: fc.integer({ min: 0, max: 3 }), own: fc.boolean(), bytesDelta: fc.option(fc.integer({ min: -1, max: 1 })) });
+      await fuzzAsync(summary, 'pack/verify', 'entry and byte limit agreement', arb, async ({ limit, delta, dirs, own, bytesDelta }) => {
         const root = await testdir();
         const rel = join(root, 'rel');
         const count = Math.max(2, limit + delta);
@@ -148,7 +148,9 @@ describe('fuzz: bundles and walks', () => {
         for (let i = 0; i < count - 2; i++) await writeFile(join(rel, dirs === 0 ? `f${i}.txt` : `d${i % dirs}/f${i}.txt`), `${i}`);
         // A stale manifest.json in the directory is never packed nor counted.
         if (own) await writeFile(join(rel, 'manifest.json'), '{}');
-        const limits = { maxEntries: limit };
+        // The byte limit, when drawn, sits at the release's exact size, one under or one over.
+        const bytes = Buffer.byteLength('name: tiny\nversion: 1.0.0\nruntime: node\nmodules:\n  main:\n    file: main.js\n') + 1 + Array.from({ length: count - 2 }, (_, i) => String(i).length).reduce((a, b) => a + b, 0);
+        const limits = { maxEntries: limit, ...(bytesDelta === null ? {} : { maxTotalBytes: bytes + bytesDelta }) };
         const packed = await packRelease(rel, { outDir: join(root, 'out'), limits });
         const verified = await verifyRelease(rel, { limits });
         const errs = (ds: { code: string; severity: string }[]) => ds.filter((d) => d.severity === 'error' && d.code !== 'bundle-manifest-invalid' && !d.code.startsWith('bundle-file') && d.code !== 'bundle-release-hash-mismatch' && d.code !== 'bundle-manifest-mismatch').map((d) => d.code);

@@ -54,6 +54,22 @@ describe('pack and verify share one entry limit (issue 9.11)', { timeout: 120_00
   });
 });
 
+describe('pack and verify share the byte limit too (same class as 9.11)', () => {
+  it('packs a release of exactly maxTotalBytes into a bundle that verifies with the same limits', async () => {
+    const yaml = releaseYaml();
+    const limits = { maxTotalBytes: 8192 };
+    const dir = await testdir({ 'rel/release.yaml': yaml, 'rel/main.js': 'x'.repeat(8192 - Buffer.byteLength(yaml)) });
+    const out = await testdir();
+    const packed = await packRelease(join(dir, 'rel'), { outDir: out, limits });
+    expect(codes(packed)).toEqual([]);
+    // Before: the bundle's own manifest.json counted towards the total, so verify refused it as bundle-too-large.
+    expect(codes(await verifyRelease(packed.value!.bundlePath, { limits }))).toEqual([]);
+    const over = await testdir({ 'rel/release.yaml': yaml, 'rel/main.js': 'x'.repeat(8193 - Buffer.byteLength(yaml)) });
+    expect(codes(await packRelease(join(over, 'rel'), { outDir: out, limits }))).toEqual(['release-too-large']);
+    expect(codes(await verifyRelease(join(over, 'rel'), { limits }))).toEqual(['release-too-large']);
+  });
+});
+
 async function bundleFile(bytes: Buffer): Promise<string> {
   const dir = await testdir({ 'b.tar.gz': bytes });
   return join(dir, 'b.tar.gz');
