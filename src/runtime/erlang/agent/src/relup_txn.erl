@@ -30,6 +30,7 @@
 
 -define(DEFAULT_DEADLINE_MS, 30000).
 -define(PURGE_WAIT_MS, 1000).
+-define(BACKGROUND_PURGE_MS, 60000).
 -define(PRE_PONR, [<<"verify_release">>, <<"check_version">>, <<"stage">>, <<"check_function">>, <<"check_process">>]).
 
 -record(t, {
@@ -40,7 +41,7 @@
     suspended = [],        %% [{Name, Pid, Group}] newest first
     resume_at_end = [],
     suspended_at = #{}, resumed_at = #{}, migrated = #{},
-    stopped = [], brutal = [], notes = [],
+    stopped = [], brutal = [], notes = [], lingering = [],
     verified = false, version_checked = false,
     version,
     journal = [],          %% newest first
@@ -329,12 +330,20 @@ killable(Mod, I, T) ->
     case erlang:check_old_code(Mod) of
         false -> ok;
         true ->
-            case [P || P <- processes(), erlang:check_process_code(P, Mod)] of
+            %% A process about to move (its next fully-qualified call) is given a moment; waiting here changes nothing.
+            case in_old_code(Mod, min(?PURGE_WAIT_MS, remaining(T))) of
                 [] -> ok;
                 Ps -> fail(<<"process-in-old-code">>, iolist_to_binary(io_lib:format(
                         "step ~b: switching ~s would kill ~s, still running its old code; relup never kills a process: let them move to the current code (a fully-qualified call) and try again",
                         [I, Mod, describe_pids(Ps)])), T)
             end
+    end.
+
+in_old_code(Mod, Ms) ->
+    case [P || P <- processes(), erlang:check_process_code(P, Mod)] of
+        [] -> [];
+        Ps when Ms =< 0 -> Ps;
+        _ -> timer:sleep(10), in_old_code(Mod, Ms - 10)
     end.
 
 describe_pids(Ps) ->
@@ -413,16 +422,19 @@ perform(<<"purge">>, #{<<"module">> := M, <<"mode">> := Mode}, T0) ->
     case Mode of
         <<"brutal">> -> T1#t{brutal = [Mod | T1#t.brutal]};
         _ ->
-            %% Soft: wait a moment for processes still in the old code to move
-            %% (a plain process moves at its next fully-qualified call). If
-            %% they do not, the old code stays loaded — nobody is killed — and
-            %% the outcome says so; the next upgrade refuses before its point
-            %% of no return until they have moved.
-            case wait_soft_purge(Mod, min(?PURGE_WAIT_MS, remaining(T1))) of
+            %% Soft: release the old code now if nothing runs it. A plain
+            %% process moves at its next fully-qualified call, which may be a
+            %% while (an acceptor blocked in accept): waiting here would keep
+            %% every suspended process waiting too. So the old code stays
+            %% loaded — nobody is killed — and is purged in the background
+            %% once they have moved; the outcome says so, and until then a new
+            %% switch of the module is refused before its point of no return.
+            case code:soft_purge(Mod) of
                 true -> T1;
                 false ->
                     Ps = [P || P <- processes(), erlang:check_process_code(P, Mod)],
-                    T1#t{notes = [iolist_to_binary(io_lib:format("the old code of ~s stays loaded: ~s still run it", [M, describe_pids(Ps)])) | T1#t.notes]}
+                    T1#t{lingering = [Mod | T1#t.lingering],
+                         notes = [iolist_to_binary(io_lib:format("the old code of ~s stays loaded until ~s move to the current code (purged in the background then)", [M, describe_pids(Ps)])) | T1#t.notes]}
             end
     end;
 perform(<<"commit">>, #{<<"version">> := V}, T0) ->
@@ -572,7 +584,8 @@ settle(Result, T) ->
     case Result of
         committed ->
             [catch gen_server:stop(binary_to_atom(N, utf8), shutdown, 5000) || N <- T#t.stopped],
-            [brutal_purge(M) || M <- T#t.brutal];
+            [brutal_purge(M) || M <- T#t.brutal],
+            [spawn(fun() -> background_purge(M, ?BACKGROUND_PURGE_MS) end) || M <- T#t.lingering];
         _ -> ok
     end,
     Problems = lists:foldl(fun({Name, Pid, _G}, Ps) ->
@@ -614,6 +627,17 @@ revive_dead(T) ->
                 end
         end
     end, [], T#t.suspended).
+
+%% Old code left by a soft purge: released as soon as no process runs it.
+%% Gives up (and says so in the log) after Ms; the code then stays loaded,
+%% harmless, and the next upgrade of the module names the processes.
+background_purge(Mod, Ms) when Ms =< 0 ->
+    logger:warning("relup: the old code of ~s is still in use; it stays loaded", [Mod]);
+background_purge(Mod, Ms) ->
+    case code:soft_purge(Mod) of
+        true -> ok;
+        false -> timer:sleep(20), background_purge(Mod, Ms - 20)
+    end.
 
 brutal_purge(Mod) ->
     %% Asked for by the appup (purge: brutal): processes in the old code are killed. Said in the log.
