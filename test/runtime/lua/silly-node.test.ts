@@ -180,6 +180,43 @@ describe.runIf(ready)('a Lua node on Silly', { timeout: 60_000 }, () => {
     }
   });
 
+  test('a step that hangs past the deadline is stopped and rolled back; a migration that tries to wait is refused', async () => {
+    const project = await sillyProject();
+    // Step index 10 of 1.2.2 → 1.2.3 (step 11 as the CLI numbers them) is `switch game`, after the point of no return: it loops forever.
+    const { target, apiPort } = await startNode(silly, project, { version: '1.2.2', env: { RELUP_FAULTS: '10:hang' } });
+    const api = await apiClient(apiPort);
+    await api.ask({ op: 'add_player', id: 1, name: 'ann' });
+    const conn = await open(target);
+    const before = JSON.stringify(await conn.request('states', {}));
+    const hung = await runCli(['apply', '--target', target, '--to', '1.2.3', '--deadline', '500', '--json'], project.dir, env);
+    expect(hung.exitCode).toBe(1);
+    expect(JSON.parse(hung.stdout)).toMatchObject({ status: 'rolled-back', version: '1.2.2', failure: { code: 'deadline', step: { index: 11, op: 'switch', target: 'game' } }, rollback: { complete: true } });
+    expect(JSON.stringify(await conn.request('states', {}))).toBe(before);
+    // The node still serves: the loop was cut by the deadline, not the process.
+    expect(await api.ask({ op: 'versions' })).toEqual({ route: '1.2.2', game: '1.2.2', config: '1.2.2' });
+    api.close();
+    conn.close();
+
+    // A migration that sleeps would let other code see half an upgrade: it fails the step, and everything is undone.
+    const game = join(project.dir, 'releases', '1.2.3', 'game.lua');
+    const { readFile: rf, writeFile: wf } = await import('node:fs/promises');
+    const source = await rf(game, 'utf8');
+    await wf(game, source.replace('function M.add_levels(info)\n', 'function M.add_levels(info)\n\trequire("silly.time").sleep(10)\n'));
+    const project2 = { ...project, stateDir: join(project.dir, 'state2') };
+    const second = await startNode(silly, project2, { version: '1.2.2' });
+    const waited = await runCli(['apply', '--target', second.target, '--to', '1.2.3', '--json'], project.dir, env);
+    expect(waited.exitCode).toBe(1);
+    expect(JSON.parse(waited.stdout)).toMatchObject({ status: 'rolled-back', version: '1.2.2', failure: { code: 'step-yielded', step: { op: 'migrate' } }, rollback: { complete: true } });
+    // The abandoned wait's timer fires later and must find nothing of the agent to resume: the node keeps working.
+    await new Promise((r) => setTimeout(r, 200));
+    const api2 = await apiClient(second.apiPort);
+    expect(await api2.ask({ op: 'versions' })).toEqual({ route: '1.2.2', game: '1.2.2', config: '1.2.2' });
+    const again = await runCli(['apply', '--target', second.target, '--to', '1.2.3', '--json'], project.dir, env);
+    expect(JSON.parse(again.stdout)).toMatchObject({ status: 'rolled-back', failure: { code: 'step-yielded' } });
+    expect(await api2.ask({ op: 'route', name: 'x' })).toEqual({ status: 200, body: 'Hello, visitor #1' });
+    api2.close();
+  });
+
   test('a second node on the same state directory is refused, naming the first', async () => {
     const project = await sillyProject();
     const first = await startNode(silly, project, { version: '1.2.2' });

@@ -129,7 +129,26 @@ function M.start(opts)
 	local listen = opts.listen or M.DEFAULT_LISTEN
 	-- Monotonic nanoseconds (silly.perf.hrtime), as fractional milliseconds: step durations are sub-millisecond.
 	local hrtime = require("silly.perf").hrtime
+	-- Each step runs as a Silly task of its own, created and resumed at once
+	-- (what silly._start does), so that a step that tries to wait registers
+	-- that task, not the agent's, with the scheduler; the task is then
+	-- closed, and its stray wake-up finds a dead coroutine (Silly logs it)
+	-- instead of resuming the agent in the middle of something else.
+	local task = require "silly.task"
+	local spawn = function(fn, hook)
+		local t = task._create(fn)
+		debug.sethook(t, hook, "", 1000)
+		task._resume(t)
+		-- A task that ran to its end went back to Silly's pool: clear its hook for its next user.
+		debug.sethook(t)
+		if task.status(t) ~= nil then
+			coroutine.close(t)
+			return false
+		end
+		return true
+	end
 	local env = {
+		spawn = spawn,
 		now = function()
 			return hrtime() / 1e6
 		end,

@@ -350,6 +350,7 @@ function M.apply_exclusive(host, params, on_event, env)
 		on_event = on_event,
 		now = now,
 		fault = env.fault,
+		spawn = env.spawn,
 	})
 	if result.status == "committed" then
 		local ok, werr = write_atomic(host.bundle_path(image.release.name, image.release.version), gz)

@@ -82,30 +82,58 @@ end
 
 local DEADLINE = {}
 
--- Run fn(...) in a coroutine that may not yield and dies at the deadline.
-local function guarded(now, deadline_at, fn, ...)
+-- Runs fn in a coroutine of its own and says whether it ran to its end
+-- (true) or tried to wait (false: the coroutine is closed). Replaced by the
+-- agent with one that uses Silly's tasks (agent.lua), so that a step that
+-- waits leaves nothing registered with Silly's scheduler.
+local function plain_spawn(fn, hook)
 	local co = cocreate(fn)
-	sethook(co, function()
+	sethook(co, hook, "", 1000)
+	local ok, err = coresume(co)
+	if not ok then
+		error(err, 0)
+	end
+	if costatus(co) ~= "dead" then
+		coroutine.close(co)
+		return false
+	end
+	return true
+end
+M.plain_spawn = plain_spawn
+
+-- Run fn(...) so that it may not wait and dies at the deadline.
+local function guarded(spawn, now, deadline_at, fn, ...)
+	local args = table.pack(...)
+	local result
+	local hook = function()
 		if now() > deadline_at then
 			error(DEADLINE, 0)
 		end
-	end, "", 1000)
-	local ok, err = coresume(co, ...)
+	end
+	local finished = spawn(function()
+		result = table.pack(pcall(fn, table.unpack(args, 1, args.n)))
+	end, hook)
+	if not finished then
+		return false, M.fail("step-yielded", "the step tried to wait (time.sleep, a socket read, a channel…): on a Lua node, steps and migrations run to the end without waiting, so that nothing else runs in the middle of an upgrade", "make the migration synchronous")
+	end
+	if result == nil then
+		-- The deadline hook fired after fn returned, outside its pcall.
+		return false, M.fail("deadline", "the transaction's deadline passed during this step", "raise deadlineMs")
+	end
+	local ok, err = result[1], result[2]
 	if not ok then
 		if err == DEADLINE then
 			return false, M.fail("deadline", "the transaction's deadline passed during this step", "raise deadlineMs, or find the step that hangs in the journal")
 		end
 		return false, err
 	end
-	if costatus(co) ~= "dead" then
-		return false, M.fail("step-yielded", "the step tried to wait (time.sleep, a socket read, a channel…): on a Lua node, steps and migrations run to the end without waiting, so that nothing else runs in the middle of an upgrade", "make the migration synchronous")
-	end
 	return true
 end
 
 --[[
 input: steps, pnr (0-based), dry_run, deadline_ms, performer, on_event,
-       now() (ms, monotonic), fault(index, step) (optional: injected faults)
+       now() (ms, monotonic), fault(index, step) (optional: injected faults),
+       spawn(fn, hook) (optional: how a step's coroutine is run, see plain_spawn)
 performer: check(step, ctx), perform(step, ctx), settle(result) -> {problems}
 Returns { status, failure, rollback, journal, durationMs }.
 ]]
@@ -150,6 +178,7 @@ function M.run(input)
 	end
 
 	local deadline_at = started + input.deadline_ms
+	local spawn = input.spawn or plain_spawn
 	local undo_log = {}
 	local last = input.dry_run and pnr or (#steps - 1)
 	for index = 0, last do
@@ -185,12 +214,12 @@ function M.run(input)
 			if now() > deadline_at then
 				ok, err = false, M.fail("deadline", "the transaction's deadline of " .. input.deadline_ms .. " ms passed")
 			elseif injected == "hang" then
-				ok, err = guarded(now, deadline_at, function()
+				ok, err = guarded(spawn, now, deadline_at, function()
 					while true do
 					end
 				end)
 			else
-				ok, err = guarded(now, deadline_at, before and performer.check or performer.perform, step, ctx)
+				ok, err = guarded(spawn, now, deadline_at, before and performer.check or performer.perform, step, ctx)
 			end
 		end
 		local duration = now() - t0
