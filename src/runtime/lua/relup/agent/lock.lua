@@ -27,6 +27,20 @@ local function quote(s)
 	return "'" .. s:gsub("'", "'\\''") .. "'"
 end
 
+-- Fields of /proc/<pid>/stat from field 3 (state) on, or nil.
+local function stat_fields(pid)
+	local stat = read("/proc/" .. tostring(pid) .. "/stat")
+	local after = stat and stat:match("%) (.*)$")
+	if not after then
+		return nil
+	end
+	local fields = {}
+	for f in after:gmatch("%S+") do
+		fields[#fields + 1] = f
+	end
+	return fields
+end
+
 -- Start time of a pid in clock ticks since boot (field 22 of /proc/<pid>/stat), or nil.
 local function started_of(pid)
 	local stat = read("/proc/" .. tostring(pid) .. "/stat")
@@ -92,6 +106,12 @@ function M.take(dir, pid, since)
 		local content = read(path)
 		if content then
 			local holder = json.decode(content)
+			-- `relup node start` takes the lock for the Silly process it starts: its parent's lock is ours.
+			local parent = stat_fields(pid)
+			parent = parent and tonumber(parent[2])
+			if type(holder) == "table" and holder.pid == parent and holder.host == me.host and alive(holder, me) then
+				return function() end
+			end
 			if type(holder) == "table" and math.type(holder.pid) == "integer" and alive(holder, me) then
 				return nil, "state-dir-locked: the state directory " .. dir .. " is in use by another relup node (pid " .. holder.pid .. ", since " .. tostring(holder.since) .. "); stop that node first (kill " .. holder.pid .. "), or use another state directory"
 			end
