@@ -70,12 +70,12 @@ describe('every byte of a bundle is accounted for (issue 9.3)', () => {
     ['a deflate stream with no gzip trailer', () => rawTarGz(ok).subarray(0, -8)],
     ['a wrong CRC-32 in the trailer', () => {
       const b = Buffer.from(rawTarGz(ok));
-      b[b.length - 8] ^= 0xff;
+      b[b.length - 8]! ^= 0xff;
       return b;
     }],
     ['a wrong length in the trailer', () => {
       const b = Buffer.from(rawTarGz(ok));
-      b[b.length - 1] ^= 0x01;
+      b[b.length - 1]! ^= 0x01;
       return b;
     }],
     ['reserved gzip flags', () => {
