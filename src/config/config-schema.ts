@@ -1,27 +1,65 @@
 import { z } from 'zod';
 
 /** `relup.config.yaml`: where releases and appups live, and the nodes the CLI can reach. Documented in the README. */
-const unixTarget = z.strictObject({
-  socket: z.string().min(1),
-});
+const SHA256_FINGERPRINT = /^(sha256:)?([0-9A-Fa-f]{2}:?){31}[0-9A-Fa-f]{2}$/;
 
-const tcpTarget = z.strictObject({
-  host: z.string().min(1),
-  port: z.number().int().min(1).max(65535),
-  /** File holding the shared secret (never on the command line). */
-  secretFile: z.string().min(1).optional(),
-  /** Environment variable holding the shared secret. */
-  secretEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/).optional(),
-  /** Speak TLS to this node (relup node start --tls-cert/--tls-key), trusting a CA file or one certificate's sha256 fingerprint. */
-  tls: z
-    .union([
-      z.strictObject({ ca: z.string().min(1), servername: z.string().min(1).optional() }),
-      z.strictObject({ fingerprint: z.string().regex(/^(sha256:)?([0-9A-Fa-f]{2}:?){31}[0-9A-Fa-f]{2}$/, 'a sha256 fingerprint: 64 hex digits, colons allowed') }),
-    ])
-    .optional(),
-});
+/**
+ * How the CLI trusts a TLS node: a CA (or the node's certificate) in a PEM
+ * file, or one certificate's sha256 fingerprint. One object with refinements
+ * rather than a union, so a typo or a bad value is reported at its key.
+ */
+const tlsSchema = z
+  .strictObject({
+    /** PEM file of the CA that signed the node's certificate, or of the certificate itself. */
+    ca: z.string().min(1).optional(),
+    /** The name the certificate must carry (default: the target's host). */
+    servername: z.string().min(1).optional(),
+    /** sha256 fingerprint of the node's certificate (openssl x509 -noout -fingerprint -sha256), pinned instead of a CA. */
+    fingerprint: z.string().regex(SHA256_FINGERPRINT, 'a sha256 fingerprint: 64 hex digits, colons allowed').optional(),
+  })
+  .superRefine((t, ctx) => {
+    if ((t.ca === undefined) === (t.fingerprint === undefined)) ctx.addIssue({ code: 'custom', path: [], message: 'tls needs exactly one of ca (a PEM file to trust) or fingerprint (the sha256 of the node certificate)' });
+    if (t.servername !== undefined && t.ca === undefined) ctx.addIssue({ code: 'custom', path: ['servername'], message: 'servername goes with ca; a pinned fingerprint names no host' });
+  })
+  .transform((t): { ca: string; servername?: string } | { fingerprint: string } => (t.ca !== undefined ? { ca: t.ca, ...(t.servername === undefined ? {} : { servername: t.servername }) } : { fingerprint: t.fingerprint! }));
 
-export const targetSchema = z.union([unixTarget, tcpTarget]);
+/**
+ * A node the CLI can reach: `socket` (a Unix socket path), or `host` and
+ * `port` (TCP) with the secret's file or variable and optional `tls`. One
+ * object with refinements rather than a union, so errors point at a key.
+ */
+export const targetSchema = z
+  .strictObject({
+    socket: z.string().min(1).optional(),
+    host: z.string().min(1).optional(),
+    port: z.number().int().min(1).max(65535).optional(),
+    /** File holding the shared secret (never on the command line). */
+    secretFile: z.string().min(1).optional(),
+    /** Environment variable holding the shared secret. */
+    secretEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/).optional(),
+    /** Speak TLS to this node (relup node start --tls-cert/--tls-key). */
+    tls: tlsSchema.optional(),
+  })
+  .superRefine((t, ctx) => {
+    if (t.socket !== undefined) {
+      for (const k of ['host', 'port', 'secretFile', 'secretEnv', 'tls'] as const) {
+        if (t[k] !== undefined) ctx.addIssue({ code: 'custom', path: [k], message: `${k} is for TCP targets (host and port); this target is a Unix socket` });
+      }
+    } else if (t.host === undefined || t.port === undefined) {
+      ctx.addIssue({ code: 'custom', path: [], message: t.host === undefined && t.port === undefined ? 'a target needs socket (a Unix socket path), or host and port (TCP)' : `a TCP target needs both host and port; ${t.host === undefined ? 'host' : 'port'} is missing` });
+    }
+  })
+  .transform((t): { socket: string } | { host: string; port: number; secretFile?: string; secretEnv?: string; tls?: z.output<typeof tlsSchema> } =>
+    t.socket !== undefined
+      ? { socket: t.socket }
+      : {
+          host: t.host!,
+          port: t.port!,
+          ...(t.secretFile === undefined ? {} : { secretFile: t.secretFile }),
+          ...(t.secretEnv === undefined ? {} : { secretEnv: t.secretEnv }),
+          ...(t.tls === undefined ? {} : { tls: t.tls }),
+        },
+  );
 
 /** A health check: an HTTP path on the node's service and/or a function of the release (docs/fleet.md). */
 export const healthSchema = z.strictObject({
@@ -62,7 +100,7 @@ export const configSchema = z.strictObject({
 });
 
 export type RelupConfig = z.infer<typeof configSchema>;
-export type ConfigTarget = z.infer<typeof targetSchema>;
+export type ConfigTarget = z.output<typeof targetSchema>;
 export const CONFIG_FILE = 'relup.config.yaml';
 
 export function configKeysAt(path: readonly PropertyKey[]): readonly string[] {

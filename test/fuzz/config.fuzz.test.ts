@@ -32,6 +32,15 @@ targets:
     port: 7070
     secretFile: secrets/prod.key
     secretEnv: RELUP_SECRET
+    tls:
+      ca: secrets/ca.pem
+      servername: prod.example.com
+  edge:
+    host: edge.example.com
+    port: 7071
+    secretEnv: RELUP_EDGE_SECRET
+    tls:
+      fingerprint: "AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89"
 publicKey: keys/relup.pub
 `;
 const SEED_VALUE = parse(SEED_TEXT) as unknown;
