@@ -5,9 +5,9 @@ import { stepEventSchema } from '../protocol/apply-outcome.js';
 import { authOkSchema, authSchema, clientHelloSchema, errorMessageSchema, eventMessageSchema, nodeHelloSchema, OPS, requestSchema, resultMessageSchema } from '../protocol/messages.js';
 
 /**
- * JSON Schemas for the hand-written YAML formats, generated from the zod
- * schemas that validate them, so editors and relup never disagree on the
- * shape. Checks that JSON Schema cannot say (a valid semver range, the rules
+ * JSON Schemas for the hand-written YAML formats and for the control
+ * protocol, generated from the zod schemas that validate them, so editors,
+ * other runtimes and relup never disagree on the shape. Checks that JSON Schema cannot say (a valid semver range, the rules
  * of docs/appup.md) stay in relup. Pinned by test/schema/json-schemas.test.ts.
  */
 export type JsonSchema = z.core.JSONSchema.BaseSchema;

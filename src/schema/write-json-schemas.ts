@@ -4,8 +4,8 @@ import { pathToFileURL } from 'node:url';
 import { renderJsonSchemas } from './json-schemas.js';
 
 /**
- * Write appup.schema.json and release.schema.json into `outDir`; returns the
- * paths written. The checked-in copies live in docs/schema/; regenerate them
+ * Write appup.schema.json, protocol.schema.json and release.schema.json into
+ * `outDir`; returns the paths written. The checked-in copies live in docs/schema/; regenerate them
  * with `UPDATE_SCHEMAS=1 npx vitest run test/schema` (or, after a build,
  * `node dist/schema/write-json-schemas.js docs/schema`).
  */
