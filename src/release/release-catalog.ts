@@ -59,8 +59,14 @@ export async function loadCatalog(releasesDir: string, options: CatalogOptions =
   try {
     names = await readdir(releasesDir, { withFileTypes: true });
   } catch (e) {
-    if (!isNotFound(e)) throw e;
-    catalog.diagnostics.push(error('releases-dir-missing', `${dir} does not exist`, { file: dir }, 'create it, or pass the directory holding your releases with --releases'));
+    if (isNotFound(e)) {
+      catalog.diagnostics.push(error('releases-dir-missing', `${dir} does not exist`, { file: dir }, 'create it, or pass the directory holding your releases with --releases'));
+    } else if (errnoOf(e) !== undefined) {
+      // A known condition (EACCES, EIO, …), not a bug: located, like every other finding of a walk.
+      catalog.diagnostics.push(error('release-file-unreadable', `${dir} cannot be read: ${errnoOf(e)} (${(e as Error).message})`, { file: dir }, 'make the releases directory readable by this user'));
+    } else {
+      throw e;
+    }
     return catalog;
   }
 
@@ -70,7 +76,12 @@ export async function loadCatalog(releasesDir: string, options: CatalogOptions =
     const path = join(releasesDir, entry.name);
     const displayPath = `${dir.replace(/\/+$/, '')}/${entry.name}`;
     let kind: 'dir' | 'bundle';
-    if (entry.isDirectory() && (await isFile(join(path, RELEASE_MANIFEST_FILE)))) kind = 'dir';
+    const hasManifest = entry.isDirectory() ? await isFile(join(path, RELEASE_MANIFEST_FILE)) : false;
+    if (typeof hasManifest === 'string') {
+      catalog.diagnostics.push(error('release-file-unreadable', `${displayPath}/${RELEASE_MANIFEST_FILE} cannot be read: ${hasManifest}`, { file: `${displayPath}/${RELEASE_MANIFEST_FILE}` }, 'make the release directory readable by this user'));
+      continue;
+    }
+    if (hasManifest) kind = 'dir';
     else if (entry.isFile() && entry.name.endsWith('.tar.gz')) kind = 'bundle';
     else continue;
 
@@ -170,11 +181,18 @@ function versionLocation(bytes: Uint8Array | undefined, manifestFile: string): L
   return YamlSource.parse(Buffer.from(bytes).toString('utf8'), manifestFile).source.locate(['version']);
 }
 
-async function isFile(path: string): Promise<boolean> {
+/** Whether `path` is a file; the error code when it cannot be looked at (a finding, not a crash). */
+async function isFile(path: string): Promise<boolean | string> {
   try {
     return (await stat(path)).isFile();
   } catch (e) {
     if (isNotFound(e)) return false;
+    const code = errnoOf(e);
+    if (code !== undefined) return code;
     throw e;
   }
+}
+
+function errnoOf(e: unknown): string | undefined {
+  return e instanceof Error && 'code' in e && typeof e.code === 'string' && /^E[A-Z0-9]+$/.test(e.code) ? e.code : undefined;
 }

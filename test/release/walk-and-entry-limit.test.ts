@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { packRelease } from '../../src/release/pack-release.js';
+import { loadCatalog } from '../../src/release/release-catalog.js';
 import { readReleaseFiles } from '../../src/release/release-files.js';
 import { verifyRelease } from '../../src/release/verify-release.js';
 import { runCli } from '../helpers/run-cli.js';
@@ -125,6 +126,17 @@ describe('directory walks (issue 9.12)', { timeout: 60_000 }, () => {
     const diagnostics = JSON.parse(result.stdout).diagnostics as { code: string }[];
     expect(diagnostics.map((d) => d.code)).toContain('release-too-large');
     expect(diagnostics.length).toBeLessThanOrEqual(101);
+  });
+
+  it('reports a releases directory or a release.yaml that cannot be looked at as a finding, not an internal error', async () => {
+    const dir = await testdir({ 'releases/1.0.0/main.js': 'x' });
+    // Symbolic-link loops: stat and readdir fail with ELOOP, as EACCES would for a user other than root.
+    await symlink('release.yaml', join(dir, 'releases', '1.0.0', 'release.yaml'));
+    await symlink('loop', join(dir, 'loop'));
+    const catalog = await loadCatalog(join(dir, 'releases'));
+    expect(catalog.diagnostics.map((d) => [d.code, d.file])).toEqual([['release-file-unreadable', join(dir, 'releases', '1.0.0', 'release.yaml')]]);
+    const looped = await loadCatalog(join(dir, 'loop'));
+    expect(looped.diagnostics.map((d) => d.code)).toEqual(['release-file-unreadable']);
   });
 
   it('reports a file that vanishes between the listing and the read as release-file-vanished', async () => {
