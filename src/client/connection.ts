@@ -151,7 +151,8 @@ export class Connection {
       if (msg.type === 'auth_ok') return this.fail(new NodeError('bad_message', `${where} sent a second auth_ok`));
       if (msg.type === 'error' && msg.id === null) {
         // A connection-level error (idle timeout, too many connections): every pending request fails with it.
-        return this.fail(new NodeError(msg.code, `${where}: ${msg.message}`));
+        const hint = msg.code === 'not_authenticated' ? 'the node refused a frame of this session: something between this client and the node altered the traffic; across untrusted networks use TLS (tls in relup.config.yaml) or an SSH tunnel' : undefined;
+        return this.fail(new NodeError(msg.code, `${where}: ${msg.message}`, hint));
       }
       if (msg.id === null) return;
       const p = this.pending.get(msg.id);

@@ -1,7 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { execa } from 'execa';
 import type { Connection } from '../../src/client/connection.js';
+import { CLI } from '../helpers/repo-paths.js';
+import { demoCopy, runCli } from '../helpers/run-cli.js';
+import { until } from '../runtime/helpers/demo-node.js';
 import { connectTarget } from '../../src/cli/connect.js';
 import { SECRET, tcpNode } from './tcp-node.js';
 
@@ -180,5 +186,36 @@ describe('a relay between a real client and a real node (issue 9 item 6)', { tim
     const c = await connect(r.port);
     await expect(c.request('status', {})).rejects.toMatchObject({ code: 'not_authenticated' });
     expect(injected).toBe(true);
+  });
+
+  it('a relup node process and the relup CLI: the request injected after the handshake never lands', async () => {
+    const dir = await demoCopy();
+    await mkdir(join(dir, 'run'), { mode: 0o700 });
+    await writeFile(join(dir, 'run', 'secret'), `${SECRET.toString()}\n`, { mode: 0o600 });
+    const node = execa('node', [CLI, 'node', 'start', '--release', 'releases/1.2.2', '--socket', 'run/n.sock', '--state-dir', 'state', '--port', '0', '--listen', '0', '--secret-file', 'run/secret'], { cwd: dir, reject: false, all: true, env: { NO_COLOR: '1' } });
+    let out = '';
+    node.all?.on('data', (d: Buffer) => (out += d.toString()));
+    try {
+      await until(() => /control over TCP: 127\.0\.0\.1:\d+/.test(out), 15_000);
+      const port = Number(/control over TCP: 127\.0\.0\.1:(\d+)/.exec(out)![1]);
+      let injected = false;
+      const r = await relay(port, (ctx) => {
+        forward(ctx);
+        if (ctx.dir === 'n2c' && ctx.index === 1) {
+          injected = true;
+          ctx.toNode(encodeFrame(SET_TIMEOUT));
+        }
+      });
+      await writeFile(join(dir, 'relup.config.yaml'), `targets:\n  via-relay:\n    host: 127.0.0.1\n    port: ${r.port}\n    secretFile: run/secret\n  direct:\n    socket: run/n.sock\n`);
+      const through = await runCli(['status', '--target', 'via-relay'], dir);
+      expect(injected).toBe(true);
+      const direct = await connect(port);
+      expect(await direct.request('invoke', { module: 'config', function: 'get', args: ['timeout'] })).toBe(30);
+      direct.close();
+      expect(through.exitCode).toBe(1);
+    } finally {
+      node.kill('SIGTERM');
+      await node;
+    }
   });
 });
