@@ -4,6 +4,8 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { describe, expect, test } from 'vitest';
 import { FrameDecoder, encodeFrame } from '../../../src/protocol/framing.js';
+import { applyOutcomeSchema } from '../../../src/protocol/apply-outcome.js';
+import { statusResultSchema } from '../../../src/protocol/status-result.js';
 import { CLI } from '../../helpers/repo-paths.js';
 import { runCli } from '../../helpers/run-cli.js';
 import { luaGate, sillyBinary } from './lua-env.js';
@@ -31,10 +33,23 @@ describe.runIf(ready)('a Lua node on Silly', { timeout: 60_000 }, () => {
     await api.ask({ op: 'add_score', id: 1, points: 50 });
     await api.ask({ op: 'config_set', key: 'timeout', value: 60 });
 
-    const up = await runCli(['apply', '--target', target, '--to', '1.2.3', '--json'], project.dir, env);
-    expect(up.exitCode, up.stderr).toBe(0);
-    const outcome = JSON.parse(up.stdout);
-    expect(outcome.outcome?.status ?? outcome.status).toBe('committed');
+    const conn = await open(target);
+    const events: Record<string, unknown>[] = [];
+    const { stepEventSchema } = await import('../../../src/protocol/apply-outcome.js');
+    // The outcome and the events follow the protocol's schemas, like every runtime's.
+    const plan = await runCli(['plan', '1.2.2', '1.2.3', '--json'], project.dir);
+    const packed = await runCli(['release', 'pack', '1.2.3', '--out-dir', 'out'], project.dir);
+    expect(packed.exitCode, packed.stderr).toBe(0);
+    const bundle = (await readFile(join(project.dir, 'out', 'silly-demo-1.2.3.tar.gz'))).toString('base64');
+    const outcome = await conn.request('apply', { script: JSON.parse(plan.stdout), bundle }, (e) => events.push(e));
+    expect(applyOutcomeSchema.safeParse(outcome).error).toBeUndefined();
+    expect(outcome).toMatchObject({ status: 'committed', version: '1.2.3', permanent: '1.2.3', previous: ['1.2.2'], absent: { route: ['get_stats.error_count'], config: ['set.validators'] } });
+    expect(events.length).toBeGreaterThan(17);
+    for (const e of events) expect(stepEventSchema.safeParse(e).error).toBeUndefined();
+    const status0 = await conn.request('status', {});
+    expect(statusResultSchema.safeParse(status0).error).toBeUndefined();
+    expect(status0).toMatchObject({ version: '1.2.3', installed: ['1.2.3', '1.2.2'], previous: ['1.2.2'] });
+    conn.close();
 
     expect(await api.ask({ op: 'versions' })).toEqual({ route: '1.2.3', game: '1.2.3', config: '1.2.3' });
     expect(await api.ask({ op: 'route' })).toEqual({ status: 400, body: 'Error: name is required' });

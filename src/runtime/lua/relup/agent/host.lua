@@ -71,19 +71,91 @@ local function iso_now(clock_ms)
 	return os.date("!%Y-%m-%dT%H:%M:%S", ms // 1000) .. format(".%03dZ", ms % 1000)
 end
 
-local function record_event(history, event, change)
-	if change and change.current and change.current ~= history.current then
-		local prev = { history.current }
-		for _, v in ipairs(history.previous) do
-			if v ~= history.current and v ~= change.current then
-				prev[#prev + 1] = v
-			end
+-- Semantic versions compared by precedence (semver.org §11), enough for release versions.
+local function parse_version(v)
+	local core, pre = v:match("^(%d+%.%d+%.%d+)%-?([^+]*)")
+	if not core then
+		return nil
+	end
+	local a, b, c = core:match("^(%d+)%.(%d+)%.(%d+)$")
+	return { tonumber(a), tonumber(b), tonumber(c), pre ~= "" and pre or nil }
+end
+
+local function version_lt(x, y)
+	local a, b = parse_version(x), parse_version(y)
+	for i = 1, 3 do
+		if a[i] ~= b[i] then
+			return a[i] < b[i]
 		end
-		history.previous = prev
+	end
+	if a[4] == b[4] then
+		return false
+	end
+	if a[4] == nil or b[4] == nil then
+		return a[4] ~= nil -- a pre-release sorts before its release
+	end
+	local pa, pb = {}, {}
+	for id in a[4]:gmatch("[^.]+") do
+		pa[#pa + 1] = id
+	end
+	for id in b[4]:gmatch("[^.]+") do
+		pb[#pb + 1] = id
+	end
+	for i = 1, math.max(#pa, #pb) do
+		local ia, ib = pa[i], pb[i]
+		if ia == nil then
+			return true
+		elseif ib == nil then
+			return false
+		elseif ia ~= ib then
+			local na, nb = tonumber(ia), tonumber(ib)
+			if na and nb then
+				return na < nb
+			elseif na or nb then
+				return na ~= nil
+			end
+			return ia < ib
+		end
+	end
+	return false
+end
+
+-- Every installed release, newest first.
+local function installed_of(history)
+	local out = {}
+	for v in pairs(history.installed) do
+		if parse_version(v) then
+			out[#out + 1] = v
+		end
+	end
+	table.sort(out, function(a, b)
+		return version_lt(b, a)
+	end)
+	return out
+end
+
+-- Installed releases older than the running one, newest first: where a rollback can go.
+local function previous_of(history)
+	local out = {}
+	for _, v in ipairs(installed_of(history)) do
+		if parse_version(history.current) and version_lt(v, history.current) then
+			out[#out + 1] = v
+		end
+	end
+	return out
+end
+M.version_lt = version_lt
+
+-- The history (format 2, as a Node.js node writes it) after `event`.
+local function record_event(history, event, change)
+	if change and change.current then
 		history.current = change.current
 	end
 	if change and change.permanent then
 		history.permanent = change.permanent
+	end
+	if change and change.installed then
+		history.installed[change.installed.version] = change.installed.hash
 	end
 	history.events[#history.events + 1] = event
 	while #history.events > MAX_EVENTS do
@@ -132,11 +204,15 @@ function M.start(opts)
 	local image, notice
 	if history_text then
 		local h = json.decode(history_text)
-		if type(h) ~= "table" or h.format ~= 1 or type(h.permanent) ~= "string" then
-			return nil, state_dir .. "/history.json is not a valid relup history; move it aside to start fresh"
+		if type(h) ~= "table" or (h.format ~= 1 and h.format ~= 2) or type(h.permanent) ~= "string" or type(h.name) ~= "string" then
+			return nil, "history-corrupt: " .. state_dir .. "/history.json is not a valid relup history; move it aside to start fresh"
 		end
-		h.previous = json.array(h.previous or {})
 		h.events = json.array(h.events or {})
+		if h.format == 1 then
+			-- Written before installed releases were recorded: the permanent one is what is known.
+			h.format, h.installed, h.previous = 2, {}, nil
+		end
+		h.installed = json.object(h.installed or {})
 		local gz = read_file(bundle_path(h.name, h.permanent))
 		local read, err = gz and read_bundle(opts, gz)
 		if not read then
@@ -146,6 +222,10 @@ function M.start(opts)
 		if not image then
 			return nil, err
 		end
+		if h.installed[h.permanent] ~= nil and h.installed[h.permanent] ~= image.release.hash then
+			return nil, "the installed bundle of " .. h.name .. " " .. h.permanent .. " hashes to " .. image.release.hash:sub(1, 12) .. "…, the history recorded " .. tostring(h.installed[h.permanent]):sub(1, 12) .. "…: it was replaced; restore it or move the state directory aside"
+		end
+		h.installed[h.permanent] = image.release.hash
 		-- An attempt still `started` was cut short by the node's death.
 		local last = h.events[#h.events]
 		if last and last.op == "apply" and last.status == "started" then
@@ -183,8 +263,9 @@ function M.start(opts)
 			end
 		end
 		host.history = {
-			format = 1, name = image.release.name, current = image.release.version, permanent = image.release.version,
-			previous = json.array(), events = json.array({ { at = iso_now(host.now_ms), op = "boot", to = image.release.version, status = "booted" } }),
+			format = 2, name = image.release.name, current = image.release.version, permanent = image.release.version,
+			installed = json.object({ [image.release.version] = image.release.hash }),
+			events = json.array({ { at = iso_now(host.now_ms), op = "boot", to = image.release.version, status = "booted" } }),
 		}
 		notice = "booting " .. image.release.name .. " " .. image.release.version .. " from " .. opts.release
 	end
@@ -217,14 +298,12 @@ function M.status(host)
 		name = node.release.name,
 		version = node.release.version,
 		hash = node.release.hash,
-		runtime = "lua",
 		modules = json.array(nodelib.module_list(node)),
 		processes = json.array(),
 		upgrading = host.busy,
-		servers = json.array(),
-		timers = json.array(),
 		permanent = host.history.permanent,
-		previous = json.array(host.history.previous),
+		previous = json.array(previous_of(host.history)),
+		installed = json.array(installed_of(host.history)),
 		history = json.array(events),
 		stateDir = host.state_dir,
 	}
@@ -263,7 +342,7 @@ local function outcome_base(host, script, started, now)
 		direction = script and script.direction,
 		journal = json.array(), groups = json.array(), absent = json.object(), holdMs = json.null,
 		durationMs = now() - started,
-		permanent = host.history.permanent, previous = json.array(host.history.previous),
+		permanent = host.history.permanent, previous = json.array(previous_of(host.history)),
 	}
 end
 
@@ -326,10 +405,9 @@ function M.apply_exclusive(host, params, on_event, env)
 	if script.runtime ~= "lua" or script.name ~= node.release.name then
 		return refuse(host, script, started, now, "wrong-release", "the script is for " .. tostring(script.name) .. " on " .. tostring(script.runtime) .. "; this node runs " .. node.release.name .. " on lua")
 	end
-	local installed = read_file(host.bundle_path(image.release.name, image.release.version))
-	if installed then
-		local prior = bundle.read(installed)
-		if prior and prior.hash ~= image.release.hash then
+	local recorded = host.history.installed[image.release.version]
+	if image.release.name == node.release.name and recorded ~= nil then
+		if recorded ~= image.release.hash then
 			return refuse(host, script, started, now, "version-conflict", "this node already has a different " .. image.release.name .. " " .. image.release.version .. " installed (a rebuilt release is a new version: bump it)")
 		end
 	end
@@ -353,6 +431,17 @@ function M.apply_exclusive(host, params, on_event, env)
 		spawn = env.spawn,
 	})
 	if result.status == "committed" then
+		-- The outcome's `absent` names the new locals; their initial values and changed types go to the node's log.
+		for name, list in pairs(report.absent_values) do
+			for _, a in ipairs(list) do
+				io.stderr:write("relup: " .. name .. ": new local " .. a.path .. " = " .. json.encode(a.value) .. " (absent before " .. script.to.version .. ")\n")
+			end
+		end
+		for name, list in pairs(report.type_changed) do
+			for _, t in ipairs(list) do
+				io.stderr:write("relup: " .. name .. ": local " .. t.path .. " holds a " .. t.live .. " and " .. script.to.version .. " starts it as a " .. t.new .. ": its migration must reshape it\n")
+			end
+		end
 		local ok, werr = write_atomic(host.bundle_path(image.release.name, image.release.version), gz)
 		if not ok then
 			result.rollback = { complete = false, undone = 0, problems = { { message = "installing the bundle failed: " .. tostring(werr) .. "; a restart boots the previous permanent release" } } }
@@ -384,7 +473,7 @@ function M.apply_exclusive(host, params, on_event, env)
 			event.failedStep = ((step.index + 1) .. " " .. step.op .. " " .. step.target):gsub("%s+$", "")
 		end
 		local committed = result.status == "committed"
-		record_event(host.history, event, committed and { current = version, permanent = params.permanent ~= false and version or nil } or nil)
+		record_event(host.history, event, committed and { current = version, permanent = params.permanent ~= false and version or nil, installed = { version = version, hash = node.release.hash } } or nil)
 	end
 	if attempt then
 		M.write_history(host)
@@ -400,18 +489,15 @@ function M.apply_exclusive(host, params, on_event, env)
 			complete = result.rollback.complete, undone = result.rollback.undone, problems = json.array(result.rollback.problems),
 		} or nil,
 		journal = journal, groups = groups, absent = absent,
-		-- The Lua-only detail behind `absent`: each new local with its initial value, and locals whose type changed.
-		absentValues = next(report.absent_values) and report.absent_values or nil,
-		typeChanged = next(report.type_changed) and report.type_changed or nil,
 		holdMs = (report.held_at and report.released_at) and (report.released_at - report.held_at) or json.null,
 		durationMs = now() - started,
-		permanent = host.history.permanent, previous = json.array(host.history.previous),
+		permanent = host.history.permanent, previous = json.array(previous_of(host.history)),
 	}
 end
 
 function M.make_permanent(host, version)
 	local node = host.node
-	if not read_file(host.bundle_path(node.release.name, version)) then
+	if host.history.installed[version] == nil or not read_file(host.bundle_path(node.release.name, version)) then
 		return nil, node.release.name .. " " .. version .. " is not installed on this node; apply it first"
 	end
 	record_event(host.history, { at = iso_now(host.now_ms), op = "make_permanent", to = version, status = "ok" }, { permanent = version })
