@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { startNodeProcess, type NodeProcess } from '../helpers/node-process.js';
 import { REPO } from '../helpers/repo-paths.js';
 import { demoCopy } from '../helpers/run-cli.js';
+import { startRelay, type SocketRelay } from './socket-relay.js';
 
 export interface Fleet {
   dir: string;
@@ -10,7 +11,19 @@ export interface Fleet {
   names: string[];
   /** Start node i again on its state directory (it boots its permanent release). */
   restart(i: number): Promise<NodeProcess>;
+  /** Relays in front of the nodes named in `relayed`, by index. */
+  relays: Map<number, SocketRelay>;
   stopAll(): Promise<void>;
+}
+
+export interface FleetOptions {
+  /** RELUP_FAULTS of node i. */
+  faults?: Record<number, string>;
+  /** Nodes the config reaches through a relay the test can cut. */
+  relayed?: number[];
+  /** The project (default: a copy of the demo) and the release each node boots. */
+  project?: string;
+  releases?: Record<number, string>;
 }
 
 /**
@@ -19,25 +32,30 @@ export interface Fleet {
  * them n1 … nN and a fleet `prod` of all of them. `faults[i]` is node i's
  * RELUP_FAULTS.
  */
-export async function startFleet(count: number, fleet: Record<string, unknown>, faults: Record<number, string> = {}): Promise<Fleet> {
-  const dir = await demoCopy();
+export async function startFleet(count: number, fleet: Record<string, unknown>, options: FleetOptions = {}): Promise<Fleet> {
+  const faults = options.faults ?? {};
+  const dir = options.project ?? (await demoCopy());
   const names = Array.from({ length: count }, (_, i) => `n${i + 1}`);
   const start = (i: number) =>
     startNodeProcess(join(dir, names[i]!), {
-      release: join(dir, 'releases', '1.2.2'),
+      release: join(dir, 'releases', options.releases?.[i] ?? '1.2.2'),
       // The game clock would change scores under the test's feet; an hour is "never" here.
       set: { tickMs: 3_600_000 },
       ...(faults[i] === undefined ? {} : { env: { RELUP_FAULTS: faults[i]! } }),
     });
   const nodes = await Promise.all(names.map((_, i) => start(i)));
-  const targets = names.map((n, i) => `  ${n}:\n    socket: ${nodes[i]!.socket}\n`).join('');
+  const relays = new Map<number, SocketRelay>();
+  for (const i of options.relayed ?? []) relays.set(i, await startRelay(join(dir, names[i]!, 'run', 'relay.sock'), nodes[i]!.socket));
+  const targets = names.map((n, i) => `  ${n}:\n    socket: ${relays.get(i)?.path ?? nodes[i]!.socket}\n`).join('');
   await writeFile(join(dir, 'relup.config.yaml'), `releases: releases\nappups: appups\ntargets:\n${targets}fleets:\n  prod:\n    targets: [${names.join(', ')}]\n${Object.entries(fleet).map(([k, v]) => `    ${k}: ${JSON.stringify(v)}\n`).join('')}`);
   return {
     dir,
     nodes,
     names,
     restart: async (i) => (nodes[i] = await start(i)),
+    relays,
     stopAll: async () => {
+      await Promise.all([...relays.values()].map((r) => r.close()));
       await Promise.all(nodes.map((n) => (n.child.exitCode === null ? n.stop() : undefined)));
     },
   };

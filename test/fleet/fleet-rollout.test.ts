@@ -71,7 +71,7 @@ describe('relup apply --fleet', { timeout: 240_000 }, () => {
   for (const policy of ['rollback', 'leave'] as const) {
     it(`halts on a failure in the middle wave; policy ${policy}`, async () => {
       const migrate = await demoStepIndex('migrate', 'game');
-      const fleet = await startFleet(5, { canary: 1, waveSize: 2, concurrency: 2, onFailure: policy }, { 2: `${migrate}:throw` });
+      const fleet = await startFleet(5, { canary: 1, waveSize: 2, concurrency: 2, onFailure: policy }, { faults: { 2: `${migrate}:throw` } });
       try {
         const r = await runCli(['apply', '--fleet', 'prod', '--to', '1.2.3', '--json'], fleet.dir);
         expect(r.exitCode, r.stderr).toBe(1);

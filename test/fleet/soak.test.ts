@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { RolloutResult } from '../../src/client/fleet/rollout.js';
+import { execa } from 'execa';
+import { CLI } from '../helpers/repo-paths.js';
 import { runCli } from '../helpers/run-cli.js';
 import { startFleet, type Fleet } from './fleet-nodes.js';
 
@@ -23,7 +25,7 @@ async function waitFor(fleet: Fleet, name: string, version: string): Promise<Sta
   throw new Error(`${name} never ran ${version}`);
 }
 
-const resultOf = (stdout: string) => JSON.parse(stdout.trim().split('\n').at(-1)!) as RolloutResult;
+const resultOf = (stdout: string): RolloutResult => JSON.parse(stdout.trim().split('\n').at(-1)!) as RolloutResult;
 
 /** issue 13 §2 on real node processes: soak, health check, automatic revert, restart during the soak. */
 describe('relup apply --soak', { timeout: 180_000 }, () => {
@@ -63,16 +65,43 @@ describe('relup apply --soak', { timeout: 180_000 }, () => {
       expect(ok.stdout).toContain('soaking until');
       expect(await statusOf(fleet, 'n1')).toMatchObject({ version: '1.2.3', permanent: '1.2.3' });
 
-      const apply = runCli(['apply', '--target', 'n2', '--to', '1.2.3', '--soak', '60s', '--health-path', '/version', '--health-interval', '100', '--json'], fleet.dir);
-      await waitFor(fleet, 'n2', '1.2.3');
+      // Streamed, so the kill lands after the soak began (not while the apply's answer is still on its way).
+      const apply = execa('node', [CLI, 'apply', '--target', 'n2', '--to', '1.2.3', '--soak', '60s', '--health-path', '/version', '--health-interval', '100', '--json'], { cwd: fleet.dir, reject: false, stdin: 'ignore', env: { NO_COLOR: '1' } });
+      await new Promise<void>((resolve) => {
+        let seen = '';
+        apply.stdout?.on('data', (d: Buffer) => {
+          seen += d.toString();
+          if (seen.includes('"type":"soak-start"')) resolve();
+        });
+      });
+      expect((await statusOf(fleet, 'n2')).version).toBe('1.2.3');
       fleet.nodes[1]!.child.kill('SIGKILL');
       await fleet.nodes[1]!.child;
       const r = await apply;
       expect(r.exitCode).toBe(1);
       // The client saw the node go and could not revert it; it says so rather than claiming a rollback.
-      expect(resultOf(r.stdout).rows[0]).toMatchObject({ node: 'n2', outcome: 'revert-failed' });
+      expect(resultOf(String(r.stdout)).rows[0]).toMatchObject({ node: 'n2', outcome: 'revert-failed' });
       await fleet.restart(1);
       expect(await statusOf(fleet, 'n2')).toMatchObject({ version: '1.2.2', permanent: '1.2.2' });
+    } finally {
+      await fleet.stopAll();
+    }
+  });
+});
+
+describe('relup apply --soak on a node that already runs the target, not permanently', { timeout: 120_000 }, () => {
+  it('resumes: checks health through a whole soak, then makes it permanent', async () => {
+    const fleet = await startFleet(1, {});
+    try {
+      const first = await runCli(['apply', '--target', 'n1', '--to', '1.2.3', '--no-permanent'], fleet.dir);
+      expect(first.exitCode, first.stderr).toBe(0);
+      expect(await statusOf(fleet, 'n1')).toMatchObject({ version: '1.2.3', permanent: '1.2.2' });
+      const r = await runCli(['apply', '--target', 'n1', '--to', '1.2.3', '--soak', '500ms', '--health-path', '/version', '--json'], fleet.dir);
+      expect(r.exitCode, r.stdout + r.stderr).toBe(0);
+      expect(resultOf(r.stdout).rows[0]).toMatchObject({ outcome: 'committed', from: '1.2.2', version: '1.2.3', permanent: '1.2.3' });
+      const st = await statusOf(fleet, 'n1');
+      expect(st).toMatchObject({ version: '1.2.3', permanent: '1.2.3' });
+      expect(st.history.map((e) => e.op)).toEqual(['boot', 'apply', 'make_permanent']);
     } finally {
       await fleet.stopAll();
     }

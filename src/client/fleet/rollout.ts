@@ -105,6 +105,12 @@ export type FleetEvent =
 interface Seen {
   member: FleetMember;
   status: RemoteStatus;
+  /**
+   * The node already runs the target but it is not permanent (a soak whose
+   * client went away, an apply --no-permanent): finish the job — health check,
+   * soak, make_permanent — instead of calling it unchanged.
+   */
+  resume?: boolean;
 }
 
 const now = () => performance.now();
@@ -176,8 +182,13 @@ export async function rollout(options: RolloutOptions): Promise<RolloutResult> {
   const planned = new Map<string, string[]>();
   for (const s of seen) {
     const row = rows.get(s.member.name)!;
-    if (s.status.version === to) {
+    if (s.status.version === to && s.status.permanent === to) {
       Object.assign(row, { outcome: 'unchanged', detail: `already runs ${to}` });
+      continue;
+    }
+    if (s.status.version === to) {
+      Object.assign(row, { from: s.status.permanent, detail: `runs ${to}, not permanent (${s.status.permanent} is)` });
+      pending.push({ ...s, resume: true });
       continue;
     }
     const from = options.catalog.releases.get(s.status.version);
@@ -194,7 +205,7 @@ export async function rollout(options: RolloutOptions): Promise<RolloutResult> {
   }
 
   // 3. A dry run on every node: the checks before the point of no return, on the node itself.
-  const dry = await mapLimit(pending, Math.max(options.concurrency, 4), async (s) => {
+  const dry = await mapLimit(pending.filter((s) => s.resume !== true), Math.max(options.concurrency, 4), async (s) => {
     try {
       const c = await s.member.connect();
       try {
@@ -229,7 +240,7 @@ export async function rollout(options: RolloutOptions): Promise<RolloutResult> {
       // Once a node of this wave failed, the ones not started yet stay untouched.
       if (waveFailed) return;
       const s = byName.get(name)!;
-      emit({ type: 'node-start', wave: wave.index, node: name, from: s.status.version, to });
+      emit({ type: 'node-start', wave: wave.index, node: name, from: s.resume === true ? s.status.permanent : s.status.version, to });
       const row = await upgradeNode(s, to, options, emit);
       Object.assign(rows.get(name)!, row, { wave: wave.index });
       emit({ type: 'node-done', row: rows.get(name)! });
@@ -264,43 +275,50 @@ export async function rollout(options: RolloutOptions): Promise<RolloutResult> {
 /** Upgrade one node, check its health, soak it; the row says how it ended. */
 async function upgradeNode(s: Seen, to: string, options: RolloutOptions, emit: (e: FleetEvent) => void): Promise<Partial<NodeRow>> {
   const started = now();
-  const from = s.status.version;
+  // A resumed node runs `to` already; the release to go back to is its permanent one.
+  const from = s.resume === true ? s.status.permanent : s.status.version;
   const done = (row: Partial<NodeRow>): Partial<NodeRow> => ({ from, durationMs: now() - started, ...row });
   let connection: Connection;
   try {
     connection = await s.member.connect();
   } catch (e) {
-    return done({ outcome: 'lost', detail: `cannot connect: ${(e as Error).message}`, version: from });
+    return done({ outcome: 'lost', detail: `cannot connect: ${(e as Error).message}`, version: s.status.version });
   }
   try {
     const soaking = options.soakMs !== undefined && options.soakMs > 0;
-    let r;
-    try {
-      r = await upgradeAlongPath({
-        connection,
-        catalog: options.catalog,
-        appups: options.appups,
-        ...(options.releasesDir === undefined ? {} : { releasesDir: options.releasesDir }),
-        to,
-        dryRun: false,
-        // During a soak the new release is not permanent: a restart boots the old one.
-        permanent: !soaking,
-        ...(options.deadlineMs === undefined ? {} : { deadlineMs: options.deadlineMs }),
-      });
-    } catch (e) {
-      // The channel dropped mid-upgrade: the node finishes or rolls back on its own; ask it where it ended.
-      const after = await settledStatus(s.member, (options.deadlineMs ?? 30_000) + 10_000);
-      return done({ outcome: 'lost', detail: `control channel lost during the upgrade (${(e as Error).message}); ${after === undefined ? 'the node did not answer afterwards' : `it runs ${after.version} (permanent ${after.permanent})`}`, version: after?.version ?? null, permanent: after?.permanent ?? null });
-    }
-    const outcomes: RemoteOutcome[] = r.kind === 'applied' ? [r.outcome] : r.kind === 'path' ? r.hops.flatMap((h) => (h.outcome === undefined ? [] : [h.outcome])) : [];
-    const suspensionMs = maxSuspension(outcomes);
-    if (r.kind === 'noop') return done({ outcome: 'unchanged', version: from, detail: r.message });
-    if (r.kind === 'plan-failed') return done({ outcome: 'failed', version: from, detail: r.diagnostics.map((d) => d.message).join('; ') });
-    const committed = r.kind === 'path' ? r.ok : r.outcome.ok;
-    const version = r.kind === 'path' ? r.version : r.outcome.version;
-    if (!committed) {
-      const last = r.kind === 'path' ? r.hops.at(-1)?.outcome : r.outcome;
-      return done({ outcome: 'failed', version, suspensionMs, detail: `${last?.status ?? 'failed'}: ${last?.failure?.message ?? last?.message ?? ''}${describePath(r)}` });
+    let suspensionMs: number | null = null;
+    let hops = 0;
+    let version = to;
+    if (s.resume !== true) {
+      let r;
+      try {
+        r = await upgradeAlongPath({
+          connection,
+          catalog: options.catalog,
+          appups: options.appups,
+          ...(options.releasesDir === undefined ? {} : { releasesDir: options.releasesDir }),
+          to,
+          dryRun: false,
+          // During a soak the new release is not permanent: a restart boots the old one.
+          permanent: !soaking,
+          ...(options.deadlineMs === undefined ? {} : { deadlineMs: options.deadlineMs }),
+        });
+      } catch (e) {
+        // The channel dropped mid-upgrade: the node finishes or rolls back on its own; ask it where it ended.
+        const after = await settledStatus(s.member, (options.deadlineMs ?? 30_000) + 10_000);
+        return done({ outcome: 'lost', detail: `control channel lost during the upgrade (${(e as Error).message}); ${after === undefined ? 'the node did not answer afterwards' : `it runs ${after.version} (permanent ${after.permanent})`}`, version: after?.version ?? null, permanent: after?.permanent ?? null });
+      }
+      const outcomes: RemoteOutcome[] = r.kind === 'applied' ? [r.outcome] : r.kind === 'path' ? r.hops.flatMap((h) => (h.outcome === undefined ? [] : [h.outcome])) : [];
+      suspensionMs = maxSuspension(outcomes);
+      hops = outcomes.length;
+      if (r.kind === 'noop') return done({ outcome: 'unchanged', version: from, detail: r.message });
+      if (r.kind === 'plan-failed') return done({ outcome: 'failed', version: from, detail: r.diagnostics.map((d) => d.message).join('; ') });
+      const committed = r.kind === 'path' ? r.ok : r.outcome.ok;
+      version = r.kind === 'path' ? r.version : r.outcome.version;
+      if (!committed) {
+        const last = r.kind === 'path' ? r.hops.at(-1)?.outcome : r.outcome;
+        return done({ outcome: 'failed', version, suspensionMs, detail: `${last?.status ?? 'failed'}: ${last?.failure?.message ?? last?.message ?? ''}${describePath(r)}` });
+      }
     }
     const permanent = soaking ? from : to;
 
@@ -332,7 +350,16 @@ async function upgradeNode(s: Seen, to: string, options: RolloutOptions, emit: (
         return done({ outcome: 'lost', version: to, permanent: from, suspensionMs, detail: `the soak passed but make_permanent failed: ${(e as Error).message}; a restart boots ${from}` });
       }
     }
-    return done({ outcome: 'committed', version: to, permanent, suspensionMs, detail: outcomes.length > 1 ? `${outcomes.length} hops` : '' });
+    if (s.resume === true) {
+      // Nothing to upgrade: the node already ran `to`; it only lacked the permanence a soak grants at its end.
+      try {
+        const made = (await connection.request('make_permanent', { version: to })) as { permanent: string };
+        return done({ outcome: 'committed', version: to, permanent: made.permanent, detail: `already ran ${to}, not permanent: checked, then made permanent` });
+      } catch (e) {
+        return done({ outcome: 'lost', version: to, permanent: from, detail: `make_permanent failed: ${(e as Error).message}; a restart boots ${from}` });
+      }
+    }
+    return done({ outcome: 'committed', version: to, permanent, suspensionMs, detail: hops > 1 ? `${hops} hops` : '' });
   } finally {
     connection.close();
   }

@@ -1,0 +1,55 @@
+import { describe, expect, it } from 'vitest';
+import type { NodeRow, RolloutResult } from '../../src/client/fleet/rollout.js';
+import { runCli } from '../helpers/run-cli.js';
+import { chainProject } from './chain-project.js';
+import { demoStepIndex, startFleet, type Fleet } from './fleet-nodes.js';
+
+async function statusOf(fleet: Fleet, name: string): Promise<{ version: string; permanent: string }> {
+  return JSON.parse((await runCli(['status', '--target', name, '--json'], fleet.dir)).stdout) as { version: string; permanent: string };
+}
+const lines = (stdout: string) => stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+const resultOf = (stdout: string) => lines(stdout).at(-1) as unknown as RolloutResult;
+const row = (r: RolloutResult, node: string): NodeRow => r.rows.find((x) => x.node === node)!;
+
+describe('relup apply --fleet, edge cases', { timeout: 180_000 }, () => {
+  it('a control channel cut mid-upgrade: the node finishes on its own, the report says which release it runs', async () => {
+    const migrate = await demoStepIndex('migrate', 'game');
+    // n3's upgrade pauses after its point of no return; the test cuts n3's channel right then.
+    const fleet = await startFleet(3, { canary: 1, waveSize: 2, concurrency: 2, onFailure: 'leave' }, { faults: { 2: `${migrate}:pause=2500` }, relayed: [2] });
+    try {
+      const apply = runCli(['apply', '--fleet', 'prod', '--to', '1.2.3', '--json'], fleet.dir);
+      for (let i = 0; i < 300 && !fleet.nodes[2]!.output().includes('paused'); i++) await new Promise((r) => setTimeout(r, 50));
+      expect(fleet.nodes[2]!.output()).toContain('paused');
+      fleet.relays.get(2)!.cut();
+      const r = await apply;
+      expect(r.exitCode, r.stderr).toBe(1);
+      const result = resultOf(r.stdout);
+      // The node went on after the cut and committed; relup reconnected and reports exactly that.
+      expect(row(result, 'n3')).toMatchObject({ outcome: 'lost', version: '1.2.3', permanent: '1.2.3' });
+      expect(row(result, 'n3').detail).toContain('control channel lost');
+      expect(row(result, 'n1')).toMatchObject({ outcome: 'committed', version: '1.2.3' });
+      expect(row(result, 'n2')).toMatchObject({ outcome: 'committed', version: '1.2.3' });
+      for (const n of ['n1', 'n2', 'n3']) expect(await statusOf(fleet, n)).toMatchObject({ version: row(result, n).version, permanent: row(result, n).permanent });
+    } finally {
+      await fleet.stopAll();
+    }
+  });
+
+  it('nodes on different releases get one plan per source version, multi-hop where needed', async () => {
+    const project = await chainProject();
+    const fleet = await startFleet(4, { canary: 1, waveSize: 3 }, { project, releases: { 0: '1.0.0', 1: '1.1.0', 2: '1.0.0', 3: '1.3.0' } });
+    try {
+      const r = await runCli(['apply', '--fleet', 'prod', '--to', '1.3.0', '--json'], fleet.dir);
+      expect(r.exitCode, r.stdout + r.stderr).toBe(0);
+      const plans = lines(r.stdout).filter((e) => e['type'] === 'plan');
+      expect(plans.map((p) => (p['path'] as string[]).join('>'))).toEqual(['1.0.0>1.1.0>1.2.0>1.3.0', '1.1.0>1.2.0>1.3.0']);
+      const result = resultOf(r.stdout);
+      expect(row(result, 'n4').outcome).toBe('unchanged');
+      for (const n of ['n1', 'n2', 'n3']) expect(row(result, n)).toMatchObject({ outcome: 'committed', version: '1.3.0', permanent: '1.3.0' });
+      expect(row(result, 'n1').detail).toBe('3 hops');
+      for (const n of fleet.names) expect(await statusOf(fleet, n)).toMatchObject({ version: '1.3.0', permanent: '1.3.0' });
+    } finally {
+      await fleet.stopAll();
+    }
+  });
+});
