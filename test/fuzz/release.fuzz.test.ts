@@ -115,7 +115,7 @@ describe('fuzz: release manifests', () => {
     () => {
       fuzz(summary, 'release.yaml', 'mutants of demo 1.2.3', releaseCase, checkRelease, { numRuns: runs(10_000), seed: 0x7e1ea5e });
     },
-    timeoutFor(60_000),
+    timeoutFor(150_000),
   );
 
   it(
