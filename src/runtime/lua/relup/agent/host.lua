@@ -305,6 +305,9 @@ function M.status(host)
 		previous = json.array(previous_of(host.history)),
 		installed = json.array(installed_of(host.history)),
 		history = json.array(events),
+		-- Optional in the protocol; present (empty: the agent owns no servers or timers) because `relup status` prints them.
+		servers = json.array(),
+		timers = json.array(),
 		stateDir = host.state_dir,
 	}
 end
