@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { NodeHost } from '../../src/runtime/node-host/node-host.js';
-import { CLI, DEMO_RELEASES } from '../helpers/repo-paths.js';
+import { CLI, DEMO_RELEASES, REPO } from '../helpers/repo-paths.js';
 import { startNodeProcess } from '../helpers/node-process.js';
 import { runCli } from '../helpers/run-cli.js';
 import { testdir } from '../helpers/testdir.js';
@@ -70,6 +70,31 @@ describe('one node per state directory (issue 8.3)', { timeout: 60_000 }, () => 
     }
     const again = await NodeHost.start({ stateDir, config: { port: 0, tickMs: 3_600_000 } });
     await again.stop();
+  });
+});
+
+const ERLANG = await (await import('../../src/runtime/erlang/erlang-driver.js')).erlangAvailable();
+if (!ERLANG.ok) console.warn(`state-dir-lock: SKIPPED the Erlang node's lock: ${ERLANG.reason}`);
+
+describe('the same lock for a node of another runtime', { timeout: 60_000 }, () => {
+  it.skipIf(!ERLANG.ok)('refuses a second Erlang node on the same state directory, naming the first', async () => {
+    const dir = await testdir();
+    await (await import('node:fs/promises')).cp(join(REPO, 'test', 'conformance', 'app', 'erlang'), join(dir, 'releases'), { recursive: true });
+    await mkdir(join(dir, 'run'), { mode: 0o700 });
+    const first = execa('node', [CLI, 'node', 'start', '--release', 'releases/1.0.0', '--socket', 'run/a.sock', '--state-dir', 'state', '--set', 'port=0'], { cwd: dir, reject: false, stdin: 'ignore', all: true, env: { NO_COLOR: '1' } });
+    let output = '';
+    first.all?.on('data', (d: Buffer) => (output += d.toString()));
+    try {
+      for (let i = 0; i < 400 && !output.includes('stop with'); i++) await new Promise((r) => setTimeout(r, 50));
+      expect(output).toContain('stop with');
+      const second = await startRefused(dir, ['--state-dir', join(dir, 'state'), '--release', 'releases/1.0.0']);
+      expect(second.exitCode, second.stderr).toBe(1);
+      expect(second.stderr).toContain('state-dir-locked');
+      expect(second.stderr).toContain(`pid ${first.pid}`);
+    } finally {
+      first.kill('SIGTERM');
+      await first;
+    }
   });
 });
 

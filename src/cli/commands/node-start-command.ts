@@ -1,4 +1,5 @@
-import { lstat, readFile, stat } from 'node:fs/promises';
+import { lstat, mkdir, readFile, stat } from 'node:fs/promises';
+import { lockDirectory } from '../../fs/directory-lock.js';
 import { dirname, resolve } from 'node:path';
 import { checkFileTrust, checkPathTrust } from '../../fs/check-path-trust.js';
 import { NodeError, UserError } from '../../errors/errors.js';
@@ -40,9 +41,9 @@ export async function run(raw: Record<string, unknown>, io: CommandIo, signals: 
   // A `runtime: lua` release runs inside Silly, booted by the Lua runtime (src/runtime/lua/lua-node-start.ts).
   const lua = await import('../../runtime/lua/lua-node-start.js');
   const runtime = await lua.nodeStartRuntime(raw, io.cwd);
-  if (runtime === 'lua') return lua.run(raw, io, config, args.listen === undefined ? undefined : parseListen(args.listen), signals);
+  if (runtime === 'lua') return guardedStateDir(args, io, () => lua.run(raw, io, config, args.listen === undefined ? undefined : parseListen(args.listen), signals));
   // A `runtime: erlang` release runs in `erl -noshell` with the relup agent (src/runtime/erlang/erlang-node-start.ts).
-  if (runtime === 'erlang') return (await import('../../runtime/erlang/erlang-node-start.js')).run(raw, io, config, signals);
+  if (runtime === 'erlang') return guardedStateDir(args, io, async () => (await import('../../runtime/erlang/erlang-node-start.js')).run(raw, io, config, signals));
   if (args.socket === undefined) throw new UserError('--socket is required for a Node.js node', 'e.g. relup node start --release releases/1.2.2 --socket run/demo.sock');
   const stateDir = resolveIn(io.cwd, args.stateDir ?? '.relup-state');
   // Bad TCP or key options are refused before anything starts.
@@ -174,6 +175,31 @@ async function tlsFor(args: NodeStartArgs, io: CommandIo): Promise<{ cert: Buffe
     throw new UserError(`cannot read the TLS certificate ${certPath}: ${e.message}`, 'check --tls-cert');
   });
   return { cert, key: await readFile(keyPath) };
+}
+
+/**
+ * The state-directory rules of a Node.js node (path trust for it and the
+ * socket's directory, one node per directory) for the runtimes whose node
+ * runs outside this process: checked and locked here, for as long as the
+ * runtime's `run` lasts. Their agents verify bundles themselves.
+ */
+async function guardedStateDir(args: NodeStartArgs, io: CommandIo, start: () => Promise<number>): Promise<number> {
+  const stateDir = resolveIn(io.cwd, args.stateDir ?? '.relup-state');
+  try {
+    if (args.socket !== undefined) await checkPathTrust(dirname(resolve(io.cwd, args.socket)), "the control socket's directory");
+    await mkdir(stateDir, { recursive: true, mode: 0o700 });
+    await checkPathTrust(stateDir, 'the state directory');
+  } catch (e) {
+    throw withCode(e);
+  }
+  const lock = await lockDirectory(stateDir, { what: `the state directory ${stateDir}` }).catch((e: unknown) => {
+    throw withCode(e);
+  });
+  try {
+    return await start();
+  } finally {
+    await lock.release();
+  }
 }
 
 async function trustedFile(path: string, what: string): Promise<void> {
