@@ -58,6 +58,22 @@ describe('relup appup draft on the demo', { timeout: 60_000 }, () => {
   });
 });
 
+describe('relup appup draft: exit codes', { timeout: 60_000 }, () => {
+  it('2 for an unknown release, a --from that is not older, an existing file; 0 with --print or --force', async () => {
+    const dir = await demoCopy();
+    const code = async (...args: string[]) => (await runCli(args, dir)).exitCode;
+    expect(await code('appup', 'draft', '9.9.9')).toBe(2);
+    expect(await code('appup', 'draft', '1.2.3', '--from', '1.2.3')).toBe(2);
+    expect(await code('appup', 'draft', '1.2.2')).toBe(2); // nothing older to compare with
+    expect(await code('appup', 'draft', '1.2.3')).toBe(2); // appups/1.2.3.yaml exists
+    const printed = await runCli(['appup', 'draft', '1.2.3', '--print'], dir);
+    expect(printed.exitCode).toBe(0);
+    expect(printed.stdout).toContain('version: 1.2.3');
+    expect(await code('appup', 'draft', '1.2.3', '--force')).toBe(0);
+    expect(await readFile(join(dir, 'appups', '1.2.3.yaml'), 'utf8')).toBe(printed.stdout);
+  });
+});
+
 describe('draftAppup on a synthetic release of 1,000 modules', () => {
   it('covers every difference; the only planner errors are the migration stubs, in both directions', () => {
     const before: Record<string, ModuleSpec> = {};
