@@ -70,7 +70,8 @@ describe('relup appup draft: exit codes', { timeout: 60_000 }, () => {
     expect(printed.exitCode).toBe(0);
     expect(printed.stdout).toContain('version: 1.2.3');
     expect(await code('appup', 'draft', '1.2.3', '--force')).toBe(0);
-    expect(await readFile(join(dir, 'appups', '1.2.3.yaml'), 'utf8')).toBe(printed.stdout);
+    // execa strips the final newline of stdout.
+    expect(await readFile(join(dir, 'appups', '1.2.3.yaml'), 'utf8')).toBe(`${printed.stdout}\n`);
   });
 });
 
