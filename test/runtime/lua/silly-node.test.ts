@@ -124,6 +124,41 @@ describe.runIf(ready)('a Lua node on Silly', { timeout: 60_000 }, () => {
     expect(replay.answer).toMatchObject({ type: 'error', code: 'not_authenticated' });
   });
 
+  test('hostile frames: an oversized handshake frame, and a sealed frame with a bad tag, close the connection', async () => {
+    const project = await sillyProject();
+    const { target } = await startNode(silly, project, { version: '1.2.2' });
+    const [host, port] = target.split(':');
+    // A handshake frame may be 4 KiB at most: refused as soon as its header arrives.
+    const big = await rawExchange(host!, Number(port), [Buffer.from([0, 1, 0, 0])]);
+    expect(big.frames[0]).toMatchObject({ type: 'error', code: 'bad_frame' });
+    expect(big.closed).toBe(true);
+    // After a good handshake, a request whose tag is wrong (an injected frame) ends the session.
+    const { createHmac, randomBytes } = await import('node:crypto');
+    const { frameOf } = await import('../../../src/protocol/framing.js');
+    const socket = connect(Number(port), host!);
+    const decoder = new FrameDecoder();
+    const bodies: Buffer[] = [];
+    let closed = false;
+    socket.on('data', (c) => {
+      decoder.feed(c);
+      for (let b = decoder.next(); b !== undefined; b = decoder.next()) bodies.push(b);
+    });
+    socket.on('close', () => (closed = true));
+    await new Promise<void>((r) => socket.once('connect', () => r()));
+    socket.write(encodeFrame({ type: 'hello', protocol: 2, client: 'tamper-test' }));
+    await waitFor(() => bodies.length >= 1);
+    const hello = JSON.parse(bodies[0]!.toString()) as { nonce: string };
+    const clientNonce = randomBytes(32).toString('base64');
+    socket.write(encodeFrame({ type: 'auth', nonce: clientNonce, proof: createHmac('sha256', SECRET).update(`relup-auth-v1\n${hello.nonce}\n${clientNonce}`).digest('base64') }));
+    await waitFor(() => bodies.length >= 2);
+    expect(JSON.parse(bodies[1]!.toString()).type).toBe('auth_ok');
+    const json = Buffer.from(JSON.stringify({ type: 'request', id: 1, op: 'status', params: {} }));
+    socket.write(frameOf(Buffer.concat([json, randomBytes(32)])));
+    await waitFor(() => closed);
+    // The node's last word is sealed; it is not a status result.
+    expect(bodies.slice(2).some((b) => b.toString().includes('"result"'))).toBe(false);
+  });
+
   test('a client killed mid-upgrade: the node finishes on its own', async () => {
     const project = await sillyProject();
     // Step 3 (stage config) waits, so the client can be killed while the node applies.
@@ -307,6 +342,25 @@ async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs = 15_0
     if (Date.now() > until) throw new Error('condition not met in time');
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/** Send raw bytes; collect the plain frames the node answers until it closes (or 3 s pass). */
+async function rawExchange(host: string, port: number, chunks: Buffer[]): Promise<{ frames: Record<string, unknown>[]; closed: boolean }> {
+  const socket = connect(port, host);
+  const decoder = new FrameDecoder();
+  const frames: Record<string, unknown>[] = [];
+  let closed = false;
+  socket.on('data', (chunk) => {
+    decoder.feed(chunk);
+    for (let body = decoder.next(); body !== undefined; body = decoder.next()) frames.push(JSON.parse(body.toString('utf8')));
+  });
+  socket.on('error', () => undefined);
+  const done = new Promise<void>((r) => socket.once('close', () => ((closed = true), r())));
+  await new Promise<void>((r) => socket.once('connect', () => r()));
+  for (const c of chunks) socket.write(c);
+  await Promise.race([done, new Promise((r) => setTimeout(r, 3000))]);
+  socket.destroy();
+  return { frames, closed };
 }
 
 /** A handshake by hand: hello, then the auth `makeAuth` returns; resolves with the node's answer to it. */
