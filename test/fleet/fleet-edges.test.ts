@@ -35,6 +35,24 @@ describe('relup apply --fleet, edge cases', { timeout: 180_000 }, () => {
     }
   });
 
+  it('a canary that commits but fails its health check halts the rollout and is rolled back', async () => {
+    // GET /hello without a name: 200 on 1.2.2, 400 on 1.2.3 (its new validation): the new release is "unhealthy".
+    const fleet = await startFleet(3, { canary: 1, waveSize: 2, onFailure: 'rollback', health: { path: '/hello' } });
+    try {
+      const r = await runCli(['apply', '--fleet', 'prod', '--to', '1.2.3', '--json'], fleet.dir);
+      expect(r.exitCode).toBe(1);
+      const events = lines(r.stdout);
+      expect(events.find((e) => e['type'] === 'health')).toMatchObject({ node: 'n1', ok: false, soak: false });
+      expect(events.find((e) => e['type'] === 'halt')).toMatchObject({ reason: expect.stringContaining('n1: unhealthy') });
+      const result = resultOf(r.stdout);
+      expect(row(result, 'n1')).toMatchObject({ outcome: 'reverted', version: '1.2.2', permanent: '1.2.2' });
+      for (const n of ['n2', 'n3']) expect(row(result, n)).toMatchObject({ outcome: 'not-started', version: '1.2.2' });
+      for (const n of fleet.names) expect(await statusOf(fleet, n)).toMatchObject({ version: '1.2.2', permanent: '1.2.2' });
+    } finally {
+      await fleet.stopAll();
+    }
+  });
+
   it('nodes on different releases get one plan per source version, multi-hop where needed', async () => {
     const project = await chainProject();
     const fleet = await startFleet(4, { canary: 1, waveSize: 3 }, { project, releases: { 0: '1.0.0', 1: '1.1.0', 2: '1.0.0', 3: '1.3.0' } });
