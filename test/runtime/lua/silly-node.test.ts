@@ -267,6 +267,19 @@ describe.runIf(ready)('a Lua node on Silly', { timeout: 60_000 }, () => {
     api2.close();
   });
 
+  test('a release applied with --no-permanent does not survive a restart', async () => {
+    const project = await sillyProject();
+    const first = await startNode(silly, project, { version: '1.2.2' });
+    const up = await runCli(['apply', '--target', first.target, '--to', '1.2.3', '--no-permanent', '--json'], project.dir, env);
+    expect(JSON.parse(up.stdout)).toMatchObject({ status: 'committed', version: '1.2.3', permanent: '1.2.2' });
+    await first.node.stop();
+    const again = await startNode(silly, project);
+    expect(again.node.notice).toContain('booting the permanent release 1.2.2');
+    const conn = await open(again.target);
+    expect(await conn.request('status', {})).toMatchObject({ version: '1.2.2', permanent: '1.2.2', installed: ['1.2.3', '1.2.2'] });
+    conn.close();
+  });
+
   test('a second node on the same state directory is refused, naming the first', async () => {
     const project = await sillyProject();
     const first = await startNode(silly, project, { version: '1.2.2' });
