@@ -1,4 +1,4 @@
-import { warning, type Diagnostic } from '../diagnostics/diagnostic.js';
+import { hasErrors, warning, type Diagnostic } from '../diagnostics/diagnostic.js';
 import { readReleaseFiles } from '../release/release-files.js';
 import type { Release } from '../release/release-model.js';
 import { driverFor } from '../runtime/runtime-driver.js';
@@ -28,16 +28,18 @@ export async function checkReleaseModules(release: Release, files: ReadonlyMap<s
   });
 }
 
-/** checkReleaseModules for every usable release of a loaded project, in version order. */
-export async function checkProjectModules(project: Project): Promise<Diagnostic[]> {
-  const out: Diagnostic[] = [];
+/** checkReleaseModules for every usable release of a loaded project, in version order; `failed` holds the versions with an error. */
+export async function checkProjectModules(project: Project): Promise<{ diagnostics: Diagnostic[]; failed: Set<string> }> {
+  const diagnostics: Diagnostic[] = [];
+  const failed = new Set<string>();
   for (const [version, release] of project.catalog.releases) {
     const source = project.catalog.sources.get(version);
     if (source === undefined) continue;
     const read = await readReleaseFiles(source.path, { displayPath: release.origin });
     // The catalog already read this release without errors; a failure now means it changed under us.
-    out.push(...read.diagnostics);
-    if (read.value !== undefined) out.push(...(await checkReleaseModules(release, read.value.files)));
+    const found = [...read.diagnostics, ...(read.value === undefined ? [] : await checkReleaseModules(release, read.value.files))];
+    if (read.value === undefined || hasErrors(found)) failed.add(version);
+    diagnostics.push(...found);
   }
-  return out;
+  return { diagnostics, failed };
 }

@@ -58,6 +58,19 @@ describe('relup check compiles every module', { timeout: 60_000 }, () => {
     expect((await runCli(['release', 'verify', '1.2.2'], dir)).exitCode).toBe(0);
   });
 
+  it('check --live names a transition it cannot run because a module does not load, instead of failing to start a node', async () => {
+    const dir = await demoCopy();
+    const route = join(dir, 'releases', '1.2.2', 'route.js');
+    await writeFile(route, `${await readFile(route, 'utf8')}\nfoo(;\n`);
+    const r = await runCli(['check', '--live', '--json'], dir);
+    expect(r.exitCode).toBe(1);
+    const report = JSON.parse(r.stdout);
+    expect(report.liveSkipped).toEqual([expect.objectContaining({ from: '1.2.2', to: '1.2.3' })]);
+    expect(report.diagnostics.map((d: D) => d.code)).toContain('module-compile-error');
+    const text = await runCli(['check', '--live'], dir);
+    expect(text.stdout).toMatch(/✗ live 1\.2\.2 → 1\.2\.3 → 1\.2\.2 not run: a module/);
+  });
+
   it('passes the demo with no module finding', async () => {
     const dir = await demoCopy();
     const r = await runCli(['check', '--json'], dir);

@@ -34,12 +34,20 @@ export async function run(raw: Record<string, unknown>, io: CommandIo): Promise<
   }
   const report = checkProject(project);
   // Every module of every release is compiled the way its nodes would load it.
-  const moduleDiagnostics = await checkProjectModules(project);
-  report.diagnostics.push(...moduleDiagnostics);
+  const modules = await checkProjectModules(project);
+  report.diagnostics.push(...modules.diagnostics);
   let live: LiveTransition[] | undefined;
+  const skipped: { from: string; to: string; reason: string }[] = [];
   if (args.live === true) {
-    // Only transitions that plan cleanly both ways are worth a scratch node.
-    const planned = report.transitions.filter((t) => t.direction === 'up' && t.ok && report.transitions.some((d) => d.direction === 'down' && d.from === t.to && d.to === t.from && d.ok));
+    // Only transitions that plan cleanly both ways, between releases whose modules load, are worth a scratch node;
+    // the others are named as skipped, never left out in silence.
+    const planned = report.transitions.filter((t) => {
+      if (t.direction !== 'up') return false;
+      const back = report.transitions.find((d) => d.direction === 'down' && d.from === t.to && d.to === t.from);
+      const reason = !t.ok || back?.ok !== true ? 'it cannot be planned both ways' : modules.failed.has(t.from) || modules.failed.has(t.to) ? 'a module of one of its releases does not load' : undefined;
+      if (reason !== undefined) skipped.push({ from: t.from, to: t.to, reason });
+      return reason === undefined;
+    });
     const fixture = args.fixture === undefined ? undefined : await readFixture(resolveIn(io.cwd, args.fixture));
     const result = await liveCheck(project, planned.map((t) => [t.from, t.to] as [string, string]), fixture);
     live = result.transitions;
@@ -51,7 +59,7 @@ export async function run(raw: Record<string, unknown>, io: CommandIo): Promise<
   const ok = !hasErrors(diagnostics);
 
   if (args.json === true) {
-    io.stdout.write(`${JSON.stringify({ ok, releases: report.releases, appups: report.appups, transitions: report.transitions, ...(live === undefined ? {} : { live }), errors, warnings, diagnostics }, null, 2)}\n`);
+    io.stdout.write(`${JSON.stringify({ ok, releases: report.releases, appups: report.appups, transitions: report.transitions, ...(live === undefined ? {} : { live, liveSkipped: skipped }), errors, warnings, diagnostics }, null, 2)}\n`);
     return ok ? EXIT_OK : EXIT_FAILED;
   }
   if (args.reporter === 'github') {
@@ -70,6 +78,7 @@ export async function run(raw: Record<string, unknown>, io: CommandIo): Promise<
       const result = t.differences.length > 0 ? `, ${t.differences.length} state difference${t.differences.length === 1 ? '' : 's'}` : t.ok ? `, ${what} identical after the round trip${ignored}` : '';
       io.stdout.write(`${t.ok ? '✓' : '✗'} live ${t.from} → ${t.to} → ${t.from} on a scratch node: up ${t.up}, down ${t.down}${result}${worst}\n`);
     }
+    for (const s of skipped) io.stdout.write(`✗ live ${s.from} → ${s.to} → ${s.from} not run: ${s.reason} (see the errors below)\n`);
     if (diagnostics.length > 0) io.stdout.write('\n');
     printDiagnostics(diagnostics, io, 'stdout');
   }
