@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { createConnection, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -5,6 +6,7 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Connection } from '../../src/client/connection.js';
+import { NodeError } from '../../src/errors/errors.js';
 import { encodeBody, encodeFrame, FrameDecoder, frameOf, HANDSHAKE_MAX_FRAME_BYTES } from '../../src/protocol/framing.js';
 import { clientProof, newNonce } from '../../src/protocol/auth.js';
 import { FrameOpener, FrameSealer, sessionKey } from '../../src/protocol/session.js';
@@ -1048,5 +1050,156 @@ describe('fuzz: control server, protocol 2 classes (live)', () => {
       console.log(`[fuzz] protocol 2 classes: ${[...tally].filter(([k]) => /^(sealed|tcp|unix|flood)/.test(k)).sort().map(([k, n]) => `${k} ×${n}`).join(', ')}`);
     },
     timeoutFor(120_000),
+  );
+});
+
+// ------------------------------------------------------------------ the client against a hostile node
+
+/**
+ * The other direction: the real client (`Connection`) against a node that
+ * lies. A fake node answers the hello (or not), the challenge (with a right
+ * or wrong proof), then sends the answer to a `status` honestly sealed, or
+ * tampered, plain, garbage, oversized, or not at all. The client must settle
+ * every time — the honest answer when everything was honest, otherwise a
+ * NodeError with a code — and never throw outside its promises.
+ */
+type NodeLie = 'honest' | 'flip' | 'plain' | 'replay' | 'wrong-dir' | 'garbage' | 'bad-json' | 'oversized' | 'silent' | 'close' | 'second-auth-ok' | 'unknown-type';
+interface HostileCase {
+  hello: 'ok' | 'error' | 'other-protocol' | 'not-hello' | 'silent';
+  proof: 'right' | 'wrong';
+  lie: NodeLie;
+}
+const hostileCase: fc.Arbitrary<HostileCase> = fc.record({
+  hello: fc.constantFrom('ok', 'ok', 'ok', 'ok', 'error', 'other-protocol', 'not-hello', 'silent'),
+  proof: fc.constantFrom('right', 'right', 'right', 'wrong'),
+  lie: fc.constantFrom<NodeLie>('honest', 'honest', 'flip', 'plain', 'replay', 'wrong-dir', 'garbage', 'bad-json', 'oversized', 'silent', 'close', 'second-auth-ok', 'unknown-type'),
+});
+const CLIENT_CODES = ['bad_frame', 'bad_message', 'protocol_mismatch', 'not_authenticated', 'timeout', 'connection_closed', 'internal', 'unreachable'];
+
+async function runHostileCase(c: HostileCase): Promise<number> {
+  const { createServer } = await import('node:net');
+  const STATUS = { version: '6.6.6' };
+  const server = createServer((s) => {
+    s.on('error', () => undefined);
+    const decoder = new FrameDecoder();
+    let nodeNonce = '';
+    let sealer: FrameSealer | undefined;
+    const sent: Buffer[] = [];
+    s.on('data', (chunk: Buffer) => {
+      decoder.feed(chunk);
+      for (let body = decoder.next(); body !== undefined; body = decoder.next()) {
+        if (sealer === undefined) {
+          const m = plainJson(body);
+          if (m['type'] === 'hello') {
+            nodeNonce = newNonce();
+            if (c.hello === 'silent') return;
+            if (c.hello === 'error') return void s.end(encodeFrame({ type: 'error', id: null, code: 'too_many_connections', message: 'full' }));
+            if (c.hello === 'not-hello') return void s.write(encodeFrame({ type: 'result', id: 1, result: {} }));
+            s.write(encodeFrame({ type: 'hello', protocol: c.hello === 'other-protocol' ? PROTOCOL_VERSION + 1 : PROTOCOL_VERSION, node: { name: 'x', version: '6.6.6', runtime: 'node' }, auth: 'challenge', nonce: nodeNonce }));
+          } else if (m['type'] === 'auth') {
+            const clientNonce = String(m['nonce']);
+            const proof = c.proof === 'right' ? nodeProofOf(SECRET, clientNonce, nodeNonce) : Buffer.alloc(32, 7).toString('base64');
+            s.write(encodeFrame({ type: 'auth_ok', proof }));
+            sealer = new FrameSealer(sessionKey(SECRET, nodeNonce, clientNonce), 'n2c');
+          }
+          continue;
+        }
+        // A sealed request arrived: answer it (or lie).
+        const id = 1;
+        const honest = (v: unknown) => {
+          const b = frameOf(sealer!.seal(encodeBody(v)));
+          sent.push(b);
+          return b;
+        };
+        switch (c.lie) {
+          case 'honest':
+            s.write(honest({ type: 'result', id, result: STATUS }));
+            break;
+          case 'flip': {
+            const b = honest({ type: 'result', id, result: STATUS });
+            b[b.length - 1] = b[b.length - 1]! ^ 1;
+            s.write(b);
+            break;
+          }
+          case 'plain':
+            s.write(encodeFrame({ type: 'result', id, result: STATUS }));
+            break;
+          case 'replay': {
+            const b = honest({ type: 'event', id, event: { index: 0, op: 'verify_release', target: '1', status: 'start', durationMs: 0 } });
+            s.write(Buffer.concat([b, b]));
+            break;
+          }
+          case 'wrong-dir':
+            s.write(frameOf(new FrameSealer(sessionKey(SECRET, nodeNonce, 'x'), 'c2n').seal(encodeBody({ type: 'result', id, result: STATUS }))));
+            break;
+          case 'garbage':
+            s.write(Buffer.from([0, 0, 0, 40, ...Array.from({ length: 40 }, (_, i) => (i * 37) % 256)]));
+            break;
+          case 'bad-json':
+            s.write(frameOf(sealer!.seal(Buffer.from('{"type":"result",'))));
+            break;
+          case 'oversized': {
+            const head = Buffer.alloc(4);
+            head.writeUInt32BE(0xffffffff);
+            s.write(head);
+            break;
+          }
+          case 'silent':
+            break;
+          case 'close':
+            s.destroy();
+            break;
+          case 'second-auth-ok':
+            s.write(honest({ type: 'auth_ok', proof: 'x' }));
+            break;
+          case 'unknown-type':
+            s.write(honest({ type: 'surprise', id }));
+            break;
+        }
+      }
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  try {
+    const outcome = await Connection.open({ kind: 'tcp', host: '127.0.0.1', port }, { secret: SECRET, timeoutMs: 500 }).then(
+      async (conn) => {
+        try {
+          const answer = await Promise.race([conn.request('status', {}), new Promise((_, reject) => setTimeout(() => reject(new NodeError('timeout', 'no answer')), 500))]);
+          return { ok: true as const, answer };
+        } finally {
+          conn.close();
+        }
+      },
+      (e: unknown) => ({ ok: false as const, error: e }),
+    ).catch((e: unknown) => ({ ok: false as const, error: e }));
+    const allHonest = c.hello === 'ok' && c.proof === 'right' && c.lie === 'honest';
+    if (allHonest) {
+      if (!outcome.ok || JSON.stringify(outcome.answer) !== JSON.stringify(STATUS)) throw new Error(`an honest node's answer was not delivered: ${JSON.stringify(outcome)}`);
+    } else {
+      if (outcome.ok) throw new Error(`the client accepted an answer from a lying node (${JSON.stringify(c)}): ${JSON.stringify(outcome.answer)}`);
+      const e = outcome.error;
+      if (!(e instanceof NodeError) || !CLIENT_CODES.includes(e.code) && !(ERROR_CODES as readonly string[]).includes(e.code)) throw new Error(`the client failed with ${String(e)} (${(e as { code?: string }).code}), not a NodeError with a known code`);
+      const key = `client vs ${c.hello !== 'ok' ? `hello ${c.hello}` : c.proof === 'wrong' ? 'wrong node proof' : `node ${c.lie}`} → ${e.code}`;
+      tally.set(key, (tally.get(key) ?? 0) + 1);
+    }
+  } finally {
+    server.close();
+  }
+  return 1;
+}
+
+function nodeProofOf(secret: Uint8Array, clientNonce: string, nodeNonce: string): string {
+  return createHmac('sha256', secret).update(`relup-auth-node-v1\n${clientNonce}\n${nodeNonce}`).digest('base64');
+}
+
+describe('fuzz: the client against a hostile node', () => {
+  it(
+    'Connection settles on every lie: the honest answer only from an honest node, otherwise a NodeError with a code',
+    async () => {
+      await fuzzAsync(sealedSummary, 'client', 'hostile node sessions', hostileCase, runHostileCase, { numRuns: runs(200), seed: 0xc11e47 });
+      console.log(`[fuzz] client vs hostile node: ${[...tally].filter(([k]) => k.startsWith('client vs')).sort().map(([k, n]) => `${k} ×${n}`).join(', ')}`);
+    },
+    timeoutFor(60_000),
   );
 });
