@@ -169,6 +169,7 @@ steps([{I, Step} | Rest], P, T) ->
             true -> throw({fail, <<"deadline">>, deadline_message(T1), T1});
             false -> ok
         end,
+        inject(fault(I), Step, T1),
         case Before of
             true -> {ok, check(Op, Step, T1#t{})};
             false -> {ok, perform(Op, Step, T1)}
@@ -241,6 +242,42 @@ roll_back(T) ->
 
 set_undo(Journal, Index, Undo) ->
     [case maps:get(index, J) of Index -> J#{undo => Undo}; _ -> J end || J <- Journal].
+
+%% ---- fault injection (chaos drills and the fault-matrix tests) ----
+
+%% RELUP_FAULTS=<index>:<kind>[,…] in the node's environment (never through
+%% the protocol), the same variable as the Node.js node's
+%% (src/runtime/node-host/fault-injection.ts), for the kinds
+%% throw | hang | exit | crash. Indices are 0-based positions in `steps`.
+fault(I) ->
+    Spec = case os:getenv("RELUP_FAULTS") of false -> ""; V -> V end,
+    Faults = [string:split(F, ":") || F <- string:lexemes(Spec, ","), F =/= ""],
+    case [K || [Idx, K] <- Faults, string:to_integer(Idx) =:= {I, ""}] of
+        [Kind | _] -> Kind;
+        [] -> none
+    end.
+
+inject(none, _Step, _T) -> ok;
+inject("throw", _Step, T) -> fail(<<"injected">>, <<"fault injected by RELUP_FAULTS (throw)">>, T);
+inject("hang", _Step, T) ->
+    %% Never finishes by itself: the transaction's deadline ends it.
+    timer:sleep(remaining(T)),
+    fail(<<"deadline">>, deadline_message(T), T);
+inject("exit", _Step, _T) ->
+    %% A crash or an operator's kill -9 at this exact moment.
+    os:cmd("kill -9 " ++ os:getpid()),
+    timer:sleep(infinity);
+inject("crash", Step, T) ->
+    Names = case Step of
+        #{<<"processes">> := Ps} -> Ps;
+        #{<<"process">> := P} -> [P];
+        _ -> []
+    end,
+    Names =:= [] andalso fail(<<"injected">>, <<"fault injected by RELUP_FAULTS (crash): the step names no process">>, T),
+    [exit(Pid, kill) || N <- Names, Pid <- [whereis_bin(N)], Pid =/= undefined],
+    timer:sleep(10),
+    ok;
+inject(Other, _Step, T) -> fail(<<"injected">>, list_to_binary(["unknown fault kind in RELUP_FAULTS: ", Other]), T).
 
 %% ---- before the point of no return: may fail, changes nothing ----
 
@@ -503,7 +540,8 @@ snapshot(Name, Pid, T) ->
 restore_state_fun(Name, Pid, T) ->
     Snap = maps:get(Name, T#t.snapshots),
     fun() ->
-        try sys:replace_state(Pid, fun(_) -> Snap end, 5000), ok
+        %% A process that died meanwhile is started again with this snapshot when the transaction settles (revive_dead).
+        try is_process_alive(Pid) andalso sys:replace_state(Pid, fun(_) -> Snap end, 5000), ok
         catch exit:Why -> {error, iolist_to_binary(io_lib:format("process ~s: ~0p", [Name, Why]))}
         end
     end.
@@ -626,7 +664,25 @@ revive_dead(T) ->
                     _ -> [#{message => <<"process ", Name/binary, " died during the upgrade and was lost (the agent does not start it)">>} | Ps]
                 end
         end
-    end, [], T#t.suspended).
+    end, [], T#t.suspended) ++ missing_processes(T).
+
+%% A declared process that is not running after the rollback and had no
+%% snapshot (it died before this transaction suspended it): the state it had
+%% is gone. Started afresh when the agent started it, and reported either
+%% way: the rollback did not restore everything.
+missing_processes(T) ->
+    Touched = [N || {N, _, _} <- T#t.suspended],
+    lists:filtermap(fun(#{name := Atom, module := Mod, args := Args}) ->
+        Name = atom_to_binary(Atom, utf8),
+        case whereis(Atom) =:= undefined andalso not lists:member(Name, T#t.stopped) andalso not lists:member(Name, Touched) of
+            false -> false;
+            true ->
+                Started = gen_server:start({local, Atom}, Mod, Args, []),
+                {true, #{message => iolist_to_binary(io_lib:format(
+                    "process ~s died during the upgrade before its state was saved; ~s",
+                    [Name, case Started of {ok, _} -> "it was started again with a fresh state"; _ -> "it could not be started again" end]))}}
+        end
+    end, maps:get(processes, T#t.spec)).
 
 %% Old code left by a soft purge: released as soon as no process runs it.
 %% Gives up (and says so in the log) after Ms; the code then stays loaded,
