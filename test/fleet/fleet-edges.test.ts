@@ -1,3 +1,5 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { NodeRow, RolloutResult } from '../../src/client/fleet/rollout.js';
 import { runCli } from '../helpers/run-cli.js';
@@ -48,6 +50,25 @@ describe('relup apply --fleet, edge cases', { timeout: 180_000 }, () => {
       expect(row(result, 'n1')).toMatchObject({ outcome: 'reverted', version: '1.2.2', permanent: '1.2.2' });
       for (const n of ['n2', 'n3']) expect(row(result, n)).toMatchObject({ outcome: 'not-started', version: '1.2.2' });
       for (const n of fleet.names) expect(await statusOf(fleet, n)).toMatchObject({ version: '1.2.2', permanent: '1.2.2' });
+    } finally {
+      await fleet.stopAll();
+    }
+  });
+
+  it('reaches each node over its own channel: Unix socket, or TCP with its own secret', async () => {
+    const fleet = await startFleet(3, { canary: 1, waveSize: 2, health: { path: '/version' } }, { tcp: [1, 2] });
+    try {
+      const config = await readFile(join(fleet.dir, 'relup.config.yaml'), 'utf8');
+      expect(config.match(/secretFile:/g)).toHaveLength(2);
+      const r = await runCli(['apply', '--fleet', 'prod', '--to', '1.2.3', '--json'], fleet.dir);
+      expect(r.exitCode, r.stdout + r.stderr).toBe(0);
+      for (const n of fleet.names) expect(row(resultOf(r.stdout), n)).toMatchObject({ outcome: 'committed', version: '1.2.3' });
+      // A wrong secret is an unreachable node: the rollout back is refused, nothing changes.
+      await writeFile(join(fleet.dir, 'n3', 'run', 'secret'), 'not the secret\n', { mode: 0o600 });
+      const refused = await runCli(['apply', '--fleet', 'prod', '--to', '1.2.2', '--json'], fleet.dir);
+      expect(refused.exitCode).toBe(1);
+      expect(row(resultOf(refused.stdout), 'n3').outcome).toBe('unreachable');
+      for (const n of ['n1', 'n2']) expect(await statusOf(fleet, n)).toMatchObject({ version: '1.2.3' });
     } finally {
       await fleet.stopAll();
     }
