@@ -23,6 +23,10 @@ describe('relup apply along a path', { timeout: 120_000 }, () => {
       await c.request('invoke', { module: 'counter', function: 'bump', args: [] });
       await c.request('invoke', { module: 'counter', function: 'bump', args: [] });
       c.close();
+      // A dry run checks the first hop on the node (the others start from releases it does not run yet).
+      const dry = await runCli(['apply', '--target', node.socket, '--to', '1.3.0', '--dry-run', '--json'], dir);
+      expect(dry.exitCode, dry.stdout + dry.stderr).toBe(0);
+      expect(JSON.parse(dry.stdout)).toMatchObject({ status: 'dry-run', ok: true, version: '1.0.0', hops: [{ from: '1.0.0', to: '1.1.0', outcome: { status: 'dry-run' } }] });
       const r = await runCli(['apply', '--target', node.socket, '--to', '1.3.0'], dir);
       expect(r.exitCode, r.stdout + r.stderr).toBe(0);
       expect(r.stdout).toContain('hop 3 of 3: 1.2.0 → 1.3.0');
