@@ -83,6 +83,9 @@ describe('relup check --live', { timeout: 90_000 }, () => {
     expect(json.timers.length).toBeGreaterThan(0);
     expect(text.stdout).toContain('timers:');
     for (const t of json.timers) expect(text.stdout).toContain(`${t.module}.${t.fn}`);
+    expect(text.stdout).toContain(`installed: ${json.installed.join(', ')}`);
+    expect(text.stdout).toContain(`state directory: ${json.stateDir}`);
+    for (const srv of json.servers) expect(text.stdout).toContain(`${srv.address}:${srv.port} → ${srv.module}.${srv.handler}`);
   });
 
   it('matches ignore paths by segment, with * for one segment', () => {

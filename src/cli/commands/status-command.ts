@@ -40,7 +40,10 @@ export function renderStatus(s: HostStatus): string {
   lines.push(`${s.name} ${s.version}${s.upgrading ? '  (an upgrade is running)' : ''}`);
   lines.push(`  permanent: ${s.permanent}${s.permanent === s.version ? '' : '  (a restart boots this one)'}`);
   lines.push(`  previous:  ${s.previous.length === 0 ? '(none)' : s.previous.join(', ')}`);
+  lines.push(`  installed: ${s.installed.length === 0 ? '(none)' : s.installed.join(', ')}`);
   lines.push(`  release hash: ${s.hash}`);
+  lines.push(`  state directory: ${s.stateDir}`);
+  if (s.historyProblem !== undefined) lines.push(`  HISTORY PROBLEM: ${s.historyProblem}`);
   lines.push('', 'modules:');
   for (const m of s.modules) lines.push(`  ${m.name.padEnd(16)} ${m.version.padEnd(10)} ${m.hash.slice(0, 12)}`);
   lines.push('', 'processes:');
@@ -48,13 +51,18 @@ export function renderStatus(s: HostStatus): string {
   for (const p of s.processes) lines.push(`  ${p.name.padEnd(16)} module ${p.module.padEnd(12)} mailbox ${String(p.mailbox).padStart(4)}  ${p.suspended ? 'SUSPENDED' : p.handling ? 'handling' : 'idle'}`);
   if (s.servers.length > 0) {
     lines.push('', 'servers:');
-    for (const srv of s.servers) lines.push(`  ${JSON.stringify(srv)}`);
+    for (const srv of s.servers) {
+      const { module, handler, address, port, connections, ...rest } = srv as unknown as Record<string, unknown>;
+      delete rest['family'];
+      const more = Object.keys(rest).length === 0 ? '' : `  ${JSON.stringify(rest)}`;
+      lines.push(`  http ${String(address)}:${String(port)} → ${String(module)}.${String(handler)}  ${String(connections ?? 0)} open connection${connections === 1 ? '' : 's'}${more}`);
+    }
   }
   // Everything --json lists, the text lists too.
   lines.push('', 'timers:');
   if (s.timers.length === 0) lines.push('  (none)');
   for (const t of s.timers) lines.push(`  #${String(t.id).padEnd(4)} ${t.kind === 'interval' ? 'every' : 'after'} ${`${t.ms} ms`.padEnd(10)} → ${t.module}.${t.fn}  fired ${t.fired}`);
-  lines.push('', 'history (latest last):');
+  lines.push('', s.history.length > 10 ? `history (the last 10 of ${s.history.length}; all with --json):` : 'history (latest last):');
   for (const e of s.history.slice(-10)) {
     lines.push(`  ${e.at}  ${e.op.padEnd(14)} ${e.from === undefined ? '' : `${e.from} → `}${e.to}  ${e.status}${e.failedStep === undefined ? '' : `  at step ${e.failedStep}`}`);
   }
