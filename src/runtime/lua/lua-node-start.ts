@@ -25,6 +25,7 @@ export interface LuaNodeStartArgs {
   set?: string[];
   socket?: string;
   publicKey?: string;
+  idleTimeout?: number;
 }
 
 /**
@@ -81,6 +82,7 @@ export async function run(raw: Record<string, unknown>, io: CommandIo, settings:
       listen,
       secretFile,
       ...(publicKeyFile === undefined ? {} : { publicKeyFile }),
+      ...(args.idleTimeout === undefined ? {} : { idleTimeoutMs: args.idleTimeout }),
       config: settings,
       env: Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => e[1] !== undefined)),
       onOutput: (line, stream) => {

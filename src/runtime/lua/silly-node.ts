@@ -29,6 +29,8 @@ export interface SillyNodeOptions {
   secretFile: string;
   /** Accept only bundles signed by this ed25519 public key (PEM file). */
   publicKeyFile?: string;
+  /** Close control connections idle this many ms (default 300000). */
+  idleTimeoutMs?: number;
   /** Handed to start(config) of the release's start.main module. */
   config?: Record<string, unknown>;
   /** Extra environment (RELUP_FAULTS, …). */
@@ -122,6 +124,7 @@ export async function startSillyNode(options: SillyNodeOptions): Promise<SillyNo
     listen: address,
     config: options.config ?? {},
     ...(options.publicKeyFile === undefined ? {} : { public_key_file: options.publicKeyFile }),
+    ...(options.idleTimeoutMs === undefined ? {} : { idle_timeout_ms: options.idleTimeoutMs }),
     ...(options.release === undefined ? {} : { release: await releaseBundle(options.release, options.stateDir, options.publicKeyFile !== undefined) }),
   };
   let text = '';

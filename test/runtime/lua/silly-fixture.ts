@@ -74,7 +74,7 @@ export interface StartedNode {
   apiPort: number;
 }
 
-export async function startNode(silly: string, project: Project, options: { version?: string; env?: Record<string, string>; apiPort?: number } = {}): Promise<StartedNode> {
+export async function startNode(silly: string, project: Project, options: { version?: string; env?: Record<string, string>; apiPort?: number; idleTimeoutMs?: number } = {}): Promise<StartedNode> {
   const apiPort = options.apiPort ?? (await freePort());
   const node = await startSillyNode({
     silly,
@@ -84,6 +84,7 @@ export async function startNode(silly: string, project: Project, options: { vers
     secretFile: project.secretFile,
     config: { port: apiPort },
     ...(options.env === undefined ? {} : { env: options.env }),
+    ...(options.idleTimeoutMs === undefined ? {} : { idleTimeoutMs: options.idleTimeoutMs }),
   });
   nodes.push(node);
   return { node, target: node.address, apiPort };

@@ -159,6 +159,21 @@ describe.runIf(ready)('a Lua node on Silly', { timeout: 60_000 }, () => {
     expect(bodies.slice(2).some((b) => b.toString().includes('"result"'))).toBe(false);
   });
 
+  test('an idle control connection is closed; an active one is not', async () => {
+    const project = await sillyProject();
+    const { target } = await startNode(silly, project, { version: '1.2.2', idleTimeoutMs: 400 });
+    const idle = await open(target);
+    const busy = await open(target);
+    for (let i = 0; i < 8; i++) {
+      await busy.request('status', {});
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await expect(idle.request('status', {})).rejects.toBeDefined();
+    expect(((await busy.request('status', {})) as { version: string }).version).toBe('1.2.2');
+    idle.close();
+    busy.close();
+  });
+
   test('a client killed mid-upgrade: the node finishes on its own', async () => {
     const project = await sillyProject();
     // Step 3 (stage config) waits, so the client can be killed while the node applies.

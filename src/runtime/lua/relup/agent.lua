@@ -85,6 +85,7 @@ opts:
   secret       the shared secret, or secret_file: a file holding it
   listen       "host:port" (default 127.0.0.1:7070)
   config       a table handed to start(config) of start.main
+  idle_timeout_ms  close control connections idle this long (default 300000)
   public_key_file  accept only bundles signed by this ed25519 public key (PEM,
                from relup keys generate); checked with the openssl command
   faults       RELUP_FAULTS spec (default: the RELUP_FAULTS variable)
@@ -157,7 +158,7 @@ function M.start(opts)
 		end,
 		fault = fault,
 	}
-	local listener, lerr = server.listen(h, { listen = listen, secret = secret, env = env })
+	local listener, lerr = server.listen(h, { listen = listen, secret = secret, env = env, idle_ms = opts.idle_timeout_ms })
 	if not listener then
 		return nil, lerr
 	end

@@ -14,6 +14,7 @@ local unpack = string.unpack
 local tcp = require "silly.net.tcp"
 local time = require "silly.time"
 local task = require "silly.task"
+local errno = require "silly.errno"
 local json = require "relup.agent.json"
 local session = require "relup.agent.session"
 local host = require "relup.agent.host"
@@ -25,13 +26,14 @@ M.PROTOCOL = 2
 local HANDSHAKE_FRAME_LIMIT = 4096
 local FRAME_LIMIT = 64 * 1024 * 1024
 local HANDSHAKE_MS = 5000
-local IDLE_MS = 5 * 60 * 1000
+local DEFAULT_IDLE_MS = 5 * 60 * 1000
 local MAX_CONNECTIONS = 16
 local AUTH_FAILURE_DELAY_MS = 200
 
 --[[
 Serve the control protocol for `h` (a relup.agent.host).
-opts: listen ("127.0.0.1:7070"), secret (bytes), client_version, fault
+opts: listen ("127.0.0.1:7070"), secret (bytes), env, idle_ms (close a
+connection that sends no frame for this long while none of its requests runs)
 Returns the listener or nil, message.
 ]]
 function M.listen(h, opts)
@@ -40,6 +42,7 @@ function M.listen(h, opts)
 		return nil, "the Lua agent requires a shared secret (secret or secret_file): its TCP control socket is always authenticated"
 	end
 	local open_count = 0
+	local IDLE_MS = opts.idle_ms or DEFAULT_IDLE_MS
 
 	local function serve(conn)
 		local sealed = nil -- the session once authenticated
@@ -131,7 +134,7 @@ function M.listen(h, opts)
 				if err == "oversized" then
 					return fail("bad_frame", "a frame is limited to " .. FRAME_LIMIT .. " bytes")
 				end
-				if running == 0 and tostring(err):find("imeout") then
+				if running == 0 and err == errno.TIMEDOUT then
 					return fail("idle_timeout", "nothing was received for " .. IDLE_MS .. " ms")
 				end
 				return close()
