@@ -16,6 +16,7 @@ interface ErlangStartArgs {
   stateDir?: string;
   listen?: string;
   publicKey?: string;
+  states?: string;
 }
 
 export async function run(raw: Record<string, unknown>, io: CommandIo, config: Record<string, unknown>, signals: NodeJS.EventEmitter = process): Promise<number> {
@@ -23,6 +24,7 @@ export async function run(raw: Record<string, unknown>, io: CommandIo, config: R
   if (args.socket === undefined) throw new UserError('--socket is required for an Erlang node', 'e.g. relup node start --release releases/1.0.0 --socket run/node.sock');
   if (args.listen !== undefined) throw new UserError('the Erlang agent listens on its Unix socket only; --listen (TCP) is not supported for Erlang nodes yet', 'drop --listen and reach the node through --socket (over ssh for remote nodes)');
   if (args.publicKey !== undefined) throw new UserError('the Erlang agent does not verify bundle signatures yet; --public-key would be ignored', 'drop --public-key, or run the node on the Node.js runtime');
+  if (args.states !== undefined) throw new UserError('--states (booting with captured states) is not supported for Erlang nodes yet', 'drop --states; relup check --live runs Erlang round trips on the initial state');
   const available = await erlangAvailable();
   if (!available.ok) throw new UserError(`cannot start an Erlang node: ${available.reason}`, available.install);
   const stateDir = resolveIn(io.cwd, args.stateDir ?? '.relup-state');
