@@ -23,7 +23,7 @@ async function runLua(file: string, args: string[]) {
 }
 
 const FILES: Record<string, string[]> = {
-  'guide-cases.lua': ['route up and down', 'game up and down', 'config up and down', 'a migration that throws rolls back byte-identical'],
+  'guide-cases.lua': ['route up and down', 'game up and down', 'config up and down', 'a migration that throws rolls back byte-identical', '1000 switches do not grow memory'],
   'weakness-cases.lua': [
     'VERSION field: relup passes',
     'VERSION field: silly.patch fails',
