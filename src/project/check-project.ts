@@ -47,7 +47,9 @@ export function checkProject(project: Project): CheckReport {
     for (const [section, entries] of [['up', appup.up], ['down', appup.down]] as const) {
       for (const entry of entries) {
         const matched = older.filter((v) => entryMatches(entry.versions, v));
-        if (matched.length === 0) {
+        // An entry for a release that is there but broken: the release's own errors say why it was not checked.
+        const brokenMatch = [...(catalog.broken?.keys() ?? [])].some((v) => semver.valid(v) !== null && semver.lt(v, version) && entryMatches(entry.versions, v));
+        if (matched.length === 0 && !brokenMatch) {
           diagnostics.push(warning('check-entry-matches-no-release', `${section} entry "${entry.versions}" matches no release in ${catalog.dir}, so it was not checked`, { file: appup.file, line: entry.line }, 'add the release it is meant for, or remove the entry'));
         }
         for (const v of matched) pairs.set(`${v} ${version}`, [v, version]);

@@ -36,6 +36,14 @@ describe('a release with a missing module file', { timeout: 30_000 }, () => {
     expect(codes).toEqual(['release-module-file-missing']);
   });
 
+  it('an appup entry for the broken older release is not called "matches no release"', async () => {
+    const dir = await demoCopy();
+    await rm(join(dir, 'releases', '1.2.2', 'game.js'));
+    const r = await runCli(['check', '--json'], dir);
+    expect(r.exitCode).toBe(1);
+    expect((JSON.parse(r.stdout).diagnostics as D[]).map((d) => d.code)).toEqual(['release-module-file-missing']);
+  });
+
   it('a version that does not exist at all is still bad input (exit 2) with a suggestion', async () => {
     const dir = await demoCopy();
     const r = await runCli(['plan', '1.2', '1.2.3'], dir);
