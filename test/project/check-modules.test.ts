@@ -24,5 +24,7 @@ describe('checkReleaseModules', () => {
     const ds = await checkReleaseModules(release('node'), new Map([['m.js', Buffer.from('exports.a = 1;\nexports.b = (;\n')]]));
     expect(ds).toEqual([expect.objectContaining({ code: 'module-compile-error', file: 'releases/1.0.0/m.js', line: 2, column: 14 })]);
     expect(await checkReleaseModules(release('node'), new Map([['m.js', Buffer.from('exports.a = () => require("node:fs");\n')]]))).toEqual([]);
+    const timer = await checkReleaseModules(release('node'), new Map([['m.js', Buffer.from('exports.start = () => setInterval(() => {}, 50);\n')]]));
+    expect(timer).toEqual([expect.objectContaining({ code: 'module-plain-timer', severity: 'warning', line: 1, column: 23 })]);
   });
 });

@@ -25,6 +25,11 @@ describe('findModuleCalls', () => {
     expect(ids(src)).toEqual([['require', 'g', 6, 32, true]]);
   });
 
+  it('finds plain setInterval calls, not relup.setInterval or setTimeout', () => {
+    const src = 'exports.start = () => {\n  setInterval(tick, 50);\n  relup.setInterval(50, "m", "f");\n  setTimeout(done, 5);\n};';
+    expect(ids(src)).toEqual([['timer', 'setInterval', 2, 3, false]]);
+  });
+
   it('ignores property calls and computed ids, and finds dynamic import()', () => {
     const src = 'obj.require("a");\nrequire(name);\nconst m = import("h");';
     expect(ids(src)).toEqual([['import', null, 3, 11, true]]);

@@ -8,8 +8,8 @@
  * statically.
  */
 export interface ModuleCall {
-  kind: 'require' | 'import';
-  /** The required id; undefined for `import(…)`. */
+  kind: 'require' | 'import' | 'timer';
+  /** The required id; the timer function's name; undefined for `import(…)`. */
   id: string | undefined;
   /** 1-based position of the `require` / `import` keyword. */
   line: number;
@@ -20,6 +20,13 @@ export interface ModuleCall {
 
 type Token = { type: 'name' | 'string' | 'punct' | 'number' | 'regex' | 'template'; text: string; value?: string; offset: number; depth: number };
 
+/**
+ * Node's own repeating timer: module code should use the node-owned
+ * relup.setInterval. (A plain setTimeout is left alone: it is the usual way to
+ * wait a little inside a handler, and ends by itself.)
+ */
+const PLAIN_TIMERS = new Set(['setInterval']);
+
 /** Keywords after which a `/` starts a regular expression rather than a division. */
 const REGEX_AFTER_WORD = new Set(['return', 'typeof', 'instanceof', 'in', 'of', 'new', 'delete', 'void', 'throw', 'case', 'do', 'else', 'yield', 'await']);
 
@@ -29,13 +36,17 @@ export function findModuleCalls(source: string): ModuleCall[] {
   const calls: ModuleCall[] = [];
   for (let i = 0; i < tokens.length; i++) {
     const t = tokens[i]!;
-    if (t.type !== 'name' || (t.text !== 'require' && t.text !== 'import')) continue;
+    if (t.type !== 'name' || (t.text !== 'require' && t.text !== 'import' && !PLAIN_TIMERS.has(t.text))) continue;
     const prev = tokens[i - 1];
     // `x.require(…)` or `obj?.import` are properties, not the module's require.
     if (prev !== undefined && prev.type === 'punct' && (prev.text === '.' || prev.text === '?.')) continue;
     if (tokens[i + 1]?.text !== '(') continue;
     const { line, column } = position(starts, t.offset);
     const topLevel = t.depth === 0 && !inArrowBody(tokens, i);
+    if (PLAIN_TIMERS.has(t.text)) {
+      calls.push({ kind: 'timer', id: t.text, line, column, topLevel });
+      continue;
+    }
     if (t.text === 'import') {
       calls.push({ kind: 'import', id: undefined, line, column, topLevel });
       continue;

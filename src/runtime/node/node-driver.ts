@@ -1,5 +1,5 @@
 import { isBuiltin } from 'node:module';
-import { error, type Diagnostic } from '../../diagnostics/diagnostic.js';
+import { error, warning, type Diagnostic } from '../../diagnostics/diagnostic.js';
 import type { Release, ReleaseModule } from '../../release/release-model.js';
 import { releaseFileDisplay, type RuntimeDriver } from '../runtime-driver.js';
 import { findModuleCalls } from './module-requires.js';
@@ -38,7 +38,16 @@ function checkModule(release: Release, module: ReleaseModule, source: string): D
   const out: Diagnostic[] = [];
   for (const call of findModuleCalls(source)) {
     const where = { file, line: call.line, column: call.column };
-    if (call.kind === 'import') {
+    if (call.kind === 'timer') {
+      out.push(
+        warning(
+          'module-plain-timer',
+          `module ${module.name} calls ${call.id}(): a plain timer keeps running this version's code after an upgrade, is not paused, held or cleared by the node, and can keep a stopped node from exiting`,
+          where,
+          'use relup.setInterval(ms, "module", "function", ...args), which calls the current code and belongs to the node (docs/runtime-node.md)',
+        ),
+      );
+    } else if (call.kind === 'import') {
       out.push(error('module-dynamic-import', `module ${module.name} calls import(): module code is compiled with vm.compileFunction and has no dynamic import`, where, 'use require("node:…") for built-ins, and relup.module(name) for code of the release'));
     } else if (call.id !== undefined && !isBuiltin(call.id)) {
       const when = call.topLevel ? 'at its top level, so it cannot load' : 'which throws require-denied when that code runs';
