@@ -1,5 +1,6 @@
-import { readFile, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { lstat, readFile, stat } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { checkFileTrust, checkPathTrust } from '../../fs/check-path-trust.js';
 import { UserError } from '../../errors/errors.js';
 import { readSecretFile } from '../../config/read-secret.js';
 import { readReleaseFiles } from '../../release/release-files.js';
@@ -58,6 +59,13 @@ export async function nodeStartRuntime(raw: Record<string, unknown>, cwd: string
   }
 }
 
+async function trustedFile(path: string, what: string): Promise<void> {
+  // A missing file is reported by the reader that follows, with its own hint.
+  if (!(await lstat(path).then(() => true, () => false))) return;
+  await checkPathTrust(dirname(path), `the directory of ${what}`);
+  await checkFileTrust(path, what);
+}
+
 export async function run(raw: Record<string, unknown>, io: CommandIo, settings: Record<string, unknown>, listen: { host: string; port: number } | undefined, signals: NodeJS.EventEmitter = process): Promise<number> {
   const args = raw as unknown as LuaNodeStartArgs;
   if (listen === undefined || args.secretFile === undefined) {
@@ -67,6 +75,10 @@ export async function run(raw: Record<string, unknown>, io: CommandIo, settings:
   const publicKeyFile = args.publicKey === undefined ? undefined : resolveIn(io.cwd, args.publicKey);
   if (publicKeyFile !== undefined) await readPublicKey(publicKeyFile);
   const secretFile = resolveIn(io.cwd, args.secretFile);
+  // Whoever can replace the secret can drive the node, whoever can replace the key can sign for it: both must be
+  // files only we or root can change, in directories only we or root can change (as for Node.js nodes).
+  await trustedFile(secretFile, 'the secret file');
+  if (args.publicKey !== undefined) await trustedFile(resolveIn(io.cwd, args.publicKey), 'the public key');
   await readSecretFile(secretFile); // mode 0600 and length, checked before anything starts
   const silly = await resolveSilly({ ...(args.silly === undefined ? {} : { path: resolveIn(io.cwd, args.silly) }) });
   if (silly === undefined) {
