@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { z } from 'zod';
 import { Connection } from '../../src/client/connection.js';
-import { APPLY_STATUSES, applyOutcomeSchema, stepEventSchema } from '../../src/protocol/apply-outcome.js';
+import { APPLY_STATUSES, stepEventSchema } from '../../src/protocol/apply-outcome.js';
 import { OPS } from '../../src/protocol/messages.js';
 import { statusResultSchema } from '../../src/protocol/status-result.js';
 import { bundleBytes } from '../../src/release/bundle-bytes.js';

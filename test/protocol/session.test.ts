@@ -61,7 +61,7 @@ describe('sealed frames (protocol 2)', () => {
     // reflected: a node → client frame sent back to the node
     expect(refuses([new FrameSealer(key, 'n2c').seal(frames[0]!)])).toThrow(SealError);
     const altered = Buffer.from(f0);
-    altered[2] ^= 1;
+    altered[2] = altered[2]! ^ 1;
     expect(refuses([altered])).toThrow(SealError);
     expect(refuses([f0.subarray(0, 31)])).toThrow(SealError);
     // another session's key (another node nonce) never verifies
