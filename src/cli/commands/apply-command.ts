@@ -7,6 +7,7 @@ import { loadProject } from '../../project/load-project.js';
 import { renderScript } from '../../script/render-script.js';
 import { connectTarget } from '../connect.js';
 import type { CommandIo } from '../io.js';
+import { numberSteps } from '../number-steps.js';
 import { printDiagnostics } from '../print-diagnostics.js';
 import { badProjectPaths, projectOptions } from '../project-options.js';
 import { hopHeader, printPathResult } from './apply-path-output.js';
@@ -137,20 +138,4 @@ const STATUS_LABELS: Record<RemoteOutcome['status'], string> = {
 
 export function plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? '' : 's'}`;
-}
-
-/**
- * Steps are numbered from 1 in everything relup prints — the plan, the
- * progress lines, the outcome message, the history — and so in `--json` too:
- * the node's `index` (the 0-based position in the script's steps, as on the
- * wire) becomes that number (docs/relup-script.md, Step numbers).
- */
-export function numberSteps(o: RemoteOutcome): RemoteOutcome {
-  const ref = <T extends { index: number }>(s: T): T => ({ ...s, index: s.index + 1 });
-  return {
-    ...o,
-    journal: o.journal.map(ref),
-    ...(o.failure === undefined ? {} : { failure: { ...o.failure, ...(o.failure.step === undefined ? {} : { step: ref(o.failure.step) }) } }),
-    ...(o.rollback === undefined ? {} : { rollback: { ...o.rollback, problems: o.rollback.problems.map((p) => (p.step === undefined ? p : { ...p, step: ref(p.step) })) } }),
-  };
 }

@@ -2,6 +2,7 @@ import type { styleText } from 'node:util';
 import type { PathUpgrade } from '../../client/upgrade-path.js';
 import { EXIT_FAILED, EXIT_OK } from '../../errors/errors.js';
 import type { CommandIo } from '../io.js';
+import { numberSteps } from '../number-steps.js';
 
 type Paint = (style: Parameters<typeof styleText>[0], text: string) => string;
 
@@ -25,7 +26,7 @@ export function printPathResult(result: PathUpgrade, io: CommandIo, json: boolea
           path: result.path,
           version: result.version,
           dryRun: result.dryRun,
-          hops: result.hops.map((h) => ({ from: h.from, to: h.to, outcome: h.outcome ?? null, diagnostics: h.diagnostics })),
+          hops: result.hops.map((h) => ({ from: h.from, to: h.to, outcome: h.outcome === undefined ? null : numberSteps(h.outcome), diagnostics: h.diagnostics })),
           notTried,
         },
         null,
