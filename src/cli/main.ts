@@ -93,6 +93,7 @@ export async function main(argv: string[], io: CommandIo): Promise<number> {
               .option('pause-timers', { type: 'boolean', describe: 'stop time: node-owned timers are registered but never fire (what relup check --live uses for its scratch nodes)' })
               .option('states', { type: 'string', describe: 'boot with these module and process states instead of the initial ones: a JSON file from relup status --states (scratch and test nodes)' })
               .example('relup node start --socket run/demo.sock --listen 127.0.0.1:7070 --secret-file run/secret --public-key keys/relup.pub', 'TCP control with a shared secret, signed bundles only')
+              .example('relup node start --socket run/demo.sock --listen 0.0.0.0:7070 --secret-file run/secret --tls-cert run/tls.crt --tls-key run/tls.key', 'remote control inside TLS 1.3 (clients: tls.ca or tls.fingerprint in relup.config.yaml)')
               .example('relup node start --release releases/1.2.2 --socket run/demo.sock --port 8080', 'run the demo service on 1.2.2')
               .example('relup node start --release examples/silly/releases/1.2.2 --listen 127.0.0.1:7070 --secret-file run/secret --port 7080', 'a Lua release in Silly (TCP control only; docs/runtime-lua.md)'),
           run(lazy(() => import('./commands/node-start-command.js'))),
