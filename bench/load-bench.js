@@ -141,7 +141,7 @@ async function relupService(port, tmp) {
         nodeDurationMs: round(outcome.durationMs, 3),
         // Every request, timer tick and control call that arrives from the point of no return to the end waits (the node's hold).
         holdMs: outcome.holdMs === undefined || outcome.holdMs === null ? null : round(outcome.holdMs, 3),
-        journal: outcome.journal.map((j) => `${j.index + 1} ${j.op} ${j.target ?? ''} ${j.status} ${round(j.durationMs, 3)} ms`.replace(/\s+/g, ' ')),
+        journal: outcome.journal.map((j) => `${j.index} ${j.op} ${j.target ?? ''} ${j.status} ${round(j.durationMs, 3)} ms`.replace(/\s+/g, ' ')),
         groups: outcome.groups.map((g) => ({ id: g.id, modules: g.modules, processes: g.processes, suspensionMs: g.suspensionMs === null ? null : round(g.suspensionMs, 3) })),
       };
     },

@@ -62,7 +62,8 @@ describe('relup apply along a path', { timeout: 120_000 }, () => {
       const out = JSON.parse(r.stdout);
       expect(out).toMatchObject({ status: 'path-stopped', ok: false, path: ['1.0.0', '1.1.0', '1.2.0', '1.3.0'], version: '1.1.0', notTried: ['1.2.0 → 1.3.0'] });
       expect(out.hops.map((h: { outcome: { status: string } }) => h.outcome.status)).toEqual(['committed', 'rolled-back']);
-      expect(out.hops[1].outcome.failure.step.index).toBe(index);
+      // RELUP_FAULTS takes the 0-based position; apply --json numbers steps from 1, as the plan prints them.
+      expect(out.hops[1].outcome.failure.step.index).toBe(index + 1);
       expect(out.hops[1].outcome.rollback.complete).toBe(true);
 
       const text = await runCli(['status', '--target', node.socket, '--json'], dir);
