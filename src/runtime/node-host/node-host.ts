@@ -124,9 +124,8 @@ export class NodeHost {
       let history: History;
       let notice: string;
       if (onDisk !== undefined) {
-        const installed = await verifyInstalled(store, onDisk, note);
-        const permanent = await store.installed(onDisk.name, onDisk.permanent, installed[onDisk.permanent]);
-        if (permanent === undefined || installed[onDisk.permanent] === undefined) {
+        const { installed, permanent } = await verifyInstalled(store, onDisk, note);
+        if (permanent === undefined) {
           throw new RuntimeError('invalid-state', `the history in ${stateDir} names ${onDisk.name} ${onDisk.permanent} as permanent, but its bundle is missing`, `restore ${store.pathOf({ name: onDisk.name, version: onDisk.permanent })}, or move the state directory aside to boot afresh`);
         }
         image = permanent;
@@ -353,25 +352,30 @@ export class NodeHost {
  * bundles the history does not name were never run (an install cut short)
  * and are ignored. A format-1 history records no hashes: they are taken now.
  */
-async function verifyInstalled(store: ReleaseStore, history: History & { legacy?: true }, note: (message: string) => void): Promise<Record<string, string>> {
+async function verifyInstalled(store: ReleaseStore, history: History & { legacy?: true }, note: (message: string) => void): Promise<{ installed: Record<string, string>; permanent: ReleaseImage | undefined }> {
   const installed: Record<string, string> = {};
+  let permanent: ReleaseImage | undefined;
+  const keep = (version: string, image: ReleaseImage) => {
+    installed[version] = image.release.hash;
+    if (version === history.permanent) permanent = image;
+  };
   if (history.legacy === true) {
     for (const version of await store.bundleVersions(history.name)) {
       const image = await store.installed(history.name, version, undefined);
-      if (image !== undefined) installed[version] = image.release.hash;
+      if (image !== undefined) keep(version, image);
     }
     note(`history format 1: recorded the release hashes of ${Object.keys(installed).length} installed bundles`);
-    return installed;
+    return { installed, permanent };
   }
   for (const [version, hash] of Object.entries(history.installed)) {
     const image = await store.installed(history.name, version, hash);
     if (image === undefined) note(`${store.pathOf({ name: history.name, version })} is gone: ${version} can no longer be rolled back to`);
-    else installed[version] = hash;
+    else keep(version, image);
   }
   for (const version of await store.bundleVersions(history.name)) {
     if (history.installed[version] === undefined) note(`${store.pathOf({ name: history.name, version })} is not in the history (an install cut short?): ignored`);
   }
-  return installed;
+  return { installed, permanent };
 }
 
 async function durably(options: HostOptions, what: DurableWrite, write: () => Promise<void>): Promise<void> {
