@@ -1,3 +1,4 @@
+import { constants } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -152,7 +153,8 @@ export async function readBundleFiles(source: string | Uint8Array, origin: strin
 
   let bytes: Buffer | undefined;
   try {
-    bytes = typeof source === 'string' ? await readBounded(source, rawLimit + COMPRESSED_MARGIN, tooLarge) : Buffer.from(source.buffer, source.byteOffset, source.length);
+    bytes = typeof source === 'string' ? await readBounded(source, rawLimit + COMPRESSED_MARGIN, tooLarge, (what) =>
+      stop(error('release-file-unreadable', `${origin} ${what} while it was read`, at(), 'do not change a bundle while relup reads it'))) : Buffer.from(source.buffer, source.byteOffset, source.length);
   } catch (e) {
     if (!(e instanceof Error && 'code' in e && typeof e.code === 'string')) throw e;
     stop(error('release-file-unreadable', `${origin} cannot be read: ${e.code} (${e.message})`, at(), 'check that the bundle exists and is readable by this user'));
@@ -205,20 +207,33 @@ export async function readBundleFiles(source: string | Uint8Array, origin: strin
 const COMPRESSED_MARGIN = 1024 * 1024;
 
 /** The whole file, or undefined (and `tooLarge` called) when it is over `limit` bytes. */
-async function readBounded(path: string, limit: number, tooLarge: (message: string) => void): Promise<Buffer | undefined> {
-  const handle = await open(path, 'r');
+async function readBounded(path: string, limit: number, tooLarge: (message: string) => void, changed: (what: string) => void): Promise<Buffer | undefined> {
+  // Non-blocking: a fifo swapped in after the caller's stat must not hang the read.
+  const handle = await open(path, constants.O_RDONLY | (constants.O_NONBLOCK ?? 0));
   try {
-    const size = (await handle.stat()).size;
+    const stats = await handle.stat();
+    if (!stats.isFile()) {
+      changed('was replaced by something that is not a regular file');
+      return undefined;
+    }
+    const size = stats.size;
     if (size > limit) {
       tooLarge(`${path} is ${size} bytes, more than any bundle within the limits can be`);
       return undefined;
     }
-    const bytes = await handle.readFile();
-    if (bytes.length > limit) {
-      tooLarge(`${path} grew past ${limit} bytes while it was read`);
-      return undefined;
+    // Read at most limit + 1 bytes, whatever a writer appends meanwhile.
+    const bytes = Buffer.allocUnsafe(Math.min(size, limit) + 1);
+    let length = 0;
+    for (;;) {
+      const { bytesRead } = await handle.read(bytes, length, bytes.length - length, null);
+      if (bytesRead === 0) break;
+      length += bytesRead;
+      if (length === bytes.length) {
+        changed('grew');
+        return undefined;
+      }
     }
-    return bytes;
+    return bytes.subarray(0, length);
   } finally {
     await handle.close();
   }

@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { packRelease } from '../../src/release/pack-release.js';
 import { loadCatalog } from '../../src/release/release-catalog.js';
+import { readBundleFiles } from '../../src/release/read-bundle.js';
+import { DEFAULT_LIMITS } from '../../src/release/release-files.js';
 import { readReleaseFiles } from '../../src/release/release-files.js';
 import { verifyRelease } from '../../src/release/verify-release.js';
 import { runCli } from '../helpers/run-cli.js';
@@ -137,6 +139,14 @@ describe('directory walks (issue 9.12)', { timeout: 60_000 }, () => {
     expect(catalog.diagnostics.map((d) => [d.code, d.file])).toEqual([['release-file-unreadable', join(dir, 'releases', '1.0.0', 'release.yaml')]]);
     const looped = await loadCatalog(join(dir, 'loop'));
     expect(looped.diagnostics.map((d) => d.code)).toEqual(['release-file-unreadable']);
+  });
+
+  it('never blocks on a fifo where a bundle was (swapped in after the caller looked)', async () => {
+    const dir = await testdir();
+    execFileSync('mkfifo', [join(dir, 'b.tar.gz')]);
+    // Before: the read stream waited for a writer forever.
+    const read = await readBundleFiles(join(dir, 'b.tar.gz'), 'b.tar.gz', DEFAULT_LIMITS);
+    expect(codes(read)).toEqual(['release-file-unreadable']);
   });
 
   it('reports a file that vanishes between the listing and the read as release-file-vanished', async () => {
