@@ -4,7 +4,7 @@
 //
 // Options (after `--`):
 //   --quick                 short run (under a minute with the build)
-//   --only=planner,cli,memory,load,silly
+//   --only=planner,cli,memory,load,silly,erlang
 //   --scenarios=relup,restart,pm2   (load)
 //   --rate=N --long-lived=N --rounds=N   (load)
 //   --cycles=N              (memory)
@@ -26,7 +26,7 @@ const argv = process.argv.slice(2);
 const quick = argv.includes('--quick');
 const opt = (name) => argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
 const num = (name) => (opt(name) === undefined ? undefined : Number(opt(name)));
-const only = opt('only')?.split(',') ?? ['planner', 'cli', 'memory', 'load', 'silly'];
+const only = opt('only')?.split(',') ?? ['planner', 'cli', 'memory', 'load', 'silly', 'erlang'];
 const log = (line) => process.stdout.write(`${line}\n`);
 
 let interrupted = false;
@@ -67,6 +67,8 @@ try {
   });
   // The Lua runtime: a Silly node under load through upgrade + rollback vs a hand-written INJECT (bench/silly-bench.js).
   await section('silly', async () => (await import('./silly-bench.js')).runSillyBench({ quick, log }));
+  // The Erlang runtime: an Erlang node under load through upgrade + rollback vs a restart (bench/erlang-bench.js).
+  await section('erlang', async () => (await import('./erlang-bench.js')).runErlangBench({ quick, log }));
 } catch (e) {
   // Interrupted: the signal handler is stopping the children and will exit; don't race it.
   if (interrupted) await new Promise(() => {});
@@ -83,7 +85,7 @@ log(`\n${summary}`);
 
 const dir = fileURLToPath(new URL('./results/', import.meta.url));
 await mkdir(dir, { recursive: true });
-const partial = only.length < 5 || argv.some((a) => /^--(scenarios|rate|long-lived|rounds|cycles)=/.test(a));
+const partial = only.length < 6 || argv.some((a) => /^--(scenarios|rate|long-lived|rounds|cycles)=/.test(a));
 const mode = `${quick ? 'quick' : 'full'}${partial ? '-partial' : ''}`;
 await writeFile(`${dir}bench-${mode}.json`, `${JSON.stringify(results, null, 2)}\n`);
 await writeFile(`${dir}summary-${mode}.md`, `${summary}\n`);
