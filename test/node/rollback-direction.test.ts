@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { rollbackTarget } from '../../src/cli/commands/rollback-command.js';
 import { demoCopy, runCli } from '../helpers/run-cli.js';
 import { startNodeProcess } from '../helpers/node-process.js';
 
@@ -45,3 +46,19 @@ describe('relup rollback', { timeout: 90_000 }, () => {
     }
   });
 });
+
+describe('rollbackTarget (pure)', () => {
+  const status = { name: 'chat', version: '1.1.0' };
+  it('takes the newest older release, ignoring newer ones a node of another runtime may still list as previous', () => {
+    expect(rollbackTarget({ ...status, previous: ['1.2.0', '1.0.0', '1.0.5'] }, undefined)).toEqual({ to: '1.0.5' });
+    expect(rollbackTarget({ ...status, previous: ['1.2.0'] }, undefined)).toMatchObject({ code: 'no-older-release' });
+    expect(rollbackTarget({ ...status, previous: [] }, undefined)).toMatchObject({ code: 'no-older-release' });
+  });
+  it('accepts --to an older version (v prefix too) and refuses a newer or equal one as bad input', () => {
+    expect(rollbackTarget({ ...status, previous: [] }, 'v1.0.0')).toEqual({ to: '1.0.0' });
+    expect(() => rollbackTarget({ ...status, previous: [] }, '1.2.0')).toThrow(/older release/);
+    expect(() => rollbackTarget({ ...status, previous: [] }, '1.1.0')).toThrow(/older release/);
+    expect(() => rollbackTarget({ ...status, previous: [] }, 'latest')).toThrow(/not a version/);
+  });
+});
+
