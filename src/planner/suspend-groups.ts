@@ -142,31 +142,30 @@ function stronglyConnected(n: number, edges: number[][]): { of: Int32Array; coun
 /** Nodes dependencies-first: components in topological order (ties: the component whose first name is smallest), members of a component in name order. */
 function componentOrder(n: number, edges: number[][], components: { of: Int32Array; count: number; first: number[] }): number[] {
   const { of, count, first } = components;
-  const members: number[][] = Array.from({ length: count }, () => []);
-  for (let i = 0; i < n; i++) members[of[i]!]!.push(i);
+  // Members of each component, in node (= name) order, as one flat array sliced by offsets.
+  const size = new Int32Array(count + 1);
+  for (let i = 0; i < n; i++) size[of[i]! + 1]! += 1;
+  for (let c = 0; c < count; c++) size[c + 1]! += size[c]!;
+  const fill = Int32Array.from(size);
+  const members = new Int32Array(n);
+  for (let i = 0; i < n; i++) members[fill[of[i]!]!++] = i;
   const indegree = new Int32Array(count);
-  const out: number[][] = Array.from({ length: count }, () => []);
-  for (let v = 0; v < n; v++) {
-    for (const w of edges[v]!) {
-      const a = of[v]!;
-      const b = of[w]!;
-      if (a === b) continue;
-      out[a]!.push(b);
-      indegree[b]! += 1;
-    }
-  }
-  // The heap orders by the component's first (smallest) node index, i.e. its alphabetically first module.
-  const byFirst = new Map<number, number>();
-  for (let c = 0; c < count; c++) byFirst.set(first[c]!, c);
+  for (let v = 0; v < n; v++) for (const w of edges[v]!) if (of[v] !== of[w]) indegree[of[w]!]! += 1;
+  // The heap holds each ready component's first (smallest) node index, i.e. its alphabetically first module.
   const heap = new MinHeap();
   for (let c = 0; c < count; c++) if (indegree[c] === 0) heap.push(first[c]!);
   const order: number[] = [];
   while (heap.size > 0) {
-    const c = byFirst.get(heap.pop())!;
-    order.push(...members[c]!);
-    for (const d of out[c]!) {
-      indegree[d]! -= 1;
-      if (indegree[d] === 0) heap.push(first[d]!);
+    const c = of[heap.pop()]!;
+    for (let k = size[c]!; k < size[c + 1]!; k++) {
+      const v = members[k]!;
+      order.push(v);
+      for (const w of edges[v]!) {
+        const d = of[w]!;
+        if (d === c) continue;
+        indegree[d]! -= 1;
+        if (indegree[d] === 0) heap.push(first[d]!);
+      }
     }
   }
   return order;
