@@ -95,7 +95,7 @@ describe('fuzz: config file', () => {
     () => {
       fuzz(summary, 'relup.config.yaml', 'mutants, parse + validate', configCase, checkConfig, { numRuns: runs(10_000), seed: 0xc0f16 });
     },
-    timeoutFor(40_000),
+    timeoutFor(120_000),
   );
 
   describe('through loadConfig on real files', () => {
