@@ -55,3 +55,12 @@ describe('relup apply --fleet: exit codes without a rollout', { timeout: 60_000 
     expect(text.stdout).toContain('refused: no node was changed');
   });
 });
+
+describe('relup apply --target with a health check', { timeout: 60_000 }, () => {
+  it('runs as a fleet of one: a health flag is never ignored (here the node is unreachable: refused, exit 1)', async () => {
+    const dir = await demoCopy();
+    const r = await runCli(['apply', '--target', 'run/none.sock', '--to', '1.2.3', '--health-path', '/health', '--json'], dir);
+    expect(r.exitCode).toBe(1);
+    expect(JSON.parse(r.stdout.trim().split('\n').at(-1)!)).toMatchObject({ type: 'result', refused: true, rows: [{ node: 'run/none.sock', outcome: 'unreachable' }] });
+  });
+});
