@@ -29,9 +29,10 @@ export async function checkReleaseModules(release: Release, files: ReadonlyMap<s
 }
 
 /** checkReleaseModules for every usable release of a loaded project, in version order; `failed` holds the versions with an error. */
-export async function checkProjectModules(project: Project): Promise<{ diagnostics: Diagnostic[]; failed: Set<string> }> {
+export async function checkProjectModules(project: Project): Promise<{ diagnostics: Diagnostic[]; failed: Set<string>; compiled: number }> {
   const diagnostics: Diagnostic[] = [];
   const failed = new Set<string>();
+  let compiled = 0;
   for (const [version, release] of project.catalog.releases) {
     const source = project.catalog.sources.get(version);
     if (source === undefined) continue;
@@ -39,7 +40,8 @@ export async function checkProjectModules(project: Project): Promise<{ diagnosti
     // The catalog already read this release without errors; a failure now means it changed under us.
     const found = [...read.diagnostics, ...(read.value === undefined ? [] : await checkReleaseModules(release, read.value.files))];
     if (read.value === undefined || hasErrors(found)) failed.add(version);
+    if (read.value !== undefined && !found.some((d) => d.code === 'check-runtime-no-driver')) compiled += release.modules.length;
     diagnostics.push(...found);
   }
-  return { diagnostics, failed };
+  return { diagnostics, failed, compiled };
 }

@@ -59,7 +59,7 @@ export async function run(raw: Record<string, unknown>, io: CommandIo): Promise<
   const ok = !hasErrors(diagnostics);
 
   if (args.json === true) {
-    io.stdout.write(`${JSON.stringify({ ok, releases: report.releases, appups: report.appups, transitions: report.transitions, ...(live === undefined ? {} : { live, liveSkipped: skipped }), errors, warnings, diagnostics }, null, 2)}\n`);
+    io.stdout.write(`${JSON.stringify({ ok, releases: report.releases, appups: report.appups, transitions: report.transitions, modulesCompiled: modules.compiled, ...(live === undefined ? {} : { live, liveSkipped: skipped }), errors, warnings, diagnostics }, null, 2)}\n`);
     return ok ? EXIT_OK : EXIT_FAILED;
   }
   if (args.reporter === 'github') {
@@ -83,7 +83,7 @@ export async function run(raw: Record<string, unknown>, io: CommandIo): Promise<
     printDiagnostics(diagnostics, io, 'stdout');
   }
   io.stdout.write(
-    `\n${report.releases.length} release${report.releases.length === 1 ? '' : 's'}, ${report.appups.length} appup${report.appups.length === 1 ? '' : 's'}, ${report.transitions.length} transition${report.transitions.length === 1 ? '' : 's'} planned: ${errors} error${errors === 1 ? '' : 's'}, ${warnings} warning${warnings === 1 ? '' : 's'}\n`,
+    `\n${report.releases.length} release${report.releases.length === 1 ? '' : 's'} (${modules.compiled} module${modules.compiled === 1 ? '' : 's'} compiled), ${report.appups.length} appup${report.appups.length === 1 ? '' : 's'}, ${report.transitions.length} transition${report.transitions.length === 1 ? '' : 's'} planned: ${errors} error${errors === 1 ? '' : 's'}, ${warnings} warning${warnings === 1 ? '' : 's'}\n`,
   );
   return ok ? EXIT_OK : EXIT_FAILED;
 }
