@@ -207,5 +207,19 @@ describe('the same rule for the files that decide what a node trusts', { timeout
     expect(r.exitCode, r.stderr).toBe(1);
     expect(r.stderr).toMatch(/untrusted-path: the public key .* writable by others/);
   });
+
+  it('refuses a --secret-file in a directory others can write (they could swap in a secret they know)', async () => {
+    const dir = await testdir();
+    const open = join(dir, 'open');
+    await mkdir(open);
+    await chmod(open, 0o777);
+    await writeFile(join(open, 'secret'), 'x'.repeat(44), { mode: 0o600 });
+    await mkdir(join(dir, 'run'), { mode: 0o700 });
+    const args = [CLI, 'node', 'start', '--socket', join(dir, 'run', 'node.sock'), '--state-dir', join(dir, 'state'), '--port', '0', '--release', join(DEMO_RELEASES, '1.2.2'), '--listen', '127.0.0.1:0', '--secret-file', join(open, 'secret')];
+    const r = await execa('node', args, { cwd: dir, reject: false, stdin: 'ignore', timeout: 20_000, env: { NO_COLOR: '1' } });
+    expect(r.exitCode, r.stderr).toBe(1);
+    expect(r.stderr).toContain('untrusted-path');
+    expect(r.stderr).toContain(open);
+  });
 });
 
