@@ -25,7 +25,8 @@
     code,          %% #{Mod => Binary}: the object code the node runs, kept for an in-place rollback
     history,
     txn = none,    %% none | {Pid, From, To}
-    suspended = #{}
+    suspended = #{},
+    history_problem = none   %% set when something could not be recorded (a full disk): said by status
 }).
 
 start_link(Opts) -> gen_server:start_link({local, ?SERVER}, ?MODULE, Opts, []).
@@ -220,12 +221,12 @@ handle_call({apply_begin, Script, Opts}, {TxnPid, _}, St = #st{txn = none}) ->
             %% Recorded before anything changes, so an attempt cut short by a crash of the node is in the history.
             H1 = relup_history:record(St#st.history, #{<<"at">> => relup_history:now_iso(), <<"op">> => <<"apply">>,
                                                       <<"from">> => From, <<"to">> => To, <<"status">> => <<"started">>}, #{}),
-            ok = relup_history:write(St#st.state_dir, H1),
             H1
     end,
+    St0 = durable(St, "the started record of this attempt", fun() -> relup_history:write(St#st.state_dir, H) end),
     %% Watched: a transaction process that dies of a bug must not leave the node busy for ever.
     Ref = erlang:monitor(process, TxnPid),
-    {reply, {ok, St#st.spec, St#st.code}, St#st{history = H, txn = {Ref, From, To}}};
+    {reply, {ok, St0#st.spec, St0#st.code}, St0#st{history = H, txn = {Ref, From, To}}};
 handle_call({apply_begin, _, _}, _From, St = #st{txn = {_, F, T}}) ->
     {reply, {busy, iolist_to_binary(io_lib:format("an upgrade ~s -> ~s is running", [F, T]))}, St};
 handle_call({apply_end, Outcome, Result}, _From, St = #st{txn = {Ref, _, _}}) ->
@@ -238,8 +239,11 @@ handle_call({make_permanent, Version}, _From, St = #st{spec = #{name := Name}, s
         true ->
             H = relup_history:record(St#st.history, #{<<"at">> => relup_history:now_iso(), <<"op">> => <<"make_permanent">>,
                                                      <<"to">> => Version, <<"status">> => <<"ok">>}, #{permanent => Version}),
-            ok = relup_history:write(Dir, H),
-            {reply, {ok, #{permanent => Version}}, St#st{history = H}};
+            %% The permanent release changes only once it is on disk: a restart must boot what status says.
+            case safe(fun() -> relup_history:write(Dir, H) end) of
+                ok -> {reply, {ok, #{permanent => Version}}, St#st{history = H}};
+                {error, Why} -> {reply, {error, <<"make_permanent could not be recorded: ", Why/binary>>}, St}
+            end;
         false ->
             {reply, {error, <<Name/binary, " ", Version/binary, " is not installed on this node; apply it first">>}, St}
     end;
@@ -256,8 +260,8 @@ handle_info({'DOWN', Ref, process, _, Why}, St = #st{txn = {Ref, F, T}}) ->
               <<"status">> => <<"rollback-failed">>,
               <<"message">> => iolist_to_binary(io_lib:format("internal error in the agent's evaluator: ~0p", [Why]))},
     H = relup_history:record(relup_history:without_started(St#st.history), Event, #{}),
-    ok = relup_history:write(St#st.state_dir, H),
-    {noreply, St#st{history = H, txn = none}};
+    St1 = durable(St, "the outcome of a crashed evaluator", fun() -> relup_history:write(St#st.state_dir, H) end),
+    {noreply, St1#st{history = H, txn = none}};
 handle_info(_, St) -> {noreply, St}.
 
 terminate(_Reason, #st{listen = L, socket_path = Path}) ->
@@ -273,8 +277,8 @@ finish_apply(Outcome, Result, St = #st{state_dir = Dir, spec = Spec0}) ->
     H0 = relup_history:without_started(St#st.history),
     St1 = case {Status, Result} of
         {<<"committed">>, {committed, NewSpec, NewCode, Bytes}} ->
-            ok = install(Dir, maps:get(name, NewSpec), maps:get(version, NewSpec), Bytes),
-            St#st{spec = NewSpec#{processes => maps:get(processes, Spec0), start => maps:get(start, Spec0), config => maps:get(config, Spec0)}, code = NewCode};
+            Sti = durable(St, "the bundle of the new release", fun() -> install(Dir, maps:get(name, NewSpec), maps:get(version, NewSpec), Bytes) end),
+            Sti#st{spec = NewSpec#{processes => maps:get(processes, Spec0), start => maps:get(start, Spec0), config => maps:get(config, Spec0)}, code = NewCode};
         _ -> St
     end,
     case lists:member(Status, [<<"noop">>, <<"dry-run">>]) of
@@ -290,24 +294,42 @@ finish_apply(Outcome, Result, St = #st{state_dir = Dir, spec = Spec0}) ->
                     Event0#{<<"failedStep">> => string:trim(iolist_to_binary([integer_to_binary(I + 1), " ", Op, " ", T]))};
                 _ -> Event0
             end,
+            Installed = filelib:is_regular(bundle_path(Dir, maps:get(name, Spec0), maps:get(version, Outcome))),
             Change = case Status of
+                %% A release whose bundle could not be kept is never made permanent: a restart could not boot it.
                 <<"committed">> ->
                     V = maps:get(version, Outcome),
-                    case maps:get(permanent, Outcome, true) of true -> #{current => V, permanent => V}; false -> #{current => V} end;
+                    case maps:get(permanent, Outcome, true) andalso Installed of true -> #{current => V, permanent => V}; false -> #{current => V} end;
                 _ -> #{}
             end,
             H = relup_history:record(H0, Event, Change),
-            ok = relup_history:write(Dir, H),
-            St1#st{history = H}
+            St2 = durable(St1, "the outcome of this upgrade", fun() -> relup_history:write(Dir, H) end),
+            St2#st{history = H}
     end.
 
 round2(X) -> round(X * 100) / 100.
 
+%% A write to the state directory that fails (a full or dying disk) must not
+%% take the agent down with it: the node keeps running and status says what
+%% could not be recorded.
+durable(St, What, Fun) ->
+    case safe(Fun) of
+        ok -> St;
+        {error, Why} -> St#st{history_problem = iolist_to_binary([What, " could not be written: ", Why])}
+    end.
+
+safe(Fun) ->
+    try Fun() of
+        ok -> ok;
+        {error, Why} -> {error, iolist_to_binary(io_lib:format("~0p", [Why]))}
+    catch _:Why -> {error, iolist_to_binary(io_lib:format("~0p", [Why]))}
+    end.
+
 %% ---- status ----
 
-status(#st{spec = Spec, history = H, txn = Txn, suspended = Susp, state_dir = Dir}) ->
+status(#st{spec = Spec, history = H, txn = Txn, suspended = Susp, state_dir = Dir, history_problem = Problem}) ->
     #{name := Name, version := V, hash := Hash, modules := Mods} = Spec,
-    #{name => Name, version => V, hash => Hash,
+    Status = #{name => Name, version => V, hash => Hash,
       modules => [#{name => atom_to_binary(M, utf8), hash => maps:get(hash, Info), version => V}
                   || {M, Info} <- lists:sort(maps:to_list(Mods))],
       processes => [process_status(N, M, Susp) || {N, M} <- lists:sort(process_names(Spec))],
@@ -316,7 +338,8 @@ status(#st{spec = Spec, history = H, txn = Txn, suspended = Susp, state_dir = Di
       permanent => maps:get(<<"permanent">>, H), previous => maps:get(<<"previous">>, H),
       installed => installed(Dir, Name),
       history => lists:nthtail(max(0, length(maps:get(<<"events">>, H)) - 50), maps:get(<<"events">>, H)),
-      stateDir => list_to_binary(Dir)}.
+      stateDir => list_to_binary(Dir)},
+    case Problem of none -> Status; _ -> Status#{historyProblem => Problem} end.
 
 process_names(#{processes := Procs}) ->
     [{N, M} || #{name := N, module := M} <- Procs].
