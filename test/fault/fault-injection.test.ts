@@ -1,10 +1,34 @@
 import { describe, expect, test } from 'vitest';
-import { injectFaults, parseFaults } from '../../src/runtime/node-host/fault-injection.js';
+import { injectFaults, injectWriteFaults, parseFaults, parseWriteFaults } from '../../src/runtime/node-host/fault-injection.js';
+import { wasRenamed } from '../../src/fs/write-file-atomic.js';
 import { startNode } from '../../src/runtime/node/relup-node.js';
 import { DEMO, UP } from './helpers/demo.js';
 import { NODE_CONFIG } from './helpers/in-process.js';
 
 describe('RELUP_FAULTS', () => {
+  test('write faults: write:<what>:<how>, beside step faults, every durable write named', async () => {
+    const spec = '12:throw,write:history-commit:enospc,write:bundle:eio-after';
+    expect([...parseFaults(spec)]).toEqual([[12, 'throw']]);
+    expect([...parseWriteFaults(spec)]).toEqual([
+      ['history-commit', 'enospc'],
+      ['bundle', 'eio-after'],
+    ]);
+    for (const bad of ['write:history:enospc', 'write:bundle:full', 'write:bundle', 'write:bundle:eio:1']) expect(() => parseWriteFaults(bad)).toThrow(/RELUP_FAULTS/);
+    const wrap = injectWriteFaults(parseWriteFaults(spec));
+    let wrote = 0;
+    const write = async () => {
+      wrote += 1;
+    };
+    await expect(wrap('history-commit', write)).rejects.toMatchObject({ code: 'ENOSPC' });
+    expect(wrote).toBe(0);
+    const after = await wrap('bundle', write).catch((e: unknown) => e);
+    expect(after).toMatchObject({ code: 'EIO' });
+    expect(wasRenamed(after)).toBe(true);
+    expect(wrote).toBe(1);
+    await wrap('history-outcome', write);
+    expect(wrote).toBe(2);
+  });
+
   test('parses the original kinds and the new ones, with counts where they take one', () => {
     expect([...parseFaults('12:throw, 3:hang,14:exit,5:after-exit')]).toEqual([
       [12, 'throw'],
