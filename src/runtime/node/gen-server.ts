@@ -30,6 +30,8 @@ export class GenServer {
   private pumpScheduled = false;
   private suspendWaiters: SuspendWaiter[] = [];
   private idleWaiters: (() => void)[] = [];
+  /** Messages taken from the mailbox so far: a rollback snapshot taken ahead of the suspension is still exact while it has not moved. */
+  private handledCount = 0;
 
   constructor(
     private readonly host: ProcessHost,
@@ -52,6 +54,9 @@ export class GenServer {
   }
   get mailboxSize(): number {
     return this.mailbox.length;
+  }
+  get handled(): number {
+    return this.handledCount;
   }
 
   call(msg: unknown): Promise<unknown> {
@@ -140,6 +145,7 @@ export class GenServer {
     const env = this.mailbox.shift();
     if (env === undefined) return;
     this.handlingFlag = true;
+    this.handledCount += 1;
     void this.handle(env).finally(() => {
       this.handlingFlag = false;
       const idle = this.idleWaiters;

@@ -29,11 +29,15 @@ export class TransactionReport {
   readonly migratedProcesses = new Map<number, string[]>();
   readonly migratedModules = new Map<number, string[]>();
   readonly absent = new Map<string, string[]>();
+  /** ms spent copying states for rollback ahead of the hold (0 when the node never went quiet and the copies were made in the windows). */
+  snapshotAheadMs = 0;
 }
 
 const DEFAULT_RESUSPEND_MS = 5000;
 /** How long the point of no return waits for outside work already running (docs/runtime-node.md, rollback rules). */
 const DRAIN_LIMIT_MS = 50;
+/** How long the point of no return waits for a quiet moment to copy states ahead of the hold (docs/performance.md). */
+const QUIET_LIMIT_MS = 50;
 
 /**
  * How each step of a relup script is performed on a Node.js node, and undone.
@@ -41,9 +45,18 @@ const DRAIN_LIMIT_MS = 50;
  * Rollback rules, each with its reason:
  * - Every undo is registered *before* its change, so a step that fails half
  *   way is undone as far as it got.
- * - State is snapshotted (structuredClone) right before the first step that
+ * - State is snapshotted (structuredClone) before the first step that
  *   changes it, and the snapshot object itself is restored: a migration that
  *   mutated in place and then threw leaves no trace.
+ * - The copies are made ahead of the hold, at a quiet moment of the point of
+ *   no return (nothing running, every mailbox empty), and the hold starts in
+ *   the same synchronous turn, so nothing can run between the copy and the
+ *   hold. A copy made ahead is used only while it is provably still the
+ *   state: a process's copy while the process has handled no message and
+ *   holds the same state object; a module's copy while no step has run module
+ *   code. Otherwise the state is copied where it used to be, in the window.
+ *   Copying is what grows with the state: ahead of the hold, the suspension
+ *   window costs what the migration costs.
  * - Old code is restored by making the old exports object current again: the
  *   old version was never dropped, only purges at commit drop it.
  * - From the point of no return until the transaction settles, work from
@@ -64,6 +77,11 @@ export class NodeSteps implements StepPerformer {
   private fromCode = new Map<string, ModuleVersion>();
   private readonly moduleSnapshots = new Map<string, StateCell>();
   private readonly processSnapshots = new Map<GenServer, unknown>();
+  /** Copies made ahead of the hold, and what proves each is still exact (see the rules above). */
+  private readonly aheadProcesses = new Map<GenServer, { copy: unknown; state: unknown; handled: number }>();
+  private readonly aheadModules = new Map<string, { copy: StateCell; value: unknown }>();
+  /** A step has run module code since the hold: module copies made ahead may be stale. */
+  private codeRan = false;
   private readonly suspendedHere = new Map<GenServer, number | undefined>();
   private readonly replaced: ModuleVersion[] = [];
   private readonly brutal: ModuleVersion[] = [];
@@ -125,6 +143,9 @@ export class NodeSteps implements StepPerformer {
         return;
       case 'point_of_no_return': {
         this.checkRest();
+        // Copy the states the steps will change at a quiet moment, then hold in
+        // the same synchronous turn: the copy is exact and out of the windows.
+        if (await this.quiet(Math.min(QUIET_LIMIT_MS, ctx.remainingMs() / 4))) this.snapshotAhead();
         // Hold new outside work, then give what is already running a moment to finish:
         // work that straddles the point of no return could write state after its
         // snapshot, and a rollback would erase what it answered. Only a moment: a slow
@@ -139,6 +160,50 @@ export class NodeSteps implements StepPerformer {
       default:
         throw new RuntimeError('invalid-script', `${step.op} is not a check`);
     }
+  }
+
+  /**
+   * Wait (one event-loop turn at a time, at most `ms`) for a moment when
+   * nothing of the node runs: no outside work, no process handling or holding
+   * a message, no handler of any current version in flight. Resolves true in
+   * such a moment; the caller must act before it yields again.
+   */
+  private async quiet(ms: number): Promise<boolean> {
+    const until = performance.now() + ms;
+    for (;;) {
+      if (this.isQuiet()) return true;
+      if (performance.now() >= until) return false;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  }
+
+  private isQuiet(): boolean {
+    const { core } = this;
+    if (core.running > 0) return false;
+    for (const p of core.processes.values()) if (!p.stopped && (p.handling || p.mailboxSize > 0)) return false;
+    for (const v of core.modules.values()) if (v.inFlight > 0) return false;
+    return true;
+  }
+
+  /** Copy every state a step after the point of no return will change (a quiet node: see `quiet`). */
+  private snapshotAhead(): void {
+    const t0 = performance.now();
+    const { core, script } = this;
+    for (let i = script.pointOfNoReturn + 1; i < script.steps.length; i++) {
+      const step = script.steps[i]!;
+      const processes = step.op === 'suspend' || step.op === 'restart' ? [step.process] : step.op === 'migrate' ? step.processes : [];
+      for (const name of processes) {
+        const p = core.processes.get(name);
+        if (p === undefined || p.stopped || this.aheadProcesses.has(p)) continue;
+        this.aheadProcesses.set(p, { copy: structuredClone(p.state), state: p.state, handled: p.handled });
+      }
+      if (step.op === 'switch' || step.op === 'migrate') {
+        const cell = core.states.get(step.module);
+        if (cell === undefined || this.aheadModules.has(step.module)) continue;
+        this.aheadModules.set(step.module, { copy: { value: structuredClone(cell.value), stateful: cell.stateful }, value: cell.value });
+      }
+    }
+    this.report.snapshotAheadMs = performance.now() - t0;
   }
 
   /**
@@ -215,6 +280,10 @@ export class NodeSteps implements StepPerformer {
   // --- after it ---
 
   async perform(step: Step, ctx: StepContext): Promise<void> {
+    // Module code may change any module's state (relup.module(...) calls): once a
+    // step runs some, module copies made ahead are no longer known to be exact.
+    // A migration marks it itself, after taking the copies of what it migrates.
+    if (step.op === 'apply' || step.op === 'start' || step.op === 'restart') this.codeRan = true;
     switch (step.op) {
       case 'stop':
         return this.stop(step, ctx);
@@ -332,6 +401,7 @@ export class NodeSteps implements StepPerformer {
     if (cell !== undefined && (cell.stateful || Object.keys(cell.value).length > 0)) {
       this.snapshotModule(step.module, cell);
       ctx.onUndo(`restore ${step.module}'s module state`, () => this.restoreModuleState(step.module));
+      this.codeRan = true;
       const result = await run(cell.value, { ...base, target: 'module' }, `the state of module ${step.module}`);
       // undefined: the migration mutated the state in place.
       if (result !== undefined) cell.value = checkedState(result, `${step.module}.${step.function} (module state)`);
@@ -341,6 +411,7 @@ export class NodeSteps implements StepPerformer {
       const p = core.process(name);
       this.snapshotProcess(p);
       ctx.onUndo(`restore the state of process ${name}`, () => this.restoreProcessState(p));
+      this.codeRan = true;
       const result = await run(p.state, { ...base, target: 'process', process: name }, `the state of process ${name}`);
       // A process that died meanwhile has no state to hand over: its migration did not happen.
       if (p.stopped) throw new RuntimeError('process-stopped', `process ${name} died while ${step.module}.${step.function} migrated it`);
@@ -448,6 +519,8 @@ export class NodeSteps implements StepPerformer {
     this.fromCode.clear();
     this.moduleSnapshots.clear();
     this.processSnapshots.clear();
+    this.aheadProcesses.clear();
+    this.aheadModules.clear();
     this.suspendedHere.clear();
     this.replaced.length = 0;
     this.brutal.length = 0;
@@ -480,7 +553,12 @@ export class NodeSteps implements StepPerformer {
   }
 
   private snapshotModule(module: string, cell: StateCell): void {
-    if (!this.moduleSnapshots.has(module)) this.moduleSnapshots.set(module, { value: structuredClone(cell.value), stateful: cell.stateful });
+    if (this.moduleSnapshots.has(module)) return;
+    const ahead = this.aheadModules.get(module);
+    this.aheadModules.delete(module);
+    // Exact only while no module code ran since the quiet moment and the cell holds the same object (the rules above).
+    if (ahead !== undefined && !this.codeRan && ahead.value === cell.value && ahead.copy.stateful === cell.stateful) this.moduleSnapshots.set(module, ahead.copy);
+    else this.moduleSnapshots.set(module, { value: structuredClone(cell.value), stateful: cell.stateful });
   }
 
   private restoreModuleState(module: string): void {
@@ -499,7 +577,13 @@ export class NodeSteps implements StepPerformer {
   }
 
   private snapshotProcess(p: GenServer): void {
-    if (!this.processSnapshots.has(p)) this.processSnapshots.set(p, structuredClone(p.state));
+    if (this.processSnapshots.has(p)) return;
+    const ahead = this.aheadProcesses.get(p);
+    this.aheadProcesses.delete(p);
+    // Exact only while the process has taken no message since the quiet moment
+    // and holds the same state object: only its handlers and the steps change it.
+    if (ahead !== undefined && ahead.handled === p.handled && ahead.state === p.state) this.processSnapshots.set(p, ahead.copy);
+    else this.processSnapshots.set(p, structuredClone(p.state));
   }
 
   private restoreProcessState(p: GenServer): void {
