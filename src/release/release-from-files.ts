@@ -5,7 +5,7 @@ import { YamlSource, validateYaml } from '../yaml/yaml-source.js';
 import { comparePaths } from './release-path.js';
 import { releaseHash, sha256Hex } from './release-hash.js';
 import type { ReleaseFiles } from './release-files.js';
-import type { Release, ReleaseModule, ReleaseProcess } from './release-model.js';
+import { DEFAULT_RESTART_INTENSITY, type Release, type ReleaseModule, type ReleaseProcess } from './release-model.js';
 import {
   RELEASE_MANIFEST_FILE,
   releaseManifestSchema,
@@ -70,6 +70,7 @@ export function releaseFromFiles(tree: ReleaseFiles, displayPath: string = tree.
     name,
     module: p.module,
     args: p.args,
+    ...(p.restart === undefined ? {} : { restart: { type: p.restart, ...(p.intensity ?? DEFAULT_RESTART_INTENSITY) } }),
     line: source.locate(['processes', name], true).line ?? 1,
   }));
   const release: Release = {

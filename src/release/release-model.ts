@@ -24,8 +24,20 @@ export interface ReleaseProcess {
   module: string;
   /** Argument handed to the process's init function. */
   args: unknown;
+  /** How the runtime restarts the process when it crashes (OTP child restart type); undefined: a handler error is only its caller's. */
+  restart?: RestartPolicy;
   line: number;
 }
+
+export interface RestartPolicy {
+  type: 'permanent' | 'transient' | 'temporary';
+  /** More than `maxRestarts` restarts within `periodMs` and the process stays down (OTP's intensity and period). */
+  maxRestarts: number;
+  periodMs: number;
+}
+
+/** OTP's supervisor defaults are 1 restart in 5 s; a little more forgiving here, since one process is one child. */
+export const DEFAULT_RESTART_INTENSITY = { maxRestarts: 3, periodMs: 5000 } as const;
 
 export interface Release {
   name: string;

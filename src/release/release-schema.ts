@@ -30,6 +30,10 @@ export const releaseModuleSchema = z.strictObject({
 export const releaseProcessSchema = z.strictObject({
   module: moduleName,
   args: z.unknown().optional(),
+  // OTP's child restart types; the runtime applies them (docs/runtime-node.md, "Crashes and restarts").
+  restart: z.enum(['permanent', 'transient', 'temporary']).optional(),
+  // OTP's supervisor intensity: more than maxRestarts restarts within periodMs and the process stays down.
+  intensity: z.strictObject({ maxRestarts: z.number().int().min(0).max(1000), periodMs: z.number().int().min(1).max(86_400_000) }).optional(),
 });
 
 export const releaseManifestSchema = z.strictObject({

@@ -1,10 +1,26 @@
 import { RuntimeError } from './runtime-error.js';
 import type { ModuleVersion } from './module-version.js';
 
-/** What a process needs from its node: the current code of its module, and somewhere to report errors of casts. */
+/** What a process needs from its node: the current code of its module, and somewhere to report errors of casts and crashes. */
 export interface ProcessHost {
   current(module: string): ModuleVersion;
   castFailed(process: string, error: unknown): void;
+  /** True when the process has a declared restart policy: then a handler error crashes it, as in Erlang. */
+  crashes?(process: string): boolean;
+  /** The process terminated (crashed, or exited through relup.exit): the node decides whether it is restarted. */
+  terminated?(process: GenServer, error: unknown, normal: boolean, release: string | undefined): void;
+}
+
+/**
+ * Thrown by `relup.exit(reason)` inside a handler: the process terminates, as
+ * Erlang's exit/1. Reason 'normal' is a normal exit (a transient process is
+ * not restarted); any other reason is a crash.
+ */
+export class ProcessExit extends Error {
+  constructor(readonly reason: string) {
+    super(`process exited: ${reason}`);
+    this.name = 'ProcessExit';
+  }
 }
 
 type Envelope =
@@ -140,8 +156,22 @@ export class GenServer {
     });
   }
 
+  /** A restarted process takes no message until its init(args) gave it a state (messages wait). */
+  private initializing = false;
+
+  /** Hold the mailbox while the node runs init(args) for this process (a restart). */
+  initStarted(): void {
+    this.initializing = true;
+  }
+
+  initDone(state: unknown): void {
+    this.state = state;
+    this.initializing = false;
+    this.schedule();
+  }
+
   private pump(): void {
-    if (this.handlingFlag || this.suspendedFlag || this.stoppedFlag) return;
+    if (this.handlingFlag || this.suspendedFlag || this.stoppedFlag || this.initializing) return;
     const env = this.mailbox.shift();
     if (env === undefined) return;
     this.handlingFlag = true;
@@ -159,8 +189,10 @@ export class GenServer {
   }
 
   private async handle(env: Envelope): Promise<void> {
+    let release: string | undefined;
     try {
       const version = this.host.current(this.module);
+      release = version.release;
       if (env.kind === 'call') {
         const handleCall = version.fn('handleCall');
         const result = await version.run(() => handleCall.call(version.exports, env.msg, this.state));
@@ -178,10 +210,31 @@ export class GenServer {
         if (state !== undefined) this.state = state;
       }
     } catch (e) {
-      // The process keeps running with the state it had; the caller learns why.
+      if (e instanceof ProcessExit || this.host.crashes?.(this.name) === true) {
+        // Erlang semantics: the process dies with its state; its caller gets the
+        // reason, every call still in its mailbox fails at once (never hangs),
+        // and the node applies the restart policy.
+        if (env.kind === 'call') env.reject(e);
+        this.terminate(e, e instanceof ProcessExit && e.reason === 'normal', release);
+        return;
+      }
+      // No restart policy: the process keeps running with the state it had; the caller learns why.
       if (env.kind === 'call') env.reject(e);
       else this.host.castFailed(this.name, e);
     }
+  }
+
+  private terminate(error: unknown, normal: boolean, release: string | undefined): void {
+    this.stoppedFlag = true;
+    this.suspendedFlag = true;
+    const pending = this.mailbox;
+    this.mailbox = [];
+    for (const env of pending) {
+      if (env.kind === 'call') {
+        env.reject(new RuntimeError(normal ? 'process-stopped' : 'process-crashed', `process ${this.name} ${normal ? 'exited' : 'crashed'} before handling this call: ${error instanceof Error ? error.message : String(error)}`, 'call it again: a restarted process starts from its init(args)'));
+      }
+    }
+    this.host.terminated?.(this, error, normal, release);
   }
 }
 

@@ -1,5 +1,6 @@
 import type { AddressInfo } from 'node:net';
 import { format } from 'node:util';
+import { ProcessExit } from './gen-server.js';
 import type { ListenOptions } from './http-servers.js';
 import type { VersionGate } from './module-version.js';
 import { RuntimeError } from './runtime-error.js';
@@ -19,6 +20,8 @@ export interface RelupApi {
   readonly config: Record<string, unknown>;
   readonly version: string;
   log(...args: unknown[]): void;
+  /** Inside a process handler: terminate the process (Erlang's exit/1). 'normal' is a normal exit; anything else a crash. */
+  exit(reason?: string): never;
 }
 
 /** What the `relup` object needs from its node. Only the node implements it. */
@@ -106,6 +109,9 @@ export function makeRelupApi(host: ApiHost, module: string, release: string, gat
     },
     log(...args: unknown[]) {
       host.log(module, release, format(...args));
+    },
+    exit(reason = 'normal'): never {
+      throw new ProcessExit(String(reason));
     },
   };
 }

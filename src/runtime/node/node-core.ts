@@ -1,5 +1,7 @@
 import type { AddressInfo } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import type { Release, ReleaseProcess } from '../../release/release-model.js';
+import type { ErrorOrigin, EscapedKind } from './crash-containment.js';
 import { GenServer, type ProcessHost } from './gen-server.js';
 import { HttpServers, type ListenOptions } from './http-servers.js';
 import { makeRelupApi, type ApiHost } from './module-api.js';
@@ -240,6 +242,89 @@ export class NodeCore implements ApiHost, ProcessHost {
     this.emit({ level: 'error', source: 'process', process, message: `process ${process}: a cast failed: ${messageOf(error)}` });
   }
 
+  // --- crashes and restarts (docs/runtime-node.md, "Crashes and restarts") ---
+
+  /** Restart times of each process within its intensity period. */
+  private readonly restarts = new Map<string, number[]>();
+  /** Set once the node stops: nothing is restarted any more. */
+  stopping = false;
+
+  crashes(process: string): boolean {
+    return this.release.processes.find((p) => p.name === process)?.restart !== undefined;
+  }
+
+  /**
+   * A process terminated. Its policy is the one the *running* release declares
+   * for its name (an upgrade may change it): permanent → always restarted;
+   * transient → restarted unless it exited normally; temporary → never. A
+   * restart is a fresh `init(args)` on the current code; past the intensity
+   * limit the process stays down (it is removed, so callers get
+   * unknown-process rather than waiting forever).
+   */
+  terminated(p: GenServer, error: unknown, normal: boolean, release: string | undefined): void {
+    const policy = this.release.processes.find((s) => s.name === p.name)?.restart;
+    const at = `${p.module}@${release ?? '?'}`;
+    const how = normal ? 'exited normally' : `crashed in ${at}: ${messageOf(error)}${frameOf(error)}`;
+    const restart = policy !== undefined && !this.stopping && (policy.type === 'permanent' || (policy.type === 'transient' && !normal));
+    const base = { source: 'process' as const, process: p.name, module: p.module, ...(release === undefined ? {} : { release }) };
+    if (!restart) {
+      this.emit({ ...base, level: normal ? 'info' : 'error', message: `process ${p.name} ${how}; ${policy?.type ?? 'no'} restart policy: it stays down` });
+      this.forget(p);
+      return;
+    }
+    const now = performance.now();
+    const recent = (this.restarts.get(p.name) ?? []).filter((t) => now - t < policy.periodMs);
+    if (recent.length >= policy.maxRestarts) {
+      this.restarts.delete(p.name);
+      this.emit({ ...base, level: 'error', message: `process ${p.name} ${how}; it was restarted ${recent.length} times within ${policy.periodMs} ms (intensity limit ${policy.maxRestarts}): it stays down until the node restarts` });
+      this.forget(p);
+      return;
+    }
+    recent.push(now);
+    this.restarts.set(p.name, recent);
+    this.emit({ ...base, level: 'error', message: `process ${p.name} ${how}; restarting it (${policy.type}, restart ${recent.length} of ${policy.maxRestarts} within ${policy.periodMs} ms)` });
+    void this.restartProcess(p);
+  }
+
+  private forget(p: GenServer): void {
+    if (this.processes.get(p.name) === p) this.processes.delete(p.name);
+  }
+
+  /**
+   * Start a fresh process in place of `dead`. Messages sent meanwhile wait in
+   * the new process's mailbox until its init finishes. Past an upgrade's point
+   * of no return the restart waits until the transaction settles: a rollback
+   * revives a process that died during it with its snapshot (rule 6), and a
+   * restart must not race it.
+   */
+  private async restartProcess(dead: GenServer): Promise<void> {
+    while (this.held !== undefined) await this.held.promise;
+    if (this.stopping || this.processes.get(dead.name) !== dead) return;
+    const fresh = new GenServer(this, dead.name, dead.module, dead.args, undefined);
+    fresh.initStarted();
+    this.processes.set(dead.name, fresh);
+    try {
+      fresh.initDone(await this.initState(fresh.module, fresh.args, fresh.name));
+    } catch (e) {
+      // A failing init is one more crash: it counts against the intensity limit.
+      fresh.stop(`its init failed: ${messageOf(e)}`);
+      this.terminated(fresh, e, false, this.modules.get(fresh.module)?.release);
+      return;
+    }
+  }
+
+  /** An error module code let escape (crash-containment.ts): logged with where it came from; the node keeps serving. */
+  escaped(kind: EscapedKind, error: unknown, origin: ErrorOrigin | undefined): void {
+    const what = kind === 'uncaught-exception' ? 'uncaught exception' : 'unhandled rejection';
+    if (origin === undefined) {
+      this.emit({ level: 'error', source: 'module', message: `${what} of unknown origin (no module frame in its stack): ${messageOf(error)}; the node keeps serving` });
+      return;
+    }
+    const module = this.release.modules.find((m) => m.file === origin.file)?.name ?? origin.file.replace(/\.[cm]?js$/, '');
+    const where = `relup:${origin.releaseName}@${origin.release}/${origin.file}${origin.line === undefined ? '' : `:${origin.line}:${origin.col ?? 0}`}`;
+    this.emit({ level: 'error', source: 'module', module, release: origin.release, message: `${what} in module ${module}@${origin.release} (${where}): ${messageOf(error)}; the node keeps serving` });
+  }
+
   /** A new process running `spec.module`'s current code: `state = init(args)`. Not registered. */
   async newProcess(spec: Pick<ReleaseProcess, 'name' | 'module' | 'args'>): Promise<GenServer> {
     const state = await this.initState(spec.module, spec.args, spec.name);
@@ -308,6 +393,13 @@ export class NodeCore implements ApiHost, ProcessHost {
     for (const [name, p] of [...this.processes].sort(byKey)) processes[name] = structuredClone(p.state);
     return { modules, processes };
   }
+}
+
+/** ` at relup:…/file.js:3:9` when module code is on the error's stack. */
+function frameOf(error: unknown): string {
+  const stack = error instanceof Error && typeof error.stack === 'string' ? error.stack : '';
+  const m = /relup:[^\s()]+:\d+:\d+/.exec(stack);
+  return m === null ? '' : ` (at ${m[0]})`;
 }
 
 function byKey<T>(a: [string, T], b: [string, T]): number {

@@ -2,6 +2,7 @@ import { performance } from 'node:perf_hooks';
 import { scriptSchema, type RelupScript } from '../../script/script-schema.js';
 import type { HandlerRequest, HandlerResponse, ListenOptions, ServerInfo } from './http-servers.js';
 import type { RelupApi } from './module-api.js';
+import { containEscapedErrors } from './crash-containment.js';
 import { NodeCore, type LogSink, type NodeLogEntry } from './node-core.js';
 import { NodeSteps, TransactionReport, type MigrationInfo } from './node-steps.js';
 import type { TimerInfo } from './node-timers.js';
@@ -27,6 +28,13 @@ export interface StartOptions {
    * `relup status --states`). Set after `start()`; for scratch and test nodes.
    */
   states?: { modules?: Record<string, unknown>; processes?: Record<string, unknown> };
+  /**
+   * While the node runs, unhandled rejections and uncaught exceptions are
+   * logged (with the module and release their stack names) instead of ending
+   * the process (crash-containment.ts). Default true; false leaves the
+   * process's own handling alone.
+   */
+  containErrors?: boolean;
 }
 
 export interface ApplyOptions {
@@ -101,6 +109,7 @@ const STOP_GRACE_MS = 5_000;
 export class RelupNode {
   private running: { from: string; to: string; promise: Promise<ApplyOutcome> } | undefined;
   private stopping: Promise<void> | undefined;
+  private uncontain: () => void = () => undefined;
 
   private constructor(private readonly core: NodeCore) {}
 
@@ -110,6 +119,13 @@ export class RelupNode {
     if (release.runtime !== 'node') throw new RuntimeError('invalid-release', `release ${release.name}@${release.version} is for the ${release.runtime} runtime`);
     const core = new NodeCore(release, options.config ?? {}, options.log ?? (() => undefined), options.timers === 'paused');
     const node = new RelupNode(core);
+    if (options.containErrors !== false) {
+      node.uncontain = containEscapedErrors((kind, error, origin) => {
+        // Another node's module (same process, other release): that node reports it.
+        if (origin !== undefined && origin.releaseName !== core.release.name) return;
+        core.escaped(kind, error, origin);
+      });
+    }
     try {
       const compiled = release.modules.map((m) => core.compile(options.image, m.name));
       for (const { version, initial } of compiled) {
@@ -219,6 +235,7 @@ export class RelupNode {
   private async close(): Promise<void> {
     if (this.running !== undefined) await this.running.promise.catch(() => undefined);
     const { core } = this;
+    core.stopping = true;
     core.timers.clearAll();
     const servers = core.servers.closeAll();
     const idle: Promise<void>[] = [];
@@ -230,6 +247,7 @@ export class RelupNode {
     core.processes.clear();
     core.modules.clear();
     core.states.clear();
+    this.uncontain();
   }
 
   private async transact(parsed: ReturnType<typeof scriptSchema.safeParse>, image: ReleaseImage, options: ApplyOptions): Promise<ApplyOutcome> {

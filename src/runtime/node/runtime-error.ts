@@ -28,6 +28,8 @@ export type RuntimeErrorCode =
   | 'purge-timeout'
   | 'deadline'
   | 'process-stopped'
+  /** The process crashed (its handler threw, under a restart policy) before it handled this call. */
+  | 'process-crashed'
   | 'purged'
   | 'node-stopped'
   | 'injected'
