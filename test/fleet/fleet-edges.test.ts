@@ -1,7 +1,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { NodeRow, RolloutResult } from '../../src/client/fleet/rollout.js';
+import type { NodeRow, RolloutResult } from '../../src/client/fleet/fleet-types.js';
 import { runCli } from '../helpers/run-cli.js';
 import { chainProject } from './chain-project.js';
 import { demoStepIndex, startFleet, type Fleet } from './fleet-nodes.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { NodeRow, RolloutResult, WaveTiming } from '../../src/client/fleet/rollout.js';
+import type { NodeRow, RolloutResult, WaveTiming } from '../../src/client/fleet/fleet-types.js';
 import { runCli } from '../helpers/run-cli.js';
 import { demoStepIndex, startFleet, type Fleet } from './fleet-nodes.js';
 

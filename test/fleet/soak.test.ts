@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { RolloutResult } from '../../src/client/fleet/rollout.js';
+import type { RolloutResult } from '../../src/client/fleet/fleet-types.js';
 import { execa } from 'execa';
 import { CLI } from '../helpers/repo-paths.js';
 import { runCli } from '../helpers/run-cli.js';

@@ -1,5 +1,6 @@
 import { styleText } from 'node:util';
-import { rollout, type FailurePolicy, type FleetEvent, type FleetMember, type NodeRow, type RolloutResult } from '../../client/fleet/rollout.js';
+import type { FailurePolicy, FleetEvent, FleetMember, NodeRow, RolloutResult } from '../../client/fleet/fleet-types.js';
+import { rollout } from '../../client/fleet/rollout.js';
 import type { HealthCheck } from '../../client/fleet/health-check.js';
 import { parseDuration } from '../../client/fleet/waves.js';
 import { CONFIG_FILE } from '../../config/config-schema.js';
