@@ -58,7 +58,7 @@ export async function main(argv: string[], io: CommandIo): Promise<number> {
     )
     .command(
       'check',
-      'CI dry run: validate every release and appup and plan every declared transition both ways',
+      'CI dry run: validate every release and appup, compile every module, and plan every declared transition both ways',
       (y) =>
         releasesOptions(y)
           .option('json', { type: 'boolean', describe: 'print the transitions and diagnostics as JSON' })
@@ -66,7 +66,7 @@ export async function main(argv: string[], io: CommandIo): Promise<number> {
           .option('live', { type: 'boolean', describe: 'also run each transition up and down on a scratch node and compare the state before and after' })
           .option('fixture', { type: 'string', describe: 'with --live: JSON state and traffic to start from, {"states","calls","invokes","ignore"} (capture one with relup status --states)' })
           .check(checkFlags)
-          .example('relup check --live --fixture test/fixtures/players.json', 'prove every round trip keeps the state')
+          .example('relup status --target run/demo.sock --states > fixture.json && relup check --live --fixture fixture.json', 'prove every round trip keeps real state')
           .example('relup check', 'exit 1 with file:line for every error')
           .example('relup check --reporter github', 'annotate a pull request in GitHub Actions'),
       run(lazy(() => import('./commands/check-command.js'))),
