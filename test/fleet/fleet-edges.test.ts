@@ -2,6 +2,8 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { NodeRow, RolloutResult } from '../../src/client/fleet/fleet-types.js';
+import { execa } from 'execa';
+import { CLI } from '../helpers/repo-paths.js';
 import { runCli } from '../helpers/run-cli.js';
 import { chainProject } from './chain-project.js';
 import { demoStepIndex, startFleet, type Fleet } from './fleet-nodes.js';
@@ -69,6 +71,28 @@ describe('relup apply --fleet, edge cases', { timeout: 180_000 }, () => {
       expect(refused.exitCode).toBe(1);
       expect(row(resultOf(refused.stdout), 'n3').outcome).toBe('unreachable');
       for (const n of ['n1', 'n2']) expect(await statusOf(fleet, n)).toMatchObject({ version: '1.2.3' });
+    } finally {
+      await fleet.stopAll();
+    }
+  });
+
+  it('Ctrl-C halts gracefully: the upgrade in flight finishes, no later wave starts, the table is printed', async () => {
+    const migrate = await demoStepIndex('migrate', 'game');
+    const fleet = await startFleet(3, { canary: 1, waveSize: 2, onFailure: 'leave' }, { faults: { 0: `${migrate}:pause=1500` } });
+    try {
+      const cli = execa('node', [CLI, 'apply', '--fleet', 'prod', '--to', '1.2.3'], { cwd: fleet.dir, reject: false, stdin: 'ignore', env: { NO_COLOR: '1' } });
+      for (let i = 0; i < 300 && !fleet.nodes[0]!.output().includes('paused'); i++) await new Promise((r) => setTimeout(r, 50));
+      expect(fleet.nodes[0]!.output()).toContain('paused');
+      cli.kill('SIGINT');
+      const r = await cli;
+      expect(r.exitCode).toBe(1);
+      expect(r.stderr).toContain('interrupted: finishing the upgrades in flight');
+      expect(r.stdout).toContain('HALT: interrupted by the operator');
+      expect(r.stdout).not.toContain('wave 1 [n2, n3]');
+      expect(r.stdout).toMatch(/n1 +canary +1\.2\.2 +1\.2\.3 +committed/);
+      expect(r.stdout).toMatch(/n2 +- +1\.2\.2 +1\.2\.3 +not-started/);
+      expect(await statusOf(fleet, 'n1')).toMatchObject({ version: '1.2.3', permanent: '1.2.3' });
+      for (const n of ['n2', 'n3']) expect(await statusOf(fleet, n)).toMatchObject({ version: '1.2.2' });
     } finally {
       await fleet.stopAll();
     }

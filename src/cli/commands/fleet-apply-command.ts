@@ -83,7 +83,17 @@ export async function run(raw: Record<string, unknown>, io: CommandIo): Promise<
     const shape = fleet === undefined ? '' : `; ${canary > 0 ? `canary ${canary}, then ` : ''}waves of ${waveSize} (${concurrency} at a time); on failure: ${onFailure === 'rollback' ? 'roll back the nodes upgraded so far' : 'leave them and report'}`;
     io.stdout.write(`${paint('bold', `${label}: ${members.length} node${members.length === 1 ? '' : 's'} → ${args.to ?? 'the newest release'}`)}${shape}${soakMs === undefined ? '' : `; soak ${soakText} each`}\n`);
   }
+  // The first Ctrl-C halts gracefully (upgrades in flight finish, nothing new starts, the halt policy runs);
+  // a second one is the default SIGINT: the process ends at once (the nodes finish their transactions on their own).
+  const controller = new AbortController();
+  const onInterrupt = (): void => {
+    process.off('SIGINT', onInterrupt);
+    controller.abort();
+    io.stderr.write('interrupted: finishing the upgrades in flight, then halting (Ctrl-C again to quit at once)\n');
+  };
+  process.on('SIGINT', onInterrupt);
   const result = await rollout({
+    signal: controller.signal,
     members,
     catalog: project.catalog,
     appups: project.appups,
@@ -98,7 +108,7 @@ export async function run(raw: Record<string, unknown>, io: CommandIo): Promise<
     intervalMs: args.healthInterval ?? fleet?.health?.intervalMs ?? 1000,
     ...(args.deadline === undefined ? {} : { deadlineMs: args.deadline }),
     onEvent: (event) => (json ? io.stdout.write(`${JSON.stringify(event)}\n`) : io.stdout.write(renderEvent(event, paint))),
-  });
+  }).finally(() => process.off('SIGINT', onInterrupt));
   printDiagnostics(result.diagnostics, io);
   if (json) io.stdout.write(`${JSON.stringify({ type: 'result', ...result })}\n`);
   else io.stdout.write(renderResult(result, paint));

@@ -35,6 +35,12 @@ export interface RolloutOptions {
   intervalMs: number;
   deadlineMs?: number;
   onEvent?: (event: FleetEvent) => void;
+  /**
+   * Aborted by the operator (Ctrl-C): no further node or wave starts, soaks in
+   * progress end early (`interrupted`), the upgrades in flight finish, then
+   * the halt policy runs as for a failure.
+   */
+  signal?: AbortSignal;
 }
 
 /**
@@ -47,9 +53,10 @@ export interface RolloutOptions {
  * - `revert-failed`: that downgrade did not complete; `version` says what it runs;
  * - `lost`: the control channel dropped during its upgrade; `version` is what it reported afterwards;
  * - `unreachable`: could not be reached before the rollout;
+ * - `interrupted`: the operator stopped the rollout during its soak: it runs `to`, not permanent;
  * - `not-started`: the rollout halted or was refused before this node.
  */
-export type NodeOutcome = 'committed' | 'unchanged' | 'failed' | 'unhealthy' | 'reverted' | 'revert-failed' | 'lost' | 'unreachable' | 'not-started';
+export type NodeOutcome = 'interrupted' | 'committed' | 'unchanged' | 'failed' | 'unhealthy' | 'reverted' | 'revert-failed' | 'lost' | 'unreachable' | 'not-started';
 
 export interface NodeRow {
   node: string;

@@ -69,7 +69,9 @@ export async function upgradeNode(s: Seen, to: string, options: RolloutOptions, 
       emit({ type: 'soak-start', node: s.member.name, deadline: new Date(Date.now() + soakMs).toISOString(), durationMs: soakMs });
       const end = now() + soakMs;
       while (now() < end) {
-        await sleep(Math.min(options.intervalMs, Math.max(0, end - now())));
+        await sleep(Math.min(options.intervalMs, Math.max(0, end - now())), options.signal);
+        // Interrupted: neither made permanent nor reverted here; the halt policy decides.
+        if (options.signal?.aborted === true) return done({ outcome: 'interrupted', version, permanent: from, suspensionMs, detail: `soak interrupted by the operator; runs ${version}, a restart boots ${from}` });
         if (options.health === undefined) continue;
         const h = await checkHealth(options.health, connection, s.member.host);
         emit({ type: 'health', node: s.member.name, ok: h.ok, detail: h.detail, soak: true });
@@ -152,6 +154,16 @@ function describePath(r: PathUpgrade | { kind: 'applied' }): string {
   return r.kind === 'path' ? ` (hop ${r.hops.length} of ${r.path.length - 1}; the node stays on ${r.version})` : '';
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+/** Wait `ms`, or less if `signal` aborts. */
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted === true) return resolve();
+    const timer = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
 }

@@ -126,14 +126,20 @@ export async function rollout(options: RolloutOptions): Promise<RolloutResult> {
   const byName = new Map(pending.map((s) => [s.member.name, s]));
   const timings: WaveTiming[] = [];
   let halt: string | undefined;
+  const interrupted = (): boolean => {
+    if (options.signal?.aborted !== true) return false;
+    halt ??= 'interrupted by the operator';
+    return true;
+  };
   for (const wave of waves) {
+    if (interrupted()) break;
     const waveStart = now();
     emit({ type: 'wave-start', wave: wave.index, kind: wave.kind, nodes: wave.nodes });
     for (const n of wave.nodes) rows.get(n)!.wave = wave.index;
     let waveFailed = false;
     await mapLimit(wave.nodes, options.concurrency, async (name) => {
-      // Once a node of this wave failed, the ones not started yet stay untouched.
-      if (waveFailed) return;
+      // Once a node of this wave failed (or the operator interrupted), the ones not started yet stay untouched.
+      if (waveFailed || interrupted()) return;
       const s = byName.get(name)!;
       emit({ type: 'node-start', wave: wave.index, node: name, from: s.resume === true ? s.status.permanent : s.status.version, to });
       const row = await upgradeNode(s, to, options, emit);
@@ -145,8 +151,10 @@ export async function rollout(options: RolloutOptions): Promise<RolloutResult> {
       }
     });
     const durationMs = now() - waveStart;
-    timings.push({ index: wave.index, kind: wave.kind, nodes: wave.nodes, durationMs, ok: !waveFailed });
-    emit({ type: 'wave-done', wave: wave.index, ok: !waveFailed, durationMs });
+    // An interrupted wave is not a passed wave, even if every node it started committed.
+    const ok = !waveFailed && wave.nodes.every((n) => rows.get(n)!.outcome === 'committed');
+    timings.push({ index: wave.index, kind: wave.kind, nodes: wave.nodes, durationMs, ok });
+    emit({ type: 'wave-done', wave: wave.index, ok, durationMs });
     if (waveFailed) break;
   }
 
