@@ -17,7 +17,6 @@
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
 -define(SERVER, ?MODULE).
--define(MAX_FRAME, 64 * 1024 * 1024).
 
 -record(st, {
     socket_path, listen, state_dir, mode,
@@ -186,7 +185,8 @@ listen(Path) ->
     _ = file:delete(Path),
     Tmp = Path ++ ".tmp-" ++ os:getpid(),
     _ = file:delete(Tmp),
-    Opts = [binary, {packet, 4}, {active, false}, {ifaddr, {local, Tmp}}, {packet_size, ?MAX_FRAME}, {backlog, 64}],
+    %% Frames (4-byte length + JSON) are read and written by relup_conn itself.
+    Opts = [binary, {packet, raw}, {active, false}, {ifaddr, {local, Tmp}}, {backlog, 64}],
     case gen_tcp:listen(0, Opts) of
         {ok, L} ->
             ok = file:change_mode(Tmp, 8#600),

@@ -8,6 +8,7 @@
 
 -define(PROTOCOLS, [1, 2]).
 -define(IDLE_MS, 600000).
+-define(MAX_FRAME, 64 * 1024 * 1024).
 
 serve(Agent, S) ->
     case recv(S) of
@@ -23,6 +24,7 @@ serve(Agent, S) ->
             end;
         {ok, _} -> error_and_close(S, null, bad_message, <<"the first frame must be a hello">>);
         {error, bad_frame} -> error_and_close(S, null, bad_frame, <<"invalid JSON or UTF-8">>);
+        {error, emsgsize} -> error_and_close(S, null, bad_frame, <<"frame longer than the node's limit (64 MiB)">>);
         {error, _} -> gen_tcp:close(S)
     end.
 
@@ -36,15 +38,25 @@ loop(Agent, S) ->
             send(S, error_msg(null, bad_message, <<"expected a request">>)),
             loop(Agent, S);
         {error, bad_frame} -> error_and_close(S, null, bad_frame, <<"invalid JSON or UTF-8">>);
+        {error, emsgsize} -> error_and_close(S, null, bad_frame, <<"frame longer than the node's limit (64 MiB)">>);
         {error, _} -> gen_tcp:close(S)
     end.
 
+%% Frames are read by hand ({packet, raw}): a length past the limit is
+%% refused as soon as the header arrives, with an answer (the inet driver's
+%% own {packet, 4} limit closes the socket without one).
 recv(S) ->
-    case gen_tcp:recv(S, 0, ?IDLE_MS) of
-        {ok, Bin} ->
-            case relup_json:decode(Bin) of
-                {ok, Msg} when is_map(Msg) -> {ok, Msg};
-                _ -> {error, bad_frame}
+    case gen_tcp:recv(S, 4, ?IDLE_MS) of
+        {ok, <<Len:32>>} when Len > ?MAX_FRAME -> {error, emsgsize};
+        {ok, <<0:32>>} -> {error, bad_frame};
+        {ok, <<Len:32>>} ->
+            case gen_tcp:recv(S, Len, ?IDLE_MS) of
+                {ok, Bin} ->
+                    case relup_json:decode(Bin) of
+                        {ok, Msg} when is_map(Msg) -> {ok, Msg};
+                        _ -> {error, bad_frame}
+                    end;
+                {error, _} = E -> E
             end;
         {error, _} = E -> E
     end.
@@ -100,7 +112,8 @@ error_and_close(S, Id, Code, Message) ->
 
 %% Any process may send on the socket; a whole frame is one port command, so frames never interleave.
 send(S, Msg) ->
-    _ = gen_tcp:send(S, relup_json:encode(Msg)),
+    Body = relup_json:encode(Msg),
+    _ = gen_tcp:send(S, [<<(byte_size(Body)):32>>, Body]),
     ok.
 
 to_bin(B) when is_binary(B) -> B;
