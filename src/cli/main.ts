@@ -45,7 +45,7 @@ export async function main(argv: string[], io: CommandIo): Promise<number> {
     .usage('relup <command> [options]\n\nPlanned, checked, reversible hot upgrades for long-running services.')
     .command(
       'plan <from> <to>',
-      'Plan the upgrade (or downgrade) between two releases and print it',
+      'Plan the upgrade (or downgrade) between two releases and print it; through intermediate releases when no appup entry connects them',
       (y) =>
         releasesOptions(y)
           .positional('from', { type: 'string', describe: 'version the node runs now (1.2.2 or v1.2.2)' })
@@ -130,7 +130,7 @@ export async function main(argv: string[], io: CommandIo): Promise<number> {
           .option('on-failure', { choices: ['rollback', 'leave'] as const, describe: 'with --fleet: when a node fails, roll back the nodes upgraded in this rollout, or leave them and report', defaultDescription: 'rollback' })
           .option('soak', { type: 'string', describe: 'keep the new release not permanent this long (500ms, 30s, 2m), checking health; a failing check rolls it back' })
           .option('health-path', { type: 'string', describe: "health check: GET this path on the node's HTTP service, 2xx is healthy" })
-          .option('health-invoke', { type: 'string', describe: 'health check: call module.function of the running release; true or {ok:true} is healthy' })
+          .option('health-invoke', { type: 'string', describe: 'health check: call module.function, or module.function(JSON args), of the running release; true or {ok:true} is healthy' })
           .option('health-timeout', { type: 'number', describe: 'ms each health check may take', defaultDescription: '5000' })
           .option('health-interval', { type: 'number', describe: 'ms between health checks during a soak', defaultDescription: '1000' })
           .conflicts('fleet', ['target', 'dry-run'])
