@@ -5,6 +5,7 @@ import { error, hasErrors, warning, type Diagnostic } from '../diagnostics/diagn
 import type { Release, ReleaseModule } from '../release/release-model.js';
 import { SCRIPT_FORMAT, type RelupScript } from '../script/script-schema.js';
 import { buildSteps } from './build-steps.js';
+import { checkBase } from './check-base.js';
 import { checkInstructions, type Direction } from './check-instructions.js';
 import type { PlanInput, PlanResult } from './plan-input.js';
 import { suspendGroups } from './suspend-groups.js';
@@ -17,6 +18,8 @@ export function plan(input: PlanInput): PlanResult {
   const { from, to } = input;
   const identity = checkIdentity(from, to);
   if (identity.length > 0) return { script: undefined, diagnostics: identity };
+  const base = checkBase(from, to);
+  if (base.length > 0) return { script: undefined, diagnostics: base };
 
   const direction: Direction = semver.gt(to.version, from.version) ? 'up' : 'down';
   const newer = direction === 'up' ? to : from;

@@ -79,6 +79,7 @@ export function releaseFromFiles(tree: ReleaseFiles, displayPath: string = tree.
     runtime: manifest.runtime,
     modules: modules.sort((a, b) => comparePaths(a.name, b.name)),
     processes: processes.sort((a, b) => comparePaths(a.name, b.name)),
+    ...(manifest.packages === undefined ? {} : { packages: [...new Set(manifest.packages)].sort(comparePaths), packagesLine: source.locate(['packages'], true).line ?? 1 }),
     start: manifest.start ?? {},
     hash: releaseHash(tree.files),
     origin: displayPath,

@@ -29,6 +29,13 @@ export interface ReleaseProcess {
   line: number;
 }
 
+export interface BasePackage {
+  name: string;
+  version: string;
+  /** sha256 over the package's installed files (and those of the packages it depends on). */
+  hash: string;
+}
+
 export interface RestartPolicy {
   type: 'permanent' | 'transient' | 'temporary';
   /** More than `maxRestarts` restarts within `periodMs` and the process stays down (OTP's intensity and period). */
@@ -47,6 +54,16 @@ export interface Release {
   modules: ReleaseModule[];
   /** Sorted by name. */
   processes: ReleaseProcess[];
+  /**
+   * The packages the release's code may load from the node's base (npm
+   * packages for Node.js), sorted; absent or empty when it declares none. The
+   * base is loaded once and never hot-swapped: the planner refuses a change.
+   */
+  packages?: string[];
+  /** 1-based line of `packages` in release.yaml, for diagnostics. */
+  packagesLine?: number;
+  /** What the declared packages were when the release was recorded (name, version, hash of the installed tree), when known. */
+  base?: BasePackage[];
   /** Free-form runtime settings (for Node.js: the entry module), passed through untouched. */
   start: Record<string, unknown>;
   /** sha256 over the sorted list of (path, file hash) of every file: two releases are the same iff this matches. */

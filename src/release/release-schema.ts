@@ -44,6 +44,8 @@ export const releaseManifestSchema = z.strictObject({
   start: z.record(z.string(), z.unknown()).optional(),
   modules: z.record(moduleName, releaseModuleSchema),
   processes: z.record(processName, releaseProcessSchema).optional(),
+  // The node's base: packages loaded once by the runtime's own loader, never hot-swapped (docs/release.md, "packages").
+  packages: z.array(z.string().regex(/^(@[a-z0-9-~][a-z0-9-._~]*\/)?[a-z0-9-~][a-z0-9-._~]*$/, 'a package name as npm spells it (ws, @scope/name)')).optional(),
 });
 
 export type ReleaseManifest = z.infer<typeof releaseManifestSchema>;

@@ -28,3 +28,19 @@ describe('checkReleaseModules', () => {
     expect(timer).toEqual([expect.objectContaining({ code: 'module-plain-timer', severity: 'warning', line: 1, column: 23 })]);
   });
 });
+
+describe('checkReleaseModules: npm packages and code that outlives its version (issue 12)', () => {
+  const withPackages = (packages: string[]): Release => ({ ...release('node'), packages });
+  const check = (source: string, r: Release = release('node')) => checkReleaseModules(r, new Map([['m.js', Buffer.from(source)]]));
+
+  it('allows a declared package (and a path inside it), refuses an undeclared one and node:module', async () => {
+    expect(await check('exports.a = () => [require("ws"), require("ws/package.json")];\n', withPackages(['ws']))).toEqual([]);
+    expect(await check('exports.a = () => require("ws");\n')).toEqual([expect.objectContaining({ code: 'module-require-denied', line: 1 })]);
+    expect(await check('exports.a = () => require("node:module").createRequire(__filename);\n', withPackages(['ws']))).toEqual([expect.objectContaining({ code: 'module-require-denied' })]);
+  });
+
+  it('warns about servers of its own and listeners on process-wide objects', async () => {
+    const ds = await check('const net = require("node:net");\nexports.start = () => {\n  net.createServer(() => {}).listen(0);\n  process.on("SIGHUP", () => {});\n  req.on("data", () => {});\n};\n');
+    expect(ds).toEqual([expect.objectContaining({ code: 'module-raw-server', severity: 'warning', line: 3, column: 7 }), expect.objectContaining({ code: 'module-raw-listener', severity: 'warning', line: 4, column: 11 })]);
+  });
+});

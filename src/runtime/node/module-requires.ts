@@ -8,7 +8,7 @@
  * statically.
  */
 export interface ModuleCall {
-  kind: 'require' | 'import' | 'timer';
+  kind: 'require' | 'import' | 'timer' | 'server' | 'listener';
   /** The required id; the timer function's name; undefined for `import(…)`. */
   id: string | undefined;
   /** 1-based position of the `require` / `import` keyword. */
@@ -27,6 +27,10 @@ type Token = { type: 'name' | 'string' | 'punct' | 'number' | 'regex' | 'templat
  */
 const PLAIN_TIMERS = new Set(['setInterval']);
 
+const LISTEN_METHODS = new Set(['on', 'once', 'addListener', 'prependListener', 'addEventListener']);
+/** Objects that live as long as the Node.js process, whatever version registered on them. */
+const LONG_LIVED = new Set(['process', 'globalThis', 'global']);
+
 /** Keywords after which a `/` starts a regular expression rather than a division. */
 const REGEX_AFTER_WORD = new Set(['return', 'typeof', 'instanceof', 'in', 'of', 'new', 'delete', 'void', 'throw', 'case', 'do', 'else', 'yield', 'await']);
 
@@ -36,8 +40,24 @@ export function findModuleCalls(source: string): ModuleCall[] {
   const calls: ModuleCall[] = [];
   for (let i = 0; i < tokens.length; i++) {
     const t = tokens[i]!;
-    if (t.type !== 'name' || (t.text !== 'require' && t.text !== 'import' && !PLAIN_TIMERS.has(t.text))) continue;
+    if (t.type !== 'name') continue;
     const prev = tokens[i - 1];
+    const owner = tokens[i - 2];
+    // net.createServer(…), http.createServer(…), new WebSocketServer(…): a server module code owns (issue 12).
+    if (((t.text === 'createServer' || t.text === 'createSecureServer') && prev?.text === '.') || (t.text === 'WebSocketServer' && prev?.text === 'new')) {
+      if (tokens[i + 1]?.text !== '(') continue;
+      const { line, column } = position(starts, t.offset);
+      calls.push({ kind: 'server', id: prev?.text === '.' && owner?.type === 'name' ? `${owner.text}.${t.text}` : `new ${t.text}`, line, column, topLevel: t.depth === 0 });
+      continue;
+    }
+    // process.on(…), globalThis.addEventListener(…): listeners on objects that outlive every version.
+    if (LISTEN_METHODS.has(t.text) && prev?.text === '.' && owner?.type === 'name' && LONG_LIVED.has(owner.text) && tokens[i - 3]?.text !== '.') {
+      if (tokens[i + 1]?.text !== '(') continue;
+      const { line, column } = position(starts, t.offset);
+      calls.push({ kind: 'listener', id: `${owner.text}.${t.text}`, line, column, topLevel: t.depth === 0 });
+      continue;
+    }
+    if (t.text !== 'require' && t.text !== 'import' && !PLAIN_TIMERS.has(t.text)) continue;
     // `x.require(…)` or `obj?.import` are properties, not the module's require.
     if (prev !== undefined && prev.type === 'punct' && (prev.text === '.' || prev.text === '?.')) continue;
     if (tokens[i + 1]?.text !== '(') continue;

@@ -99,6 +99,8 @@ export interface CompileInput {
   source: string;
   /** Builds the `relup` object this version's code sees. */
   makeApi: (gate: VersionGate) => object;
+  /** Loads a package of the node's base (package-base.ts); without it only built-ins can be required. */
+  requirePackage?: (id: string, filename: string) => unknown;
 }
 
 /**
@@ -117,7 +119,7 @@ export function compileModule(input: CompileInput): ModuleVersion {
   const gate: VersionGate = { loading: true, revoked: false };
   const api = input.makeApi(gate);
   const module: { exports: unknown } = { exports: {} };
-  const require = (id: string): unknown => builtinOnly(id, filename);
+  const require = (id: string): unknown => (typeof id === 'string' && !isBuiltin(id) && input.requirePackage !== undefined ? input.requirePackage(id, filename) : builtinOnly(id, filename));
   try {
     body.call(module.exports, module.exports, module, require, api);
   } catch (e) {
@@ -139,6 +141,11 @@ export function compileModule(input: CompileInput): ModuleVersion {
  * with the rest (a `require`d file would stay old forever).
  */
 function builtinOnly(id: string, filename: string): unknown {
+  // node:module's createRequire would load any file or package past these
+  // rules, unrecorded and never swapped: that bypass is refused, not half-supported.
+  if (id === 'module' || id === 'node:module') {
+    throw new RuntimeError('require-denied', `require(${JSON.stringify(id)}) in ${filename}: node:module (createRequire) would load code past the release's rules`, 'declare the npm package under packages: in release.yaml and require it by name; code of your own must be a module of the release');
+  }
   if (typeof id === 'string' && isBuiltin(id)) return requireBuiltin(id);
   throw new RuntimeError(
     'require-denied',

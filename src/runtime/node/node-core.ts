@@ -7,6 +7,7 @@ import { HttpServers, type ListenOptions } from './http-servers.js';
 import { makeRelupApi, type ApiHost } from './module-api.js';
 import { compileModule, type ModuleVersion } from './module-version.js';
 import { NodeTimers } from './node-timers.js';
+import { PackageBase } from './package-base.js';
 import { sha256Hex } from '../../release/release-hash.js';
 import type { ReleaseImage } from './release-image.js';
 import { RuntimeError, messageOf } from './runtime-error.js';
@@ -48,6 +49,8 @@ export class NodeCore implements ApiHost, ProcessHost {
   readonly processes = new Map<string, GenServer>();
   readonly timers: NodeTimers;
   readonly servers: HttpServers;
+  /** The npm packages module code may require: loaded once, shared by every version (package-base.ts). */
+  readonly base: PackageBase;
   private readonly proxies = new Map<string, Record<string, (...args: unknown[]) => unknown>>();
   /**
    * Set from an upgrade's point of no return until it settles. Work arriving
@@ -62,7 +65,9 @@ export class NodeCore implements ApiHost, ProcessHost {
     readonly config: Record<string, unknown>,
     private readonly sink: LogSink,
     timersPaused = false,
+    packagesFrom: string = process.cwd(),
   ) {
+    this.base = new PackageBase(packagesFrom);
     this.timers = new NodeTimers((t) => {
       this.entry(() => this.invoke(t.module, t.fn, t.args)).catch((e: unknown) => this.emit({ level: 'error', source: 'timer', module: t.module, message: `timer ${t.module}.${t.fn} failed: ${messageOf(e)}` }));
     }, timersPaused);
@@ -156,7 +161,10 @@ export class NodeCore implements ApiHost, ProcessHost {
     if (expectHash !== undefined && hash !== expectHash) {
       throw new RuntimeError('hash-mismatch', `${spec.file} hashes to ${hash.slice(0, 12)}… but the script expects ${expectHash.slice(0, 12)}…`, 'plan the script again from this very release');
     }
+    this.checkBase(release);
+    const declared = release.packages ?? [];
     const version = compileModule({
+      requirePackage: (id, filename) => this.base.require(id, declared, filename),
       name: module,
       releaseName: release.name,
       release: release.version,
@@ -182,6 +190,22 @@ export class NodeCore implements ApiHost, ProcessHost {
       initial = checkedState(value, `${module}@${release.version}: initialState()`);
     }
     return { version, initial };
+  }
+
+  /** Releases whose base was checked against what this node loaded (by release hash). */
+  private readonly baseChecked = new Set<string>();
+
+  /**
+   * Every package a release declares must be installed, and those this node
+   * already loaded must be unchanged on disk: a staged version would otherwise
+   * get old code for some packages and new code for others.
+   */
+  checkBase(release: Release): void {
+    if (this.baseChecked.has(release.hash)) return;
+    const packages = release.packages ?? [];
+    this.base.checkUnchanged(packages, `${release.name}@${release.version}`);
+    for (const name of packages) this.base.describe(name);
+    this.baseChecked.add(release.hash);
   }
 
   // --- module state ---

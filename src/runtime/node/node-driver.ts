@@ -3,6 +3,7 @@ import { error, warning, type Diagnostic } from '../../diagnostics/diagnostic.js
 import type { Release, ReleaseModule } from '../../release/release-model.js';
 import { releaseFileDisplay, type RuntimeDriver } from '../runtime-driver.js';
 import { findModuleCalls } from './module-requires.js';
+import { packageNameOf } from './package-base.js';
 import { compileModuleSource, moduleFilename, moduleSourceText } from './module-source.js';
 
 /**
@@ -49,14 +50,31 @@ function checkModule(release: Release, module: ReleaseModule, source: string): D
       );
     } else if (call.kind === 'import') {
       out.push(error('module-dynamic-import', `module ${module.name} calls import(): module code is compiled with vm.compileFunction and has no dynamic import`, where, 'use require("node:…") for built-ins, and relup.module(name) for code of the release'));
-    } else if (call.id !== undefined && !isBuiltin(call.id)) {
+    } else if (call.kind === 'listener' || call.kind === 'server') {
+      out.push(
+        warning(
+          call.kind === 'server' ? 'module-raw-server' : 'module-raw-listener',
+          call.kind === 'server'
+            ? `module ${module.name} calls ${call.id}(): a server of its own calls this version's handlers forever (the old code keeps answering after an upgrade), and the node cannot hold, close or hand it over`
+            : `module ${module.name} calls ${call.id}(): a listener on an object that outlives the version keeps this version's code alive and running after an upgrade`,
+          where,
+          call.kind === 'server'
+            ? 'use relup.listen (HTTP, WebSocket) or relup.listenTcp, whose handlers are looked up by name in the current code (docs/runtime-node.md)'
+            : 'register the listener once from start() with a body that only calls relup.module("name").fn(...), so each event reaches the current code',
+        ),
+      );
+    } else if (call.id === 'module' || call.id === 'node:module') {
+      out.push(error('module-require-denied', `module ${module.name} requires ${JSON.stringify(call.id)}: its createRequire would load code past the release's rules, so the node refuses it`, where, 'declare the npm package under packages: in release.yaml and require it by name'));
+    } else if (call.id !== undefined && !isBuiltin(call.id) && !(release.packages ?? []).includes(packageNameOf(call.id) ?? '')) {
       const when = call.topLevel ? 'at its top level, so it cannot load' : 'which throws require-denied when that code runs';
       out.push(
         error(
           'module-require-denied',
-          `module ${module.name} requires ${JSON.stringify(call.id)} ${when}: only Node.js built-in modules (such as "node:crypto") can be required`,
+          `module ${module.name} requires ${JSON.stringify(call.id)} ${when}: only Node.js built-in modules and the packages release.yaml declares can be required`,
           where,
-          'make that code a module of the release and call it through relup.module(name); npm packages are not hot-swappable (see docs/runtime-node.md)',
+          packageNameOf(call.id) === undefined
+            ? 'make that code a module of the release and call it through relup.module(name)'
+            : `declare it in release.yaml (packages: [${packageNameOf(call.id)}]): npm packages are the node's base, loaded once and never hot-swapped (docs/runtime-node.md)`,
         ),
       );
     }

@@ -35,6 +35,8 @@ export interface StartOptions {
    * process's own handling alone.
    */
   containErrors?: boolean;
+  /** The directory whose node_modules hold the packages releases declare (their base). Default: the current directory. */
+  packagesFrom?: string;
 }
 
 export interface ApplyOptions {
@@ -117,7 +119,7 @@ export class RelupNode {
   static async start(options: StartOptions): Promise<RelupNode> {
     const { release } = options.image;
     if (release.runtime !== 'node') throw new RuntimeError('invalid-release', `release ${release.name}@${release.version} is for the ${release.runtime} runtime`);
-    const core = new NodeCore(release, options.config ?? {}, options.log ?? (() => undefined), options.timers === 'paused');
+    const core = new NodeCore(release, options.config ?? {}, options.log ?? (() => undefined), options.timers === 'paused', options.packagesFrom);
     const node = new RelupNode(core);
     if (options.containErrors !== false) {
       node.uncontain = containEscapedErrors((kind, error, origin) => {

@@ -20,6 +20,10 @@ export type RuntimeErrorCode =
   | 'unknown-function'
   | 'unknown-process'
   | 'require-denied'
+  /** The npm packages a release runs on (its base) differ from what the node loaded: a restart is needed. */
+  | 'base-changed'
+  /** A package the release declares is not installed where the node loads its base from. */
+  | 'base-missing'
   | 'not-at-top-level'
   | 'invalid-state'
   | 'invalid-response'
