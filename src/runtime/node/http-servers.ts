@@ -7,16 +7,26 @@ export interface HandlerRequest {
   method: string;
   url: string;
   headers: Record<string, string | string[] | undefined>;
+  /** The body as it arrives, chunk by chunk (no size limit: the handler decides). Read it once, or use one of the buffered readers. */
+  body: AsyncIterable<Uint8Array>;
+  /** The whole body, byte for byte (up to the server's maxBodyBytes: past it, the request is answered 413). */
+  bytes(): Promise<Uint8Array>;
   text(): Promise<string>;
   json(): Promise<unknown>;
 }
 
-/** What a handler returns. `json` is serialised with content-type application/json; otherwise `body` is sent as text. */
+/**
+ * What a handler returns. `json` is serialised with content-type
+ * application/json; a string `body` is sent as UTF-8 text; a
+ * `Uint8Array`/`ArrayBuffer` byte for byte; an async iterable or a
+ * `ReadableStream` (of strings or bytes) is streamed as it is produced.
+ * A header given as an array is sent once per value (`set-cookie`).
+ */
 export interface HandlerResponse {
   status: number;
-  body?: string;
+  body?: string | Uint8Array | ArrayBuffer | AsyncIterable<string | Uint8Array> | ReadableStream<string | Uint8Array>;
   json?: unknown;
-  headers?: Record<string, string>;
+  headers?: Record<string, string | number | readonly (string | number)[]>;
 }
 
 export interface ListenOptions {
@@ -24,6 +34,8 @@ export interface ListenOptions {
   host?: string;
   /** Name of the calling module's exported function that handles each request. */
   handler: string;
+  /** Largest body `bytes()`, `text()` and `json()` read (default 1 MiB); a bigger one is answered 413. */
+  maxBodyBytes?: number;
 }
 
 export interface ServerInfo {
@@ -39,6 +51,9 @@ export interface ServerInfo {
 /** Dispatches one request to the current code of `module`'s `handler`. */
 export type Dispatch = (module: string, handler: string, req: HandlerRequest) => Promise<unknown>;
 
+/** Where a server reports what went wrong with a request (a refused response, a stream that failed half-way). */
+export type ServerLog = (module: string, message: string) => void;
+
 const MAX_BODY_BYTES = 1024 * 1024;
 const KEEP_ALIVE_MS = 30_000;
 
@@ -46,6 +61,7 @@ interface Entry {
   server: Server;
   module: string;
   handler: string;
+  maxBodyBytes: number;
   sockets: Set<Socket>;
   address: AddressInfo | undefined;
 }
@@ -61,7 +77,10 @@ export class HttpServers {
   /** Why listens failed, in order. */
   readonly failures: string[] = [];
 
-  constructor(private readonly dispatch: Dispatch) {}
+  constructor(
+    private readonly dispatch: Dispatch,
+    private readonly report: ServerLog = () => undefined,
+  ) {}
 
   listen(module: string, options: ListenOptions): Promise<AddressInfo> {
     if (options === null || typeof options !== 'object' || typeof options.handler !== 'string') {
@@ -69,7 +88,9 @@ export class HttpServers {
     }
     const server = createServer();
     server.keepAliveTimeout = KEEP_ALIVE_MS;
-    const entry: Entry = { server, module, handler: options.handler, sockets: new Set(), address: undefined };
+    const maxBodyBytes = options.maxBodyBytes ?? MAX_BODY_BYTES;
+    if (!Number.isInteger(maxBodyBytes) || maxBodyBytes < 0) throw new RuntimeError('invalid-state', `relup.listen from ${module}: maxBodyBytes must be a whole number of bytes, got ${String(options.maxBodyBytes)}`);
+    const entry: Entry = { server, module, handler: options.handler, maxBodyBytes, sockets: new Set(), address: undefined };
     server.on('connection', (socket: Socket) => {
       entry.sockets.add(socket);
       socket.on('close', () => entry.sockets.delete(socket));
@@ -125,65 +146,138 @@ export class HttpServers {
   }
 
   private async serve(entry: Entry, req: IncomingMessage, res: ServerResponse): Promise<void> {
-    let bodyText: Promise<string> | undefined;
-    const text = (): Promise<string> => (bodyText ??= readBody(req));
+    let bodyBytes: Promise<Buffer> | undefined;
+    let streamed = false;
+    const bytes = (): Promise<Buffer> => {
+      if (streamed) return Promise.reject(new RuntimeError('invalid-state', 'the request body was already read as a stream'));
+      return (bodyBytes ??= readBody(req, entry.maxBodyBytes));
+    };
     const request: HandlerRequest = {
       method: req.method ?? 'GET',
       url: req.url ?? '/',
       headers: { ...req.headers },
-      text,
-      json: async () => JSON.parse(await text()) as unknown,
+      get body(): AsyncIterable<Uint8Array> {
+        if (bodyBytes !== undefined) throw new RuntimeError('invalid-state', 'the request body was already read whole');
+        streamed = true;
+        return req;
+      },
+      bytes,
+      text: async () => (await bytes()).toString('utf8'),
+      json: async () => JSON.parse((await bytes()).toString('utf8')) as unknown,
     };
-    let status = 500;
-    let headers: Record<string, string> = { 'content-type': 'text/plain; charset=utf-8' };
-    let body: string;
+    let response: Prepared;
     try {
       const result = await this.dispatch(entry.module, entry.handler, request);
-      ({ status, headers, body } = toResponse(result, entry));
+      response = toResponse(result, entry);
     } catch (e) {
       // A failing handler is one failed request, never a crashed node.
-      status = 500;
-      body = messageOf(e);
+      if (e instanceof RuntimeError && e.code === 'body-too-large') response = { status: 413, headers: { ...TEXT, connection: 'close' }, body: Buffer.from(e.message) };
+      else {
+        if (e instanceof RuntimeError && e.code === 'invalid-response') this.report(entry.module, e.message);
+        response = { status: 500, headers: TEXT, body: Buffer.from(messageOf(e)) };
+      }
     }
     if (res.writableEnded || res.destroyed) return;
-    res.writeHead(status, { ...headers, 'content-length': Buffer.byteLength(body) });
-    res.end(body);
+    if (!(response.body instanceof Uint8Array)) {
+      await this.stream(entry, res, response.status, response.headers, response.body);
+      return;
+    }
+    res.writeHead(response.status, { ...response.headers, 'content-length': response.body.length });
+    res.end(response.body);
+  }
+
+  /** Send a streamed body chunk by chunk, respecting back-pressure; a stream that fails half-way cuts the response (its status is already sent). */
+  private async stream(entry: Entry, res: ServerResponse, status: number, headers: OutgoingHeaders, body: AsyncIterable<unknown>): Promise<void> {
+    res.writeHead(status, headers);
+    try {
+      for await (const chunk of body) {
+        if (res.destroyed) break;
+        const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk instanceof Uint8Array ? chunk : undefined;
+        if (bytes === undefined) throw new RuntimeError('invalid-response', `${entry.module}.${entry.handler} streamed a ${describeValue(chunk)}; a streamed body yields strings or bytes`);
+        if (!res.write(bytes)) await new Promise<void>((resolve) => { res.once('drain', resolve); res.once('close', resolve); });
+      }
+      res.end();
+    } catch (e) {
+      this.report(entry.module, `${entry.module}.${entry.handler}: the streamed response failed after its status was sent: ${messageOf(e)}`);
+      res.destroy();
+    }
   }
 }
 
-function toResponse(result: unknown, entry: Entry): { status: number; headers: Record<string, string>; body: string } {
+type OutgoingHeaders = Record<string, string | number | string[]>;
+interface Prepared {
+  status: number;
+  headers: OutgoingHeaders;
+  body: Uint8Array | AsyncIterable<unknown>;
+}
+const TEXT: OutgoingHeaders = { 'content-type': 'text/plain; charset=utf-8' };
+
+function toResponse(result: unknown, entry: Entry): Prepared {
+  const what = `${entry.module}.${entry.handler}`;
   if (result === null || typeof result !== 'object') {
-    throw new RuntimeError('invalid-response', `${entry.module}.${entry.handler} returned ${result === null ? 'null' : typeof result}; it must return { status, body?, json?, headers? }`);
+    throw new RuntimeError('invalid-response', `${what} returned ${result === null ? 'null' : typeof result}; it must return { status, body?, json?, headers? }`);
   }
   const r = result as Partial<HandlerResponse>;
   const status = r.status ?? 200;
   if (!Number.isInteger(status) || status < 100 || status > 599) {
-    throw new RuntimeError('invalid-response', `${entry.module}.${entry.handler} returned status ${String(status)}; it must be an integer from 100 to 599`);
+    throw new RuntimeError('invalid-response', `${what} returned status ${String(status)}; it must be an integer from 100 to 599`);
   }
-  const headers: Record<string, string> = {};
-  for (const [k, v] of Object.entries(r.headers ?? {})) headers[k.toLowerCase()] = String(v);
+  const headers: OutgoingHeaders = {};
+  for (const [k, v] of Object.entries(r.headers ?? {})) {
+    // Several values of one header (set-cookie) are sent as several header lines, never joined.
+    headers[k.toLowerCase()] = Array.isArray(v) ? v.map(String) : String(v);
+  }
   if (r.json !== undefined) {
     headers['content-type'] ??= 'application/json';
-    return { status, headers, body: JSON.stringify(r.json) };
+    return { status, headers, body: Buffer.from(JSON.stringify(r.json)) };
   }
-  headers['content-type'] ??= 'text/plain; charset=utf-8';
-  return { status, headers, body: r.body === undefined ? '' : String(r.body) };
+  const body: unknown = r.body;
+  if (body === undefined || typeof body === 'string') {
+    headers['content-type'] ??= 'text/plain; charset=utf-8';
+    return { status, headers, body: Buffer.from(body ?? '') };
+  }
+  if (body instanceof Uint8Array || body instanceof ArrayBuffer) {
+    headers['content-type'] ??= 'application/octet-stream';
+    return { status, headers, body: body instanceof ArrayBuffer ? new Uint8Array(body) : body };
+  }
+  if (body instanceof ReadableStream || (typeof body === 'object' && body !== null && Symbol.asyncIterator in body)) {
+    headers['content-type'] ??= 'application/octet-stream';
+    return { status, headers, body: body as AsyncIterable<unknown> };
+  }
+  // Anything else would be sent as "[object Object]": refuse it, say why.
+  throw new RuntimeError('invalid-response', `${what} returned a body of type ${describeValue(body)}; a body is a string, a Uint8Array/Buffer/ArrayBuffer, an async iterable or a ReadableStream (use json for data)`);
 }
 
-function readBody(req: IncomingMessage): Promise<string> {
+function describeValue(v: unknown): string {
+  if (v === null) return 'null';
+  if (typeof v !== 'object') return typeof v;
+  const name = (Object.getPrototypeOf(v) as { constructor?: { name?: string } } | null)?.constructor?.name;
+  return name === undefined || name === '' ? 'object' : name;
+}
+
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
+    const declared = Number(req.headers['content-length']);
+    if (Number.isFinite(declared) && declared > limit) {
+      reject(new RuntimeError('body-too-large', `request body of ${declared} bytes is over the limit of ${limit} bytes`));
+      req.resume();
+      return;
+    }
     const chunks: Buffer[] = [];
     let size = 0;
+    let over = false;
     req.on('data', (chunk: Buffer) => {
+      if (over) return;
       size += chunk.length;
-      if (size > MAX_BODY_BYTES) {
-        reject(new RuntimeError('invalid-state', `request body over ${MAX_BODY_BYTES} bytes`));
-        req.resume();
+      if (size > limit) {
+        over = true;
+        chunks.length = 0;
+        reject(new RuntimeError('body-too-large', `request body over the limit of ${limit} bytes`));
         return;
       }
       chunks.push(chunk);
     });
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('end', () => resolve(Buffer.concat(chunks)));
     req.on('error', reject);
   });
 }

@@ -71,7 +71,10 @@ export class NodeCore implements ApiHost, ProcessHost {
     this.timers = new NodeTimers((t) => {
       this.entry(() => this.invoke(t.module, t.fn, t.args)).catch((e: unknown) => this.emit({ level: 'error', source: 'timer', module: t.module, message: `timer ${t.module}.${t.fn} failed: ${messageOf(e)}` }));
     }, timersPaused);
-    this.servers = new HttpServers((module, handler, req) => this.entry(() => this.invoke(module, handler, [req])));
+    this.servers = new HttpServers(
+      (module, handler, req) => this.entry(() => this.invoke(module, handler, [req])),
+      (module, message) => this.emit({ level: 'error', source: 'http', module, message }),
+    );
   }
 
   get version(): string {

@@ -27,6 +27,8 @@ export type RuntimeErrorCode =
   | 'not-at-top-level'
   | 'invalid-state'
   | 'invalid-response'
+  /** A request body over the server's limit (answered 413). */
+  | 'body-too-large'
   | 'suspend-timeout'
   | 'migration-timeout'
   | 'purge-timeout'
