@@ -245,6 +245,14 @@ export async function main(argv: string[], io: CommandIo): Promise<number> {
       throw new UserError(message ?? 'invalid arguments', 'run the command with --help to see its options');
     });
 
+  // yargs lays out the help of every command it runs and caches it (string
+  // widths, wrapping: 25–60 ms, docs/performance.md), for errors that print
+  // help. Ours never do (see .fail above): lay it out only when asked for.
+  if (!argv.some((a) => a === '--help' || a === '-h' || a === 'help')) {
+    const usage = (cli as unknown as { getInternalMethods(): { getUsageInstance(): { cacheHelpMessage(): void } } }).getInternalMethods().getUsageInstance();
+    usage.cacheHelpMessage = () => undefined;
+  }
+
   try {
     const parsed = await cli.parseAsync(argv);
     debug = parsed['debug'] === true;
