@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { RuntimeError, messageOf } from './runtime-error.js';
+import { acceptWebSocket, type WebSocketOptions } from './websocket-server.js';
 
 /** The request a module's handler receives. */
 export interface HandlerRequest {
@@ -36,6 +37,8 @@ export interface ListenOptions {
   handler: string;
   /** Largest body `bytes()`, `text()` and `json()` read (default 1 MiB); a bigger one is answered 413. */
   maxBodyBytes?: number;
+  /** Accept WebSocket upgrades on this server (the `ws` package): each event calls the current code of these named handlers. */
+  websocket?: WebSocketOptions;
 }
 
 export interface ServerInfo {
@@ -53,6 +56,9 @@ export type Dispatch = (module: string, handler: string, req: HandlerRequest) =>
 
 /** Where a server reports what went wrong with a request (a refused response, a stream that failed half-way). */
 export type ServerLog = (module: string, message: string) => void;
+
+/** Calls `module[fn](...args)` in the current code, as outside work (held during an upgrade). */
+export type EventDispatch = (module: string, fn: string, args: unknown[]) => Promise<unknown>;
 
 const MAX_BODY_BYTES = 1024 * 1024;
 const KEEP_ALIVE_MS = 30_000;
@@ -77,9 +83,12 @@ export class HttpServers {
   /** Why listens failed, in order. */
   readonly failures: string[] = [];
 
+  private nextSocketId = 1;
+
   constructor(
     private readonly dispatch: Dispatch,
     private readonly report: ServerLog = () => undefined,
+    private readonly events: EventDispatch = () => Promise.reject(new RuntimeError('invalid-state', 'this node takes no WebSocket')),
   ) {}
 
   listen(module: string, options: ListenOptions): Promise<AddressInfo> {
@@ -89,6 +98,9 @@ export class HttpServers {
     const server = createServer();
     server.keepAliveTimeout = KEEP_ALIVE_MS;
     const maxBodyBytes = options.maxBodyBytes ?? MAX_BODY_BYTES;
+    if (options.websocket !== undefined && (options.websocket === null || typeof options.websocket !== 'object' || typeof options.websocket.onMessage !== 'string')) {
+      throw new RuntimeError('invalid-state', `relup.listen from ${module}: websocket needs { onMessage: "<exported function name>", onOpen?, onClose? }`, 'handlers are names so that every message reaches the current code after an upgrade');
+    }
     if (!Number.isInteger(maxBodyBytes) || maxBodyBytes < 0) throw new RuntimeError('invalid-state', `relup.listen from ${module}: maxBodyBytes must be a whole number of bytes, got ${String(options.maxBodyBytes)}`);
     const entry: Entry = { server, module, handler: options.handler, maxBodyBytes, sockets: new Set(), address: undefined };
     server.on('connection', (socket: Socket) => {
@@ -97,6 +109,15 @@ export class HttpServers {
     });
     server.on('request', (req: IncomingMessage, res: ServerResponse) => {
       void this.serve(entry, req, res);
+    });
+    const websocket = options.websocket;
+    server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+      // Without a WebSocket handler an upgrade is refused, never answered as a plain request.
+      if (websocket === undefined || (req.headers.upgrade ?? '').toLowerCase() !== 'websocket') {
+        socket.end('HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-type: text/plain\r\ncontent-length: 30\r\n\r\nno WebSocket handler is here\r\n');
+        return;
+      }
+      acceptWebSocket({ id: `ws-${this.nextSocketId++}`, module, options: websocket, req, socket, head, dispatch: this.events, report: this.report });
     });
     this.entries.add(entry);
     const listening = new Promise<AddressInfo>((resolve, reject) => {
@@ -139,6 +160,8 @@ export class HttpServers {
           new Promise<void>((resolve) => {
             e.server.close(() => resolve());
             e.server.closeAllConnections();
+            // Upgraded (WebSocket) sockets are no longer the HTTP server's: close them too.
+            for (const socket of e.sockets) socket.destroy();
             if (!e.server.listening) resolve();
           }),
       ),

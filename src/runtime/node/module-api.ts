@@ -2,6 +2,7 @@ import type { AddressInfo } from 'node:net';
 import { format } from 'node:util';
 import { ProcessExit } from './gen-server.js';
 import type { ListenOptions } from './http-servers.js';
+import type { TcpListenOptions } from './tcp-servers.js';
 import type { VersionGate } from './module-version.js';
 import { RuntimeError } from './runtime-error.js';
 
@@ -17,6 +18,8 @@ export interface RelupApi {
   setTimeout(ms: number, module: string, fn: string, ...args: unknown[]): number;
   clearTimer(id: number): boolean;
   listen(options: ListenOptions): Promise<AddressInfo>;
+  /** A node-owned TCP server whose connection events call the current code of this module's named handlers. */
+  listenTcp(options: TcpListenOptions): Promise<AddressInfo>;
   readonly config: Record<string, unknown>;
   readonly version: string;
   log(...args: unknown[]): void;
@@ -33,6 +36,7 @@ export interface ApiHost {
   setTimer(kind: 'interval' | 'timeout', ms: number, module: string, fn: string, args: unknown[]): number;
   clearTimer(id: number): boolean;
   listen(module: string, options: ListenOptions): Promise<AddressInfo>;
+  listenTcp(module: string, options: TcpListenOptions): Promise<AddressInfo>;
   readonly config: Record<string, unknown>;
   readonly version: string;
   log(module: string, release: string, message: string): void;
@@ -98,6 +102,17 @@ export function makeRelupApi(host: ApiHost, module: string, release: string, gat
       // Modules commonly call listen() without awaiting it; a bind failure is
       // reported by the node (boot fails, or a log entry), never as an
       // unhandled rejection that would take the whole process down.
+      bound.catch(() => undefined);
+      return bound;
+    },
+    listenTcp(options: TcpListenOptions) {
+      let bound: Promise<AddressInfo>;
+      try {
+        effect('listenTcp');
+        bound = host.listenTcp(module, options);
+      } catch (e) {
+        bound = Promise.reject(e);
+      }
       bound.catch(() => undefined);
       return bound;
     },

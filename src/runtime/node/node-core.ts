@@ -8,6 +8,7 @@ import { makeRelupApi, type ApiHost } from './module-api.js';
 import { compileModule, type ModuleVersion } from './module-version.js';
 import { NodeTimers } from './node-timers.js';
 import { PackageBase } from './package-base.js';
+import { TcpServers, type TcpListenOptions } from './tcp-servers.js';
 import { sha256Hex } from '../../release/release-hash.js';
 import type { ReleaseImage } from './release-image.js';
 import { RuntimeError, messageOf } from './runtime-error.js';
@@ -16,7 +17,7 @@ import { RuntimeError, messageOf } from './runtime-error.js';
 export interface NodeLogEntry {
   time: number;
   level: 'info' | 'error';
-  source: 'module' | 'process' | 'timer' | 'http' | 'node';
+  source: 'module' | 'process' | 'timer' | 'http' | 'tcp' | 'node';
   message: string;
   module?: string;
   release?: string;
@@ -49,6 +50,7 @@ export class NodeCore implements ApiHost, ProcessHost {
   readonly processes = new Map<string, GenServer>();
   readonly timers: NodeTimers;
   readonly servers: HttpServers;
+  readonly tcp: TcpServers;
   /** The npm packages module code may require: loaded once, shared by every version (package-base.ts). */
   readonly base: PackageBase;
   private readonly proxies = new Map<string, Record<string, (...args: unknown[]) => unknown>>();
@@ -74,6 +76,11 @@ export class NodeCore implements ApiHost, ProcessHost {
     this.servers = new HttpServers(
       (module, handler, req) => this.entry(() => this.invoke(module, handler, [req])),
       (module, message) => this.emit({ level: 'error', source: 'http', module, message }),
+      (module, fn, args) => this.entry(() => this.invoke(module, fn, args)),
+    );
+    this.tcp = new TcpServers(
+      (module, fn, args) => this.entry(() => this.invoke(module, fn, args)),
+      (module, message) => this.emit({ level: 'error', source: 'tcp', module, message }),
     );
   }
 
@@ -379,6 +386,12 @@ export class NodeCore implements ApiHost, ProcessHost {
   listen(module: string, options: ListenOptions): Promise<AddressInfo> {
     const bound = this.servers.listen(module, options);
     bound.catch((e: unknown) => this.emit({ level: 'error', source: 'http', module, message: messageOf(e) }));
+    return bound;
+  }
+
+  listenTcp(module: string, options: TcpListenOptions): Promise<AddressInfo> {
+    const bound = this.tcp.listen(module, options);
+    bound.catch((e: unknown) => this.emit({ level: 'error', source: 'tcp', module, message: messageOf(e) }));
     return bound;
   }
 

@@ -145,7 +145,8 @@ export class RelupNode {
       if (options.states !== undefined) core.loadStates(options.states);
       // A module may call listen() without awaiting it: boot is done when every server is bound.
       await core.servers.settled();
-      const failures = core.servers.failures;
+      await core.tcp.settled();
+      const failures = [...core.servers.failures, ...core.tcp.failures];
       if (failures.length > 0) throw new RuntimeError('invalid-state', `boot of ${release.name}@${release.version} failed: ${failures.join('; ')}`);
     } catch (e) {
       await node.stop();
@@ -173,7 +174,7 @@ export class RelupNode {
         .map((p) => ({ name: p.name, module: p.module, suspended: p.suspended, mailbox: p.mailboxSize, handling: p.handling }))
         .sort((a, b) => cmp(a.name, b.name)),
       upgrading: this.running !== undefined,
-      servers: core.servers.list(),
+      servers: [...core.servers.list(), ...core.tcp.list()],
       timers: core.timers.list(),
     };
   }
@@ -239,7 +240,7 @@ export class RelupNode {
     const { core } = this;
     core.stopping = true;
     core.timers.clearAll();
-    const servers = core.servers.closeAll();
+    const servers = Promise.all([core.servers.closeAll(), core.tcp.closeAll()]);
     const idle: Promise<void>[] = [];
     for (const p of core.processes.values()) {
       p.stop('the node stopped');
