@@ -4,7 +4,8 @@ import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 
 export const REPO = fileURLToPath(new URL('..', import.meta.url));
-export const CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
+/** The CLI as shipped (package.json bin): the esbuild bundle's launcher. */
+export const CLI = fileURLToPath(new URL('../dist/cli/bundle/relup.js', import.meta.url));
 
 /** Wall-clock milliseconds with sub-millisecond resolution, comparable across processes on one machine. */
 export const nowMs = () => performance.timeOrigin + performance.now();

@@ -11,14 +11,16 @@
 // entry keeps the bundle's own URL: main.ts compares it with process.argv[1]
 // to know it is the program being run.
 import { execFileSync } from 'node:child_process';
-import { chmod, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const entry = resolve(root, 'dist/cli/main.js');
-const outdir = resolve(root, 'dist/cli/bundle');
+// Built aside and swapped in with two renames: tests and benches may be running the CLI while someone builds.
+const finaldir = resolve(root, 'dist/cli/bundle');
+const outdir = resolve(root, `dist/cli/bundle.${process.pid}.tmp`);
 const outfile = resolve(outdir, 'cli.js');
 const launcher = resolve(outdir, 'relup.js');
 
@@ -83,4 +85,8 @@ if (english && help !== undefined && args.length === 1 && (args[0] === '--help' 
 `,
 );
 await chmod(launcher, 0o755);
+const old = `${finaldir}.${process.pid}.old`;
+await rename(finaldir, old).catch(() => undefined);
+await rename(outdir, finaldir);
+await rm(old, { recursive: true, force: true });
 process.stdout.write(`dist/cli/bundle/: ${(bytes / 1024).toFixed(0)} KiB from ${Object.keys(result.metafile.inputs).length} modules, ${Object.keys(result.metafile.outputs).length} files; launcher dist/cli/bundle/relup.js\n`);
