@@ -273,6 +273,12 @@ export class NodeHost {
       .catch((e: unknown) => {
         throw new RuntimeError('state-write-failed', `cannot record the commit in ${join(this.options.stateDir, HISTORY_FILE)}: ${messageOf(e)}`, `free space in ${this.options.stateDir} (or fix the disk), then apply again`);
       });
+    // Releases the history no longer names (past MAX_INSTALLED, release-history.ts) are uninstalled:
+    // their bundles go too, after the write, so a crash leaves at worst a bundle nobody names (ignored at boot).
+    const kept = this.history.value.installed;
+    for (const version of Object.keys(before.installed).filter((v) => !(v in kept))) {
+      await unlink(this.store.pathOf({ name: release.name, version })).catch(() => undefined);
+    }
     return event;
   }
 

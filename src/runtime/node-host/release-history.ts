@@ -21,6 +21,15 @@ import { messageOf } from '../node/runtime-error.js';
  */
 export const HISTORY_FILE = 'history.json';
 const MAX_EVENTS = 500;
+/**
+ * Installed releases kept, current and permanent always among them. A node
+ * upgraded every day for years must not grow in memory, in its history file
+ * (rewritten, fsynced, at every change) or on disk: past this many, the oldest
+ * releases that are neither current nor permanent are uninstalled, as an OTP
+ * operator would with release_handler:remove_release. Rollback reaches the
+ * MAX_INSTALLED - 1 releases before the current one.
+ */
+export const MAX_INSTALLED = 20;
 
 export const historyEventSchema = z.strictObject({
   at: z.string(),
@@ -113,10 +122,20 @@ export function recordEvent(history: History, event: HistoryEvent, change?: { cu
     ...history,
     current: change?.current ?? history.current,
     permanent: change?.permanent ?? history.permanent,
-    installed: change?.installed === undefined ? history.installed : { ...history.installed, [change.installed.version]: change.installed.hash },
+    installed: change?.installed === undefined ? history.installed : bounded({ ...history.installed, [change.installed.version]: change.installed.hash }, change.current ?? history.current, change.permanent ?? history.permanent),
     // Bounded in memory too, not only on disk: a long-lived node must not grow with its history.
     events: [...history.events, event].slice(-MAX_EVENTS),
   };
+}
+
+/** `installed` without its oldest releases past MAX_INSTALLED; current and permanent always stay. */
+function bounded(installed: Record<string, string>, current: string, permanent: string): Record<string, string> {
+  const versions = Object.keys(installed);
+  if (versions.length <= MAX_INSTALLED) return installed;
+  const removable = versions.filter((v) => v !== current && v !== permanent && semver.valid(v) !== null).sort(semver.compare);
+  const out = { ...installed };
+  for (const v of removable.slice(0, versions.length - MAX_INSTALLED)) delete out[v];
+  return out;
 }
 
 /** The releases a rollback can return to: installed and older than the current one, newest first (OTP's `old`). */
