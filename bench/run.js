@@ -8,6 +8,7 @@
 //   --scenarios=relup,restart,pm2   (load)
 //   --rate=N --long-lived=N --rounds=N   (load)
 //   --cycles=N              (memory)
+//   --long                  memory over 10,000 upgrade+rollback cycles (issue 14's span)
 //
 // Every load targets 127.0.0.1 and is bounded in count and time; every child
 // process (nodes, load generator, PM2 and its daemon) is stopped at the end,
@@ -26,7 +27,8 @@ const argv = process.argv.slice(2);
 const quick = argv.includes('--quick');
 const opt = (name) => argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
 const num = (name) => (opt(name) === undefined ? undefined : Number(opt(name)));
-const only = opt('only')?.split(',') ?? ['planner', 'cli', 'memory', 'load', 'silly', 'erlang'];
+const ALL = ['planner', 'cli', 'memory', 'state', 'load', 'silly', 'erlang'];
+const only = opt('only')?.split(',') ?? ALL;
 const log = (line) => process.stdout.write(`${line}\n`);
 
 let interrupted = false;
@@ -60,7 +62,9 @@ async function section(name, fn) {
 try {
   await section('planner', () => runPlanBench({ quick }));
   await section('cli', () => runCliBench({ quick }));
-  await section('memory', () => runMemoryBench({ quick, cycles: num('cycles'), log }));
+  await section('memory', () => runMemoryBench({ quick, long: argv.includes('--long'), cycles: num('cycles'), log }));
+  // Issue 14 item 1: the suspension window against the size of the state (no load; the load section has the 10,000-player scenario).
+  await section('state', async () => (await import('./state-growth-bench.js')).runStateGrowthBench({ quick, log }));
   await section('load', () => {
     const overrides = Object.fromEntries(Object.entries({ rate: num('rate'), longLived: num('long-lived'), rounds: num('rounds') }).filter(([, v]) => v !== undefined));
     return runLoadBench({ quick, overrides, scenarios: opt('scenarios')?.split(',') ?? ['relup', 'restart', 'pm2'], log });
@@ -85,7 +89,7 @@ log(`\n${summary}`);
 
 const dir = fileURLToPath(new URL('./results/', import.meta.url));
 await mkdir(dir, { recursive: true });
-const partial = only.length < 6 || argv.some((a) => /^--(scenarios|rate|long-lived|rounds|cycles)=/.test(a));
+const partial = only.length < ALL.length || argv.some((a) => /^--(scenarios|rate|long-lived|rounds|cycles)=/.test(a));
 const mode = `${quick ? 'quick' : 'full'}${partial ? '-partial' : ''}`;
 await writeFile(`${dir}bench-${mode}.json`, `${JSON.stringify(results, null, 2)}\n`);
 await writeFile(`${dir}summary-${mode}.md`, `${summary}\n`);
