@@ -1,10 +1,12 @@
-import { createHash } from 'node:crypto';
+import { createHash, type KeyObject } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { basename, join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa, type ResultPromise } from 'execa';
 import { error, hasErrors, warning, type Diagnostic } from '../../diagnostics/diagnostic.js';
+import { UserError } from '../../errors/errors.js';
 import { formatDiagnostic } from '../../diagnostics/format-diagnostic.js';
 import { bundleBytes } from '../../release/bundle-bytes.js';
 import type { Release } from '../../release/release-model.js';
@@ -19,8 +21,19 @@ import { releaseFileDisplay } from '../runtime-driver.js';
  * evaluates upgrades (docs/runtime-erlang.md); this file never does.
  */
 
-/** The agent's Erlang sources: next to this file in src/, and found from dist/ too. */
-export const AGENT_SOURCE_DIR = fileURLToPath(new URL('../../../src/runtime/erlang/agent/src', import.meta.url));
+/**
+ * The agent's Erlang sources (src/runtime/erlang/agent/src), found by walking
+ * up from this file: it runs from src/ (tests), dist/ (tsc) or the CLI bundle.
+ */
+export const AGENT_SOURCE_DIR = findAgentSources(fileURLToPath(new URL('.', import.meta.url)));
+
+function findAgentSources(from: string): string {
+  const relative = join('src', 'runtime', 'erlang', 'agent', 'src');
+  for (let dir = from; ; dir = dirname(dir)) {
+    if (existsSync(join(dir, relative, 'relup_agent.erl'))) return join(dir, relative);
+    if (dirname(dir) === dir) return join(from, relative);
+  }
+}
 
 export const INSTALL_HINT = 'install Erlang/OTP 25 or later: apt-get install -y --no-install-recommends erlang-nox';
 
@@ -112,6 +125,8 @@ export interface ErlangNodeOptions {
   env?: Record<string, string>;
   /** Stop the node when our stdin closes (the CLI wrapper's death). Default true. */
   watchStdin?: boolean;
+  /** Accept only bundles signed by this ed25519 key (boot, upload and restart), like a Node.js node's --public-key. */
+  publicKey?: KeyObject;
 }
 
 export interface ErlangNode {
@@ -124,7 +139,7 @@ export interface ErlangNode {
 /** Write boot.json and start `erl -noshell` with the agent; resolves once the control socket exists. */
 export async function startErlangNode(options: ErlangNodeOptions): Promise<ErlangNode> {
   await mkdir(options.stateDir, { recursive: true, mode: 0o700 });
-  const store = new ReleaseStore(options.stateDir);
+  const store = new ReleaseStore(options.stateDir, options.publicKey);
   const source = options.release ?? (await bootReleaseOf(options.stateDir));
   const loaded = await store.load(source);
   if (loaded.image === undefined || hasErrors(loaded.diagnostics)) {
@@ -136,7 +151,11 @@ export async function startErlangNode(options: ErlangNodeOptions): Promise<Erlan
   if (hasErrors(problems)) throw new Error(problems.map((d) => formatDiagnostic(d, { color: false })).join('\n'));
   // The boot bundle: the agent installs it into its state directory on a fresh start.
   const bootBundle = join(options.stateDir, 'boot-release.tar.gz');
-  if (options.release !== undefined || !(await exists(bootBundle))) await writeFile(bootBundle, (await bundleBytes(release, files)).bytes, { mode: 0o600 });
+  if (options.release !== undefined || !(await exists(bootBundle))) {
+    // A bundle is kept byte for byte (its manifest.sig included); a directory is packed.
+    const isBundle = (await stat(source)).isFile();
+    await writeFile(bootBundle, isBundle ? await readFile(source) : (await bundleBytes(release, files)).bytes, { mode: 0o600 });
+  }
   const boot = {
     socket: options.socket,
     stateDir: options.stateDir,
@@ -144,6 +163,8 @@ export async function startErlangNode(options: ErlangNodeOptions): Promise<Erlan
     processes: release.processes.map((p) => ({ name: p.name, module: p.module, args: p.args ?? null })),
     start: release.start,
     config: options.config ?? {},
+    // The raw 32-byte ed25519 key: the last 32 bytes of its SPKI DER encoding.
+    publicKey: options.publicKey === undefined ? null : options.publicKey.export({ type: 'spki', format: 'der' }).subarray(-32).toString('base64'),
   };
   const bootFile = join(options.stateDir, 'boot.json');
   await writeFile(bootFile, `${JSON.stringify(boot, null, 2)}\n`, { mode: 0o600 });
@@ -161,7 +182,7 @@ export async function startErlangNode(options: ErlangNodeOptions): Promise<Erlan
   while (!output.includes('relup agent')) {
     if (child.exitCode !== null || Date.now() > deadline) {
       child.kill('SIGKILL');
-      throw new Error(`the Erlang node did not start:\n${output}`);
+      throw new UserError(`the Erlang node did not start: ${output.trim() || `erl exited with ${child.exitCode}`}`, 'the line above says why; `relup check` and `relup release verify` find most causes before a start');
     }
     await new Promise((r) => setTimeout(r, 30));
   }

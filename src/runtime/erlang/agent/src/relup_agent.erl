@@ -62,7 +62,7 @@ boot(Mode, StateDir, Opts) ->
         {ok, H0} ->
             #{<<"name">> := Name, <<"permanent">> := Perm, <<"current">> := Cur} = H0,
             %% A restart boots the permanent release: an upgrade not made permanent does not survive it.
-            case load_installed(StateDir, Name, Perm) of
+            case verified(load_installed(StateDir, Name, Perm), Opts) of
                 {ok, Files} ->
                     Event = #{<<"at">> => relup_history:now_iso(), <<"op">> => <<"boot">>, <<"from">> => Cur,
                               <<"to">> => Perm, <<"status">> => <<"booted">>},
@@ -74,7 +74,7 @@ boot(Mode, StateDir, Opts) ->
             case maps:find(release, Opts) of
                 {ok, BundlePath} ->
                     {ok, Bytes} = file:read_file(BundlePath),
-                    case relup_release:unpack(Bytes) of
+                    case verified(relup_release:unpack(Bytes), Opts) of
                         {ok, Files} ->
                             {Name, Version} = manifest_id(Files),
                             ok = install(StateDir, Name, Version, Bytes),
@@ -85,6 +85,14 @@ boot(Mode, StateDir, Opts) ->
             end;
         {error, Why} -> {error, Why}
     end.
+
+%% Every bundle the node boots is verified like an upload (signature first when the node has a key).
+verified({ok, Files}, Opts) ->
+    case relup_release:verify(Files, maps:get(public_key, Opts, none)) of
+        ok -> {ok, Files};
+        {error, Why} -> {error, <<"the release to boot does not verify: ", Why/binary>>}
+    end;
+verified(Error, _Opts) -> Error.
 
 load_installed(StateDir, Name, Version) ->
     Path = bundle_path(StateDir, Name, Version),
@@ -116,7 +124,8 @@ spec_of(Files, Opts) ->
       modules => modules_of(Files),
       processes => maps:get(processes, Opts, []),
       start => maps:get(start, Opts, #{}),
-      config => maps:get(config, Opts, #{})}.
+      config => maps:get(config, Opts, #{}),
+      public_key => maps:get(public_key, Opts, none)}.
 
 modules_of(Files) ->
     maps:from_list([{binary_to_atom(filename:basename(P, filename:extension(P)), utf8),
@@ -278,7 +287,8 @@ finish_apply(Outcome, Result, St = #st{state_dir = Dir, spec = Spec0}) ->
     St1 = case {Status, Result} of
         {<<"committed">>, {committed, NewSpec, NewCode, Bytes}} ->
             Sti = durable(St, "the bundle of the new release", fun() -> install(Dir, maps:get(name, NewSpec), maps:get(version, NewSpec), Bytes) end),
-            Sti#st{spec = NewSpec#{processes => maps:get(processes, Spec0), start => maps:get(start, Spec0), config => maps:get(config, Spec0)}, code = NewCode};
+            Sti#st{spec = NewSpec#{processes => maps:get(processes, Spec0), start => maps:get(start, Spec0), config => maps:get(config, Spec0),
+                                   public_key => maps:get(public_key, Spec0)}, code = NewCode};
         _ -> St
     end,
     case lists:member(Status, [<<"noop">>, <<"dry-run">>]) of

@@ -26,7 +26,9 @@ boot(BootFile) ->
              processes => [#{name => binary_to_atom(N, utf8), module => binary_to_atom(M, utf8), args => A}
                            || #{<<"name">> := N, <<"module">> := M, <<"args">> := A} <- maps:get(<<"processes">>, Boot, [])],
              start => maps:get(<<"start">>, Boot, #{}),
-             config => maps:get(<<"config">>, Boot, #{})},
+             config => maps:get(<<"config">>, Boot, #{}),
+             %% 32 raw ed25519 bytes (base64 in boot.json): only bundles signed by this key are accepted.
+             public_key => case maps:get(<<"publicKey">>, Boot, null) of null -> none; K -> base64:decode(K) end},
     case relup_agent:start(Opts) of
         {ok, Pid} -> {ok, Pid};
         {error, Why} -> {error, Why}

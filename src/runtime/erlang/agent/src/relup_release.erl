@@ -2,7 +2,7 @@
 %% the release hash (docs/release.md), and module code compiled or read
 %% from the bundle. Nothing here touches the running code.
 -module(relup_release).
--export([unpack/1, release_hash/1, sha256_hex/1, module_code/3, module_binary/3, find_by_hash/2]).
+-export([unpack/1, release_hash/1, sha256_hex/1, module_code/3, module_binary/3, find_by_hash/2, verify/2]).
 
 -define(OWN_FILES, [<<"manifest.json">>, <<"manifest.sig">>]).
 
@@ -24,6 +24,57 @@ check_paths([{Name, Data} | Rest], Acc) ->
     case Bad of
         true -> {error, <<"the bundle holds a path outside itself: ", Path/binary>>};
         false -> check_paths(Rest, Acc#{Path => Data})
+    end.
+
+%% Verify an unpacked bundle: every file matches manifest.json (sha256 and
+%% size, nothing missing, nothing extra) and its releaseHash; and when the
+%% node has a public key (32 raw ed25519 bytes), manifest.sig is a valid
+%% signature of manifest.json's exact bytes by that key (docs/security.md).
+%% The signature is checked first: nothing of an unsigned bundle is trusted.
+-spec verify(#{binary() => binary()}, binary() | none) -> ok | {error, binary()}.
+verify(Files, PublicKey) ->
+    case check_signature(Files, PublicKey) of
+        ok -> check_manifest(Files);
+        E -> E
+    end.
+
+check_signature(_Files, none) -> ok;
+check_signature(Files, Key) ->
+    case {maps:find(<<"manifest.sig">>, Files), maps:find(<<"manifest.json">>, Files)} of
+        {error, _} -> {error, <<"bundle-unsigned: the bundle has no manifest.sig and this node accepts only signed bundles">>};
+        {_, error} -> {error, <<"bundle-manifest-missing: the bundle has no manifest.json">>};
+        {{ok, SigJson}, {ok, Manifest}} ->
+            case relup_json:decode(SigJson) of
+                {ok, #{<<"format">> := 1, <<"algorithm">> := <<"ed25519">>, <<"signature">> := Sig64}} ->
+                    Valid = try crypto:verify(eddsa, none, Manifest, base64:decode(Sig64), [Key, ed25519])
+                            catch _:_ -> false end,
+                    case Valid of
+                        true -> ok;
+                        false -> {error, <<"bundle-signature-invalid: manifest.sig is not a signature of this manifest by the node's key">>}
+                    end;
+                _ -> {error, <<"bundle-signature-invalid: manifest.sig is not a relup ed25519 signature">>}
+            end
+    end.
+
+check_manifest(Files) ->
+    case relup_json:decode(maps:get(<<"manifest.json">>, Files, <<>>)) of
+        {ok, #{<<"files">> := Listed, <<"releaseHash">> := Declared}} when is_list(Listed) ->
+            Bad = [P || #{<<"path">> := P, <<"sha256">> := H, <<"size">> := N} <- Listed,
+                        case maps:find(P, Files) of
+                            {ok, B} -> sha256_hex(B) =/= H orelse byte_size(B) =/= N;
+                            error -> true
+                        end],
+            ListedPaths = [P || #{<<"path">> := P} <- Listed],
+            Extra = [P || P <- maps:keys(Files), not lists:member(P, ListedPaths), not lists:member(P, ?OWN_FILES)],
+            Hash = release_hash(Files),
+            if
+                Bad =/= [] -> {error, iolist_to_binary(["bundle-hash-mismatch: ", lists:join(", ", Bad), " do not match manifest.json"])};
+                Extra =/= [] -> {error, iolist_to_binary(["bundle-file-extra: ", lists:join(", ", Extra), " are not listed in manifest.json"])};
+                length(ListedPaths) =/= length(Listed) -> {error, <<"bundle-manifest-invalid: manifest.json lists an entry without a path">>};
+                Hash =/= Declared -> {error, <<"bundle-release-hash-mismatch: manifest.json's releaseHash is not the hash of its files">>};
+                true -> ok
+            end;
+        _ -> {error, <<"bundle-manifest-invalid: manifest.json is missing or not a relup manifest">>}
     end.
 
 %% sha256 of one line "<file sha256>  <path>\n" per file, sorted by path

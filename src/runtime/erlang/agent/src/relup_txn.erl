@@ -103,13 +103,17 @@ run(T, B64) ->
                 true ->
                     case decode_bundle(B64) of
                         {ok, Files, Bytes} ->
+                          case relup_release:verify(Files, maps:get(public_key, T#t.spec, none)) of
+                           {error, Why} -> Refuse(<<"bundle-invalid">>, <<"the uploaded bundle does not verify: ", Why/binary>>);
+                           ok ->
                             %% Like the Node.js host: a bundle of other content than the planned release is refused before anything in it is used.
                             case relup_release:release_hash(Files) of
                                 ToHash -> transact(T#t{files = Files, bytes = Bytes}, Base);
                                 Other -> Refuse(<<"bundle-invalid">>, iolist_to_binary(io_lib:format(
                                            "the uploaded bundle does not verify: bundle-release-hash-unexpected: uploaded bundle holds release ~s..., not ~s... that the script upgrades to",
                                            [binary:part(Other, 0, 16), binary:part(ToHash, 0, 16)])))
-                            end;
+                            end
+                          end;
                         {error, Why} -> Refuse(<<"bundle-invalid">>, <<"the uploaded bundle does not verify: ", Why/binary>>)
                     end
             end
