@@ -24,6 +24,8 @@ export const bundleManifestSchema = z
     version: z.string().min(1),
     runtime: z.enum(RUNTIMES),
     releaseHash: sha256,
+    // The base the release was packed against (npm packages for Node.js): recorded for the planner and the node to compare.
+    base: z.array(z.strictObject({ name: z.string().min(1), version: z.string().min(1), hash: sha256 })).optional(),
     files: z.array(bundleFileSchema),
   })
   .superRefine((m, ctx) => {
@@ -53,6 +55,7 @@ export function buildManifest(release: Release, files: ReadonlyMap<string, Uint8
     version: release.version,
     runtime: release.runtime,
     releaseHash: releaseHashOf(list),
+    ...(release.base === undefined || release.base.length === 0 ? {} : { base: release.base.map((b) => ({ name: b.name, version: b.version, hash: b.hash })) }),
     files: list,
   };
 }
@@ -65,6 +68,7 @@ export function serializeManifest(m: BundleManifest): Buffer {
     version: m.version,
     runtime: m.runtime,
     releaseHash: m.releaseHash,
+    ...(m.base === undefined ? {} : { base: m.base.map((b) => ({ name: b.name, version: b.version, hash: b.hash })) }),
     files: m.files.map((f) => ({ path: f.path, size: f.size, sha256: f.sha256 })),
   };
   return Buffer.from(`${JSON.stringify(ordered, null, 2)}\n`, 'utf8');

@@ -6,7 +6,7 @@ import { writeFileAtomic } from '../fs/write-file-atomic.js';
 import { releaseFromFiles } from './release-from-files.js';
 import { BUNDLE_MANIFEST_FILE, BUNDLE_OWN_FILES } from './release-hash.js';
 import { isNotFound, readReleaseFiles, type ReleaseLimits } from './release-files.js';
-import type { Release } from './release-model.js';
+import type { BasePackage, Release } from './release-model.js';
 import { bundleBytes } from './bundle-bytes.js';
 
 export interface PackOptions {
@@ -17,6 +17,12 @@ export interface PackOptions {
   limits?: Partial<ReleaseLimits>;
   /** Replace an existing bundle of the same name whose content differs. */
   overwrite?: boolean;
+  /**
+   * What the release's declared packages are as installed (name, version,
+   * tree hash): recorded in manifest.json. Given by the runtime's driver; the
+   * release layer only carries it (the base is data).
+   */
+  describeBase?: (release: Release) => Promise<BasePackage[]>;
 }
 
 export interface PackResult {
@@ -64,6 +70,13 @@ export async function packRelease(dir: string, options: PackOptions = {}): Promi
   const inside = relative(resolve(dir), resolve(outDir));
   if (inside === '' || (!inside.startsWith('..') && !isAbsolute(inside))) {
     return refuse(error('pack-out-dir-inside-release', `the bundle would be written inside the release ${displayPath}`, { file: displayPath }, 'choose an --out-dir outside the release directory'));
+  }
+  if (options.describeBase !== undefined && (release.packages ?? []).length > 0) {
+    try {
+      release.base = await options.describeBase(release);
+    } catch (e) {
+      return refuse(error('pack-base-unreadable', `cannot record the packages ${displayPath} declares: ${e instanceof Error ? e.message : String(e)}`, { file: release.manifestFile, line: release.packagesLine ?? 1 }, 'install them (npm install) or remove them from packages: in release.yaml'));
+    }
   }
   const { bytes, manifest } = await bundleBytes(release, files);
   const bundlePath = join(outDir, bundleFileName(release));

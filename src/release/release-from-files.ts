@@ -3,9 +3,10 @@ import { error, hasErrors, warning, type Checked, type Diagnostic } from '../dia
 import { suggestion } from '../diagnostics/did-you-mean.js';
 import { YamlSource, validateYaml } from '../yaml/yaml-source.js';
 import { comparePaths } from './release-path.js';
-import { releaseHash, sha256Hex } from './release-hash.js';
+import { BUNDLE_MANIFEST_FILE, releaseHash, sha256Hex } from './release-hash.js';
+import { parseManifest } from './bundle-manifest.js';
 import type { ReleaseFiles } from './release-files.js';
-import { DEFAULT_RESTART_INTENSITY, type Release, type ReleaseModule, type ReleaseProcess } from './release-model.js';
+import { DEFAULT_RESTART_INTENSITY, type BasePackage, type Release, type ReleaseModule, type ReleaseProcess } from './release-model.js';
 import {
   RELEASE_MANIFEST_FILE,
   releaseManifestSchema,
@@ -80,6 +81,7 @@ export function releaseFromFiles(tree: ReleaseFiles, displayPath: string = tree.
     modules: modules.sort((a, b) => comparePaths(a.name, b.name)),
     processes: processes.sort((a, b) => comparePaths(a.name, b.name)),
     ...(manifest.packages === undefined ? {} : { packages: [...new Set(manifest.packages)].sort(comparePaths), packagesLine: source.locate(['packages'], true).line ?? 1 }),
+    ...recordedBase(tree),
     start: manifest.start ?? {},
     hash: releaseHash(tree.files),
     origin: displayPath,
@@ -168,4 +170,12 @@ function fail(d: Diagnostic): Checked<Release> {
 
 function listSome(names: readonly string[]): string {
   return names.length <= 20 ? names.join(', ') : `${names.slice(0, 20).join(', ')}, … (${names.length} in all)`;
+}
+
+/** A bundle's manifest.json records the base it was packed against (verify reports a manifest that does not parse). */
+function recordedBase(tree: ReleaseFiles): { base?: BasePackage[] } {
+  const bytes = tree.kind === 'bundle' ? tree.files.get(BUNDLE_MANIFEST_FILE) : undefined;
+  if (bytes === undefined) return {};
+  const base = parseManifest(bytes, BUNDLE_MANIFEST_FILE).value?.base;
+  return base === undefined ? {} : { base };
 }

@@ -1,5 +1,5 @@
 import type { Diagnostic } from '../diagnostics/diagnostic.js';
-import type { Release, RuntimeKind } from '../release/release-model.js';
+import type { BasePackage, Release, RuntimeKind } from '../release/release-model.js';
 
 /**
  * What relup's runtime-neutral layers (check, pack) ask of a runtime: for
@@ -15,6 +15,12 @@ export interface RuntimeDriver {
    * load. `readFile` takes a module's `file` (release-relative, `/`-separated).
    */
   checkModules(release: Release, readFile: (path: string) => Promise<Uint8Array>): Promise<Diagnostic[]>;
+  /**
+   * The packages `release` declares (its base), as installed where a node
+   * started from `releaseDir`'s project would load them: name, version and a
+   * hash of the installed tree, recorded in the bundle's manifest.json.
+   */
+  describeBase?(release: Release, releaseDir: string): Promise<BasePackage[]>;
 }
 
 /** The driver of `runtime`, or undefined when relup has none for it yet (callers say so: they never skip silently). */

@@ -73,3 +73,30 @@ describe('npm packages as the base', () => {
     expect(await node.invoke('web', 'tag', [])).toBe('v1');
   });
 });
+
+describe('the base recorded in the bundle manifest', () => {
+  it('relup release pack records name, version and tree hash of each declared package; the bundle reads back with it; a node refuses a bundle packed against another base', async () => {
+    const { symlink, readFile } = await import('node:fs/promises');
+    const { runCli } = await import('../helpers/run-cli.js');
+    const { readReleaseFiles } = await import('../../src/release/release-files.js');
+    const { releaseFromFiles } = await import('../../src/release/release-from-files.js');
+    const { checkBase } = await import('../../src/planner/check-base.js');
+    const dir = await testdir({ 'releases/1.0.0/release.yaml': releaseYaml('1.0.0', 'packages: [ws]\n'), 'releases/1.0.0/web.js': WEB('v1') });
+    await symlink(join(REPO, 'node_modules'), join(dir, 'node_modules'));
+    const packed = await runCli(['release', 'pack', 'releases/1.0.0', '--json'], dir);
+    expect(packed.exitCode, packed.stderr).toBe(0);
+    const bundle = join(dir, (JSON.parse(packed.stdout) as { bundle: string }).bundle);
+    const read = await readReleaseFiles(bundle, {});
+    const release = releaseFromFiles(read.value!).value!;
+    const wsVersion = (JSON.parse(await readFile(join(REPO, 'node_modules/ws/package.json'), 'utf8')) as { version: string }).version;
+    expect(release.base).toEqual([{ name: 'ws', version: wsVersion, hash: expect.stringMatching(/^[0-9a-f]{64}$/) }]);
+
+    // Same declaration, another installed tree: the planner refuses, and so does a node whose base differs.
+    const other = { ...release, version: '1.0.1', base: [{ ...release.base![0]!, hash: '0'.repeat(64) }] };
+    expect(checkBase(release, other)).toEqual([expect.objectContaining({ code: 'plan-base-changed' })]);
+    await expect(startNode({ image: { release: other, files: read.value!.files }, packagesFrom: REPO })).rejects.toMatchObject({ code: 'base-changed' });
+    const node = await startNode({ image: { release, files: read.value!.files }, packagesFrom: REPO });
+    nodes.push(node);
+    expect(await node.invoke('web', 'codeOf', ['ws'])).toBe('ok');
+  });
+});

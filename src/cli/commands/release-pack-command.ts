@@ -9,6 +9,8 @@ import type { CommandIo } from '../io.js';
 import { projectOptions } from '../project-options.js';
 import { printDiagnostics } from '../print-diagnostics.js';
 import { resolveReleaseArg } from './resolve-release-arg.js';
+import type { BasePackage, Release } from '../../release/release-model.js';
+import { driverFor } from '../../runtime/runtime-driver.js';
 
 export interface PackArgs {
   release: string;
@@ -25,7 +27,7 @@ export async function run(raw: Record<string, unknown>, io: CommandIo): Promise<
   const outDir = args.outDir === undefined ? undefined : resolveIn(io.cwd, args.outDir);
   // Pack refuses what `relup check` refuses: a module its nodes could not load is never shipped.
   const modules = await moduleFindings(dir, display(io.cwd, dir));
-  const result = hasErrors(modules) ? { value: undefined, diagnostics: [] } : await packRelease(dir, { displayPath: display(io.cwd, dir), ...(outDir === undefined ? {} : { outDir }) });
+  const result = hasErrors(modules) ? { value: undefined, diagnostics: [] } : await packRelease(dir, { displayPath: display(io.cwd, dir), describeBase: (release) => describeBase(release, dir), ...(outDir === undefined ? {} : { outDir }) });
   result.diagnostics = [...modules, ...result.diagnostics];
   printDiagnostics(result.diagnostics, io);
   const packed = result.value;
@@ -47,4 +49,10 @@ async function moduleFindings(dir: string, displayPath: string): Promise<Diagnos
   if (read.value === undefined || read.value.kind !== 'dir') return [];
   const release = releaseFromFiles(read.value, displayPath).value;
   return release === undefined ? [] : checkReleaseModules(release, read.value.files);
+}
+
+/** The release's declared packages as installed, from its runtime's driver (the base is recorded in manifest.json). */
+async function describeBase(release: Release, dir: string): Promise<BasePackage[]> {
+  const driver = await driverFor(release.runtime);
+  return (await driver?.describeBase?.(release, dir)) ?? [];
 }

@@ -215,6 +215,12 @@ export class NodeCore implements ApiHost, ProcessHost {
     const packages = release.packages ?? [];
     this.base.checkUnchanged(packages, `${release.name}@${release.version}`);
     for (const name of packages) this.base.describe(name);
+    // A bundle records the base it was packed against: running it on another would be the silent mix the base rule forbids.
+    const differs = (release.base ?? []).filter((b) => packages.includes(b.name) && this.base.describe(b.name).hash !== b.hash);
+    if (differs.length > 0) {
+      const what = differs.map((b) => `${b.name} ${b.version} recorded, ${this.base.describe(b.name).version} installed${this.base.describe(b.name).version === b.version ? ' (other files)' : ''}`).join(', ');
+      throw new RuntimeError('base-changed', `${release.name}@${release.version} was packed against another base than this node's (${what}, in ${this.base.from}/node_modules)`, 'install the packages the release was packed with (npm ci from its lockfile), or pack the release again against this base');
+    }
     this.baseChecked.add(release.hash);
   }
 

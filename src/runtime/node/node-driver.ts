@@ -3,7 +3,7 @@ import { error, warning, type Diagnostic } from '../../diagnostics/diagnostic.js
 import type { Release, ReleaseModule } from '../../release/release-model.js';
 import { releaseFileDisplay, type RuntimeDriver } from '../runtime-driver.js';
 import { findModuleCalls } from './module-requires.js';
-import { packageNameOf } from './package-base.js';
+import { describeInstalled, packageNameOf } from './package-base.js';
 import { compileModuleSource, moduleFilename, moduleSourceText } from './module-source.js';
 
 /**
@@ -26,6 +26,10 @@ export const nodeDriver: RuntimeDriver = {
       out.push(...checkModule(release, module, moduleSourceText(bytes)));
     }
     return out;
+  },
+  // Node resolves packages from the release directory upwards: the project's node_modules.
+  async describeBase(release: Release, releaseDir: string) {
+    return (release.packages ?? []).map((name) => describeInstalled(name, releaseDir));
   },
 };
 
