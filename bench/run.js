@@ -4,7 +4,7 @@
 //
 // Options (after `--`):
 //   --quick                 short run (under a minute with the build)
-//   --only=planner,cli,memory,load,silly,erlang
+//   --only=planner,cli,memory,state,big,load,silly,erlang
 //   --scenarios=relup,restart,pm2   (load)
 //   --rate=N --long-lived=N --rounds=N   (load)
 //   --cycles=N              (memory)
@@ -27,7 +27,7 @@ const argv = process.argv.slice(2);
 const quick = argv.includes('--quick');
 const opt = (name) => argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
 const num = (name) => (opt(name) === undefined ? undefined : Number(opt(name)));
-const ALL = ['planner', 'cli', 'memory', 'state', 'load', 'silly', 'erlang'];
+const ALL = ['planner', 'cli', 'memory', 'state', 'big', 'load', 'silly', 'erlang'];
 const only = opt('only')?.split(',') ?? ALL;
 const log = (line) => process.stdout.write(`${line}\n`);
 
@@ -65,6 +65,8 @@ try {
   await section('memory', () => runMemoryBench({ quick, long: argv.includes('--long'), cycles: num('cycles'), log }));
   // Issue 14 item 1: the suspension window against the size of the state (no load; the load section has the 10,000-player scenario).
   await section('state', async () => (await import('./state-growth-bench.js')).runStateGrowthBench({ quick, log }));
+  // Issue 14 item 4: a live upgrade of a release of 1,000 modules (100 changed) and 1,000 processes.
+  await section('big', async () => (await import('./big-release-bench.js')).runBigReleaseBench({ quick, log }));
   await section('load', () => {
     const overrides = Object.fromEntries(Object.entries({ rate: num('rate'), longLived: num('long-lived'), rounds: num('rounds') }).filter(([, v]) => v !== undefined));
     return runLoadBench({ quick, overrides, scenarios: opt('scenarios')?.split(',') ?? ['relup', 'restart', 'pm2'], log });

@@ -102,6 +102,17 @@ function stateSection(state) {
   return out;
 }
 
+function bigSection(big) {
+  const out = [`### Big release: ${fmt(big.release.modules)} modules, ${big.release.changed} changed, ${fmt(big.release.processes)} processes (${fmt(big.release.steps)} steps, ${big.release.groups} groups), median of ${big.transitions} transitions`, ''];
+  out.push(
+    ...table(
+      ['bundle', 'pack', 'apply request (client)', 'upload, unpack, verify, writes', 'transaction', 'staging', 'hold', 'windows p50 / p99 / max'],
+      [[`${fmt(Math.round(big.bundleBytes / 1024))} KiB`, `${ms(big.packMs)} ms`, `${ms(big.requestMs)} ms`, `${ms(big.outsideTransactionMs)} ms`, `${ms(big.transactionMs)} ms`, `${ms(big.stagingMs)} ms`, `${ms(big.holdMs)} ms`, `${ms(big.windowsMs.p50)} / ${ms(big.windowsMs.p99)} / ${ms(big.windowsMs.max)} ms`]],
+    ),
+  );
+  return out;
+}
+
 function cliSection(cli) {
   const out = ['### CLI, whole process (median), beside `node -e 0` run just before each', ''];
   const rows = ['help', 'plan', 'apply', 'status'].map((k) => {
@@ -132,6 +143,11 @@ export function goals(results) {
   const state = results.state;
   if (state) {
     for (const r of state.rows) g.push([`suspension window, ${fmt(r.players)} players, no load (p50 / max; the migration's own cost)`, 'shown', `${ms(r.windowMs.p50)} / ${ms(r.windowMs.max)} ms`, null]);
+  }
+  const big = results.big;
+  if (big) {
+    g.push([`big release (${fmt(big.release.modules)} modules, ${big.release.changed} changed, ${fmt(big.release.processes)} processes): transaction, median`, '< 100 ms', `${ms(big.transactionMs)} ms`, big.goals.transactionUnder100Ms.met]);
+    g.push(['big release: longest suspension window', '≤ 10 ms', `${ms(big.windowsMs.max)} ms`, big.goals.noWindowOver10Ms.met]);
   }
   const mem = results.memory?.goal;
   if (mem) {
@@ -164,5 +180,6 @@ export function summaryLines(results) {
   if (results.planner) out.push(...plannerSection(results.planner), '');
   if (results.cli) out.push(...cliSection(results.cli), '');
   if (results.state) out.push(...stateSection(results.state), '');
+  if (results.big) out.push(...bigSection(results.big), '');
   return out;
 }
