@@ -265,12 +265,14 @@ handle_cast({suspended, Name, Flag}, St) ->
 handle_cast(_, St) -> {noreply, St}.
 
 handle_info({'DOWN', Ref, process, _, Why}, St = #st{txn = {Ref, F, T}}) ->
+    %% The evaluator died of a bug: nothing may stay suspended behind it.
+    [catch sys:resume(Name, 2000) || {Name, true} <- maps:to_list(St#st.suspended)],
     Event = #{<<"at">> => relup_history:now_iso(), <<"op">> => <<"apply">>, <<"from">> => F, <<"to">> => T,
               <<"status">> => <<"rollback-failed">>,
               <<"message">> => iolist_to_binary(io_lib:format("internal error in the agent's evaluator: ~0p", [Why]))},
     H = relup_history:record(relup_history:without_started(St#st.history), Event, #{}),
     St1 = durable(St, "the outcome of a crashed evaluator", fun() -> relup_history:write(St#st.state_dir, H) end),
-    {noreply, St1#st{history = H, txn = none}};
+    {noreply, St1#st{history = H, txn = none, suspended = #{}}};
 handle_info(_, St) -> {noreply, St}.
 
 terminate(_Reason, #st{listen = L, socket_path = Path}) ->
