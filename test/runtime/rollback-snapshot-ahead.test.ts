@@ -28,7 +28,7 @@ describe('rollback copies made ahead of the suspension window', () => {
     expect(outcome.failure).toMatchObject({ code: 'module-error', step: { op: 'migrate', target: 'game.addLevels' } });
     // The 5 points were acknowledged to the migration that asked for them, by 1.2.2 code, before game was
     // suspended: the state restored is game's as it was suspended, not the older copy made ahead.
-    const states = booted.node.states() as { processes: { game: { players: Record<string, unknown> } } };
+    const states = booted.node.states() as unknown as { processes: { game: { players: Record<string, unknown> } } };
     expect(states.processes.game.players['p1']).toEqual({ name: 'Ann', score: 75 });
     expect(booted.node.status().processes.every((p) => !p.suspended)).toBe(true);
   });
