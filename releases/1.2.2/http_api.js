@@ -1,7 +1,8 @@
 // The HTTP front of the demo. The server belongs to the node, not to this
 // file: requests reach whatever version of `handle` is current.
 exports.start = () => {
-  relup.listen({ host: relup.config.host ?? '127.0.0.1', port: relup.config.port ?? 0, handler: 'handle' });
+  // WebSocket upgrades on the same server go to the chat room (handlers by name: always the current code).
+  relup.listen({ host: relup.config.host ?? '127.0.0.1', port: relup.config.port ?? 0, handler: 'handle', websocket: { onOpen: 'chatOpen', onMessage: 'chatMessage', onClose: 'chatClose' } });
   relup.setInterval(relup.config.tickMs ?? 1000, 'game', 'tick');
 };
 
@@ -41,6 +42,11 @@ exports.handle = async (req) => {
       }
     }
   }
+  if (req.method === 'GET' && parts[0] === 'chat') return { status: 200, json: relup.module('chat').members() };
   if (parts[0] === 'version') return { status: 200, body: relup.version };
   return { status: 404, body: 'not found' };
 };
+
+exports.chatOpen = (ws) => relup.module('chat').join(ws);
+exports.chatMessage = (ws, text) => relup.module('chat').say(ws, String(text));
+exports.chatClose = (ws) => relup.module('chat').leave(ws);

@@ -5,6 +5,7 @@ import { startScratchNode } from '../client/scratch-node.js';
 import { main } from '../cli/main.js';
 import type { CommandIo } from '../cli/io.js';
 import type { HostStatus } from '../runtime/node-host/node-host.js';
+import { ChatMember } from './demo-chat.js';
 import { DemoHttp, Traffic } from './demo-http.js';
 
 /**
@@ -49,6 +50,8 @@ const port = (await status()).servers[0]!.port;
 show(`control socket ${node.socket}; the service listens on 127.0.0.1:${port}`);
 const http = new DemoHttp(port);
 const get = async (path: string) => (await http.send('GET', path)).body;
+let ada: ChatMember | undefined;
+let grace: ChatMember | undefined;
 
 try {
   say('Traffic on 1.2.2, over one keep-alive connection that stays open throughout');
@@ -60,6 +63,11 @@ try {
   show(`POST /players/p1/score 250 → ${(await http.send('POST', '/players/p1/score', { points: 250 })).body}`);
   show(`PUT /config/timeout 90     → ${(await http.send('PUT', '/config/timeout', { value: 90 })).body}`);
   show(`GET /config               → ${await get('/config')}`);
+  ada = await ChatMember.join(port, 'ada');
+  grace = await ChatMember.join(port, 'grace');
+  ada.say('hello from 1.2.2');
+  const hello122 = await grace.next((m) => m.includes('hello from 1.2.2'));
+  show(`chat room: two WebSockets open (ada, grace); ada says hello → grace receives ${JSON.stringify(hello122)}`);
   const traffic = new Traffic(port, 2);
   show('background traffic: a request every 2 ms on a second connection, counting failures');
 
@@ -83,6 +91,13 @@ try {
   check(config['timeout'] === 90 && config['enable_cache'] === true && config['cache_ttl'] === 300, `the changed timeout (90) survived; new keys appeared: ${JSON.stringify(config)}`);
   const bad = await http.send('PUT', '/config/timeout', { value: -1 });
   check(bad.status === 400, `new validation: PUT /config/timeout -1 → ${bad.status} ${bad.body}`);
+  const mark = ada.received.length;
+  grace.say('hi from the same socket');
+  const hi123 = await ada.next((m) => m.includes('hi from the same socket'), mark);
+  const parsed = (() => { try { return JSON.parse(hi123) as { seq?: number; from?: string; text?: string }; } catch { return undefined; } })();
+  check(!ada.closed && !grace.closed && parsed?.from === 'grace' && typeof parsed.seq === 'number', `the chat sockets opened on 1.2.2 stayed open and now speak 1.2.3's JSON: ${hi123}`);
+  const members = JSON.parse(await get('/chat')) as string[];
+  check(members.join(',') === 'ada,grace', `the chat room kept its members across the upgrade: ${JSON.stringify(members)}`);
   const expBefore = p1.exp;
   await new Promise((r) => setTimeout(r, 700));
   const p1Later = JSON.parse(await get('/players/p1')) as { exp: number; level: number };
@@ -93,6 +108,10 @@ try {
   const down = (await status()).history.at(-1)!;
   const back = await http.send('GET', '/hello');
   check(back.status === 200 && back.connection === first.connection, `1.2.2 behaviour again on the same connection: GET /hello → ${back.status} ${back.body}`);
+  const markBack = grace.received.length;
+  ada.say('back on 1.2.2');
+  const back122 = await grace.next((m) => m.includes('back on 1.2.2'), markBack);
+  check(!ada.closed && !grace.closed && back122 === 'ada: back on 1.2.2', `the same chat sockets are still open and speak 1.2.2's plain text again: ${JSON.stringify(back122)}`);
   const statsBack = JSON.parse(await get('/stats')) as Record<string, unknown>;
   check(typeof statsBack['total'] === 'number' && !('errors' in statsBack), `the counter kept counting and the 1.2.3 error counter is gone: ${JSON.stringify(statsBack)}`);
   const p1Back = JSON.parse(await get('/players/p1')) as Record<string, unknown>;
@@ -107,6 +126,8 @@ try {
   show(`upgrade 1.2.2 → 1.2.3 took ${up.durationMs} ms on the node; suspension windows: ${windows(up)}`);
   show(`rollback 1.2.3 → 1.2.2 took ${down.durationMs} ms on the node; suspension windows: ${windows(down)}`);
 } finally {
+  ada?.close();
+  grace?.close();
   http.close();
   connection.close();
   say('Stop the node');

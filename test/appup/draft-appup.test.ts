@@ -16,7 +16,7 @@ describe('relup appup draft on the demo', { timeout: 60_000 }, () => {
     await rm(join(dir, 'appups', '1.2.3.yaml'));
     const r = await runCli(['appup', 'draft', '1.2.3'], dir);
     expect(r.exitCode, r.stderr).toBe(0);
-    expect(r.stdout).toContain('wrote appups/1.2.3.yaml: 1.2.2 → 1.2.3, 0 load, 3 update, 0 add, 0 delete');
+    expect(r.stdout).toContain('wrote appups/1.2.3.yaml: 1.2.2 → 1.2.3, 0 load, 4 update, 0 add, 0 delete');
     const text = await readFile(join(dir, 'appups', '1.2.3.yaml'), 'utf8');
     expect(text).toContain('# DECIDE game (changed; runs process game)');
     // A second draft does not overwrite the first.
@@ -30,7 +30,7 @@ describe('relup appup draft on the demo', { timeout: 60_000 }, () => {
     expect(check.stdout + check.stderr).toContain('downgradeTo_1_2_2');
 
     // A person writes the stubs (here: keep the state as it is) and lists them: now check passes.
-    for (const m of ['config', 'game', 'route']) await appendFile(join(dir, 'releases', '1.2.3', `${m}.js`), '\nexports.upgradeFrom_1_2_2 = (state) => state;\nexports.downgradeTo_1_2_2 = (state) => state;\n');
+    for (const m of ['chat', 'config', 'game', 'route']) await appendFile(join(dir, 'releases', '1.2.3', `${m}.js`), '\nexports.upgradeFrom_1_2_2 = (state) => state;\nexports.downgradeTo_1_2_2 = (state) => state;\n');
     const yamlFile = join(dir, 'releases', '1.2.3', 'release.yaml');
     const manifest = await readFile(yamlFile, 'utf8');
     await writeFile(yamlFile, manifest.replace(/exports: \[(initialState|init)/g, 'exports: [upgradeFrom_1_2_2, downgradeTo_1_2_2, $1'));

@@ -139,17 +139,19 @@ describe('the demo appup', () => {
             { ...update, module: 'config', migration: 'addNewSettings', line: 7 },
             { ...update, module: 'route', migration: undefined, line: 10 },
             { ...update, module: 'game', migration: 'addLevels', extra: { startLevel: 1 }, timeout: 2000, line: 12 },
+            { ...update, module: 'chat', migration: 'addJoinedAt', line: 17 },
           ],
         },
       ],
       down: [
         {
           versions: '1.2.2',
-          line: 17,
+          line: 20,
           instructions: [
-            { ...update, module: 'config', migration: 'removeNewSettings', line: 19 },
-            { ...update, module: 'route', migration: 'dropErrorCount', line: 21 },
-            { ...update, module: 'game', migration: 'dropLevels', timeout: 2000, line: 23 },
+            { ...update, module: 'config', migration: 'removeNewSettings', line: 22 },
+            { ...update, module: 'route', migration: 'dropErrorCount', line: 24 },
+            { ...update, module: 'game', migration: 'dropLevels', timeout: 2000, line: 26 },
+            { ...update, module: 'chat', migration: 'dropJoinedAt', line: 29 },
           ],
         },
       ],

@@ -16,8 +16,8 @@ async function edit(path: string, change: (text: string) => string): Promise<voi
 /** A demo copy where 1.2.3 changes only route: one suspend group. */
 async function routeOnly(dir: string): Promise<void> {
   const [old, next] = [join(dir, 'releases', '1.2.2'), join(dir, 'releases', '1.2.3')];
-  for (const f of ['config.js', 'game.js']) await copyFile(join(old, f), join(next, f));
-  await edit(join(next, 'release.yaml'), (t) => t.replace('exports: [initialState, get, set, getAll, addNewSettings, removeNewSettings]', 'exports: [initialState, get, set, getAll]').replace('exports: [init, handleCall, handleCast, tick, addExp, addLevels, dropLevels]', 'exports: [init, handleCall, handleCast, tick]'));
+  for (const f of ['chat.js', 'config.js', 'game.js']) await copyFile(join(old, f), join(next, f));
+  await edit(join(next, 'release.yaml'), (t) => t.replace('exports: [initialState, get, set, getAll, addNewSettings, removeNewSettings]', 'exports: [initialState, get, set, getAll]').replace('exports: [init, handleCall, handleCast, tick, addExp, addLevels, dropLevels]', 'exports: [init, handleCall, handleCast, tick]').replace('exports: [initialState, join, say, leave, members, addJoinedAt, dropJoinedAt]', 'exports: [initialState, join, say, leave, members]'));
   await writeFile(join(dir, 'appups', '1.2.3.yaml'), 'version: 1.2.3\nup:\n  - from: 1.2.2\n    instructions:\n      - update: route\ndown:\n  - to: 1.2.2\n    instructions:\n      - update: route\n        migration: dropErrorCount\n');
 }
 

@@ -13,7 +13,7 @@ describe('a deleted module', { timeout: 30_000 }, () => {
     const dir = await demoCopy();
     await writeFile(join(dir, 'releases', '1.2.2', 'legacy.js'), 'exports.initialState = () => ({ seen: 0 });\n');
     await edit(join(dir, 'releases', '1.2.2', 'release.yaml'), (t) => t.replace('modules:\n', 'modules:\n  legacy:\n    file: legacy.js\n'));
-    await edit(join(dir, 'appups', '1.2.3.yaml'), (t) => t.replace('        timeout: 2000\ndown:', '        timeout: 2000\n      - delete: legacy\ndown:').replace('  - to: 1.2.2\n    instructions:\n', '  - to: 1.2.2\n    instructions:\n      - add: legacy\n'));
+    await edit(join(dir, 'appups', '1.2.3.yaml'), (t) => t.replace('        migration: addJoinedAt\ndown:', '        migration: addJoinedAt\n      - delete: legacy\ndown:').replace('  - to: 1.2.2\n    instructions:\n', '  - to: 1.2.2\n    instructions:\n      - add: legacy\n'));
     const lines = (await readFile(join(dir, 'appups', '1.2.3.yaml'), 'utf8')).split('\n');
 
     const p = await runCli(['plan', '1.2.2', '1.2.3'], dir);

@@ -19,7 +19,7 @@ describe('relup plan', { timeout: 30_000 }, () => {
     const r = await runCli(['plan', 'v1.2.2', 'v1.2.3'], REPO);
     expect(r.exitCode).toBe(0);
     expect(r.stdout).toContain('demo 1.2.2 → 1.2.3 (upgrade');
-    expect(r.stdout).toContain('3 suspend groups');
+    expect(r.stdout).toContain('4 suspend groups');
     expect(r.stdout).toContain('point of no return');
     expect(r.stdout).toMatch(/migrate game\.addLevels up 1\.2\.2/);
   });

@@ -23,7 +23,7 @@ describe('packRelease', () => {
     const packed = await packRelease(DEMO_123, { outDir: out });
     const entries: { path: string; type: string; mode: number | undefined; mtime: number | undefined; uid: number | undefined }[] = [];
     await list({ file: packed.value!.bundlePath, onReadEntry: (e) => void entries.push({ path: e.path, type: e.type, mode: e.mode, mtime: e.mtime?.getTime(), uid: e.uid }) });
-    expect(entries.map((e) => e.path)).toEqual(['manifest.json', 'config.js', 'game.js', 'http_api.js', 'release.yaml', 'route.js']);
+    expect(entries.map((e) => e.path)).toEqual(['manifest.json', 'chat.js', 'config.js', 'game.js', 'http_api.js', 'release.yaml', 'route.js']);
     for (const e of entries) expect(e).toMatchObject({ type: 'File', mode: 0o644, mtime: 0, uid: 0 });
   });
 

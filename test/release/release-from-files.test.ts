@@ -71,9 +71,9 @@ describe('releaseFromFiles', () => {
     expect(result.diagnostics).toEqual([]);
     const r = result.value!;
     expect([r.name, r.version, r.runtime]).toEqual(['demo', '1.2.3', 'node']);
-    expect(r.modules.map((m) => m.name)).toEqual(['config', 'game', 'http_api', 'route']);
-    expect(r.modules.find((m) => m.name === 'http_api')).toMatchObject({ deps: ['config', 'game', 'route'], line: 19 });
-    expect(r.processes).toEqual([{ name: 'game', module: 'game', args: undefined, line: 24 }]);
+    expect(r.modules.map((m) => m.name)).toEqual(['chat', 'config', 'game', 'http_api', 'route']);
+    expect(r.modules.find((m) => m.name === 'http_api')).toMatchObject({ deps: ['config', 'game', 'route'], line: 22 });
+    expect(r.processes).toEqual([{ name: 'game', module: 'game', args: undefined, line: 27 }]);
     expect(r.start).toEqual({ main: 'http_api' });
     expect(r.manifestFile).toBe('releases/1.2.3/release.yaml');
   });

@@ -20,10 +20,10 @@ describe('unpackBundle', () => {
     const target = join(parent, 'releases', '1.2.3');
     const result = await unpackBundle(bundle, target);
     expect(result.diagnostics).toEqual([]);
-    expect(result.value).toMatchObject({ targetDir: target, filesWritten: 6 });
+    expect(result.value).toMatchObject({ targetDir: target, filesWritten: 7 });
     expect(result.value!.release.version).toBe('1.2.3');
     expect(await readdir(join(parent, 'releases'))).toEqual(['1.2.3']);
-    expect((await readdir(target)).sort()).toEqual(['config.js', 'game.js', 'http_api.js', 'manifest.json', 'release.yaml', 'route.js']);
+    expect((await readdir(target)).sort()).toEqual(['chat.js', 'config.js', 'game.js', 'http_api.js', 'manifest.json', 'release.yaml', 'route.js']);
     for (const name of ['game.js', 'release.yaml']) {
       expect((await readFile(join(target, name))).equals(await readFile(join(DEMO_123, name)))).toBe(true);
     }
@@ -35,7 +35,7 @@ describe('unpackBundle', () => {
     const target = join(await testdir(), 'r');
     await unpackBundle(bundle, target);
     const report = await verifyRelease(target);
-    expect(report).toMatchObject({ ok: true, kind: 'dir', filesChecked: 5 });
+    expect(report).toMatchObject({ ok: true, kind: 'dir', filesChecked: 6 });
     expect(report.manifest).toBeDefined();
     expect((await readRelease(target)).value!.hash).toBe((await readRelease(DEMO_123)).value!.hash);
     // A later edit in the unpacked copy is caught.

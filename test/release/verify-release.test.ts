@@ -34,7 +34,7 @@ describe('verifyRelease on a bundle', () => {
     const out = await testdir();
     const packed = await packRelease(DEMO_123, { outDir: out });
     const report = await verifyRelease(packed.value!.bundlePath, { displayPath: 'demo.tar.gz' });
-    expect(report).toMatchObject({ ok: true, kind: 'bundle', origin: 'demo.tar.gz', filesChecked: 5, diagnostics: [] });
+    expect(report).toMatchObject({ ok: true, kind: 'bundle', origin: 'demo.tar.gz', filesChecked: 6, diagnostics: [] });
     expect(report.releaseHash).toBe(packed.value!.manifest.releaseHash);
     expect(report.release?.version).toBe('1.2.3');
     expect(report.manifest).toEqual(packed.value!.manifest);
@@ -49,7 +49,7 @@ describe('verifyRelease on a bundle', () => {
     const report = await verifyRelease(bundle);
     expect(report.ok).toBe(false);
     expect(report.diagnostics.map((d) => [d.code, d.file])).toEqual([['bundle-hash-mismatch', `${bundle}:game.js`]]);
-    expect(report.filesChecked).toBe(5);
+    expect(report.filesChecked).toBe(6);
   });
 
   it('reports each changed file on its own', async () => {
@@ -113,7 +113,7 @@ describe('verifyRelease on a bundle', () => {
     const report = await verifyRelease(bundle);
     expect(report.diagnostics.map((d) => [d.code, d.file, d.line])).toEqual([
       ['bundle-hash-mismatch', `${bundle}:release.yaml`, undefined],
-      ['release-process-module-unknown', `${bundle}:release.yaml`, 25],
+      ['release-process-module-unknown', `${bundle}:release.yaml`, 28],
     ]);
   });
 
@@ -137,7 +137,7 @@ describe('verifyRelease on a directory', () => {
     const out = await testdir();
     const packed = await packRelease(DEMO_123, { outDir: out });
     const report = await verifyRelease(DEMO_123);
-    expect(report).toMatchObject({ ok: true, kind: 'dir', filesChecked: 5, manifest: undefined, diagnostics: [] });
+    expect(report).toMatchObject({ ok: true, kind: 'dir', filesChecked: 6, manifest: undefined, diagnostics: [] });
     expect(report.releaseHash).toBe(packed.value!.manifest.releaseHash);
   });
 

@@ -43,8 +43,8 @@ describe('demo 1.2.2 → 1.2.3 → 1.2.2', () => {
     expect(outcome.ok).toBe(true);
     expect(node.version).toBe('1.2.3');
     expect(replies.every((r) => r.status === 200)).toBe(true);
-    // errorCount is new in 1.2.3's state: given its initial value and reported as absent.
-    expect(outcome.absent).toEqual({ route: ['errorCount'] });
+    // errorCount and the chat's seq are new in 1.2.3's state: given their initial value and reported as absent.
+    expect(outcome.absent).toEqual({ chat: ['seq'], route: ['errorCount'] });
     const gameGroup = outcome.groups.find((g) => g.processes.includes('game'))!;
     expect(gameGroup.migrated.processes).toEqual(['game']);
     expect(gameGroup.suspensionMs).toBeGreaterThanOrEqual(0);

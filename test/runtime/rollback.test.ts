@@ -55,9 +55,9 @@ describe('rollback after the point of no return', () => {
     const failed = script.steps.findIndex((s) => s.op === 'migrate' && s.module === 'game');
     expect(outcome.failure).toEqual({ code: 'module-error', message: 'addLevels exploded', step: { index: failed, op: 'migrate', target: 'game.addLevels' } });
     expect(outcome.rollback).toMatchObject({ complete: true, problems: [] });
-    // Config had already switched and migrated (group 0): it was undone too.
+    // Chat and config had already switched and migrated (groups 0 and 1): they were undone too.
     const undone = outcome.journal.filter((j) => j.undo?.status === 'undone').map((j) => `${j.op} ${j.target}`);
-    expect(undone).toEqual(['switch config', 'migrate config.addNewSettings', 'suspend game', 'switch game', 'migrate game.addLevels']);
+    expect(undone).toEqual(['switch chat', 'migrate chat.addJoinedAt', 'switch config', 'migrate config.addNewSettings', 'suspend game', 'switch game', 'migrate game.addLevels']);
     expect(outcome.message).toContain('rolled back to 1.2.2');
     await expectIntact(booted, before, outcome);
   });

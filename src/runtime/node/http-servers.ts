@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { RuntimeError, messageOf } from './runtime-error.js';
-import { acceptWebSocket, type WebSocketOptions } from './websocket-server.js';
+import { acceptWebSocket, type ConnectionTable, type WebSocketOptions } from './websocket-server.js';
 
 /** The request a module's handler receives. */
 export interface HandlerRequest {
@@ -89,6 +89,7 @@ export class HttpServers {
     private readonly dispatch: Dispatch,
     private readonly report: ServerLog = () => undefined,
     private readonly events: EventDispatch = () => Promise.reject(new RuntimeError('invalid-state', 'this node takes no WebSocket')),
+    private readonly connections: ConnectionTable = { set: () => undefined, delete: () => undefined },
   ) {}
 
   listen(module: string, options: ListenOptions): Promise<AddressInfo> {
@@ -117,7 +118,7 @@ export class HttpServers {
         socket.end('HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-type: text/plain\r\ncontent-length: 30\r\n\r\nno WebSocket handler is here\r\n');
         return;
       }
-      acceptWebSocket({ id: `ws-${this.nextSocketId++}`, module, options: websocket, req, socket, head, dispatch: this.events, report: this.report });
+      acceptWebSocket({ id: `ws-${this.nextSocketId++}`, module, options: websocket, req, socket, head, dispatch: this.events, report: this.report, connections: this.connections });
     });
     this.entries.add(entry);
     const listening = new Promise<AddressInfo>((resolve, reject) => {

@@ -20,6 +20,8 @@ export interface RelupApi {
   listen(options: ListenOptions): Promise<AddressInfo>;
   /** A node-owned TCP server whose connection events call the current code of this module's named handlers. */
   listenTcp(options: TcpListenOptions): Promise<AddressInfo>;
+  /** The handle of an open TCP or WebSocket connection by its id (kept in module state), or undefined once it closed. */
+  connection(id: string): object | undefined;
   readonly config: Record<string, unknown>;
   readonly version: string;
   log(...args: unknown[]): void;
@@ -37,6 +39,7 @@ export interface ApiHost {
   clearTimer(id: number): boolean;
   listen(module: string, options: ListenOptions): Promise<AddressInfo>;
   listenTcp(module: string, options: TcpListenOptions): Promise<AddressInfo>;
+  connection(id: string): object | undefined;
   readonly config: Record<string, unknown>;
   readonly version: string;
   log(module: string, release: string, message: string): void;
@@ -115,6 +118,10 @@ export function makeRelupApi(host: ApiHost, module: string, release: string, gat
       }
       bound.catch(() => undefined);
       return bound;
+    },
+    connection(id: string) {
+      effect('connection');
+      return host.connection(id);
     },
     get config() {
       return host.config;

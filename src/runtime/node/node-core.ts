@@ -51,6 +51,8 @@ export class NodeCore implements ApiHost, ProcessHost {
   readonly timers: NodeTimers;
   readonly servers: HttpServers;
   readonly tcp: TcpServers;
+  /** Open TCP and WebSocket connections by id (relup.connection): runtime handles, never module code. */
+  readonly connections = new Map<string, object>();
   /** The npm packages module code may require: loaded once, shared by every version (package-base.ts). */
   readonly base: PackageBase;
   private readonly proxies = new Map<string, Record<string, (...args: unknown[]) => unknown>>();
@@ -77,10 +79,12 @@ export class NodeCore implements ApiHost, ProcessHost {
       (module, handler, req) => this.entry(() => this.invoke(module, handler, [req])),
       (module, message) => this.emit({ level: 'error', source: 'http', module, message }),
       (module, fn, args) => this.entry(() => this.invoke(module, fn, args)),
+      this.connections,
     );
     this.tcp = new TcpServers(
       (module, fn, args) => this.entry(() => this.invoke(module, fn, args)),
       (module, message) => this.emit({ level: 'error', source: 'tcp', module, message }),
+      this.connections,
     );
   }
 
@@ -393,6 +397,10 @@ export class NodeCore implements ApiHost, ProcessHost {
     const bound = this.servers.listen(module, options);
     bound.catch((e: unknown) => this.emit({ level: 'error', source: 'http', module, message: messageOf(e) }));
     return bound;
+  }
+
+  connection(id: string): object | undefined {
+    return this.connections.get(id);
   }
 
   listenTcp(module: string, options: TcpListenOptions): Promise<AddressInfo> {

@@ -1,6 +1,7 @@
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { RuntimeError, messageOf } from './runtime-error.js';
 import type { EventDispatch, ServerInfo, ServerLog } from './http-servers.js';
+import type { ConnectionTable } from './websocket-server.js';
 
 export interface TcpListenOptions {
   port: number;
@@ -52,6 +53,7 @@ export class TcpServers {
   constructor(
     private readonly dispatch: EventDispatch,
     private readonly report: ServerLog,
+    private readonly connections: ConnectionTable = { set: () => undefined, delete: () => undefined },
   ) {}
 
   listen(module: string, options: TcpListenOptions): Promise<AddressInfo> {
@@ -113,6 +115,7 @@ export class TcpServers {
   private accept(entry: Entry, socket: Socket): void {
     entry.sockets.add(socket);
     const handle = connectionHandle(`tcp-${this.nextId++}`, socket);
+    this.connections.set(handle.id, handle);
     // One event of a connection at a time, in arrival order, whatever the handlers await.
     let queue: Promise<void> = Promise.resolve();
     const event = (fn: string | undefined, args: unknown[]): void => {
@@ -129,6 +132,7 @@ export class TcpServers {
     socket.on('error', () => undefined); // 'close' follows; an error is not the node's to crash on
     socket.on('close', () => {
       entry.sockets.delete(socket);
+      this.connections.delete(handle.id);
       event(entry.options.onClose, []);
     });
   }

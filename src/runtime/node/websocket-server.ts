@@ -61,6 +61,14 @@ export interface AcceptInput {
   head: Buffer;
   dispatch: (module: string, fn: string, args: unknown[]) => Promise<unknown>;
   report: (module: string, message: string) => void;
+  /** The node's table of open connections (relup.connection(id)). */
+  connections: ConnectionTable;
+}
+
+/** Open connections by id, so that module code can reach another connection (a chat room's broadcast) by an id kept in its state. */
+export interface ConnectionTable {
+  set(id: string, handle: object): unknown;
+  delete(id: string): unknown;
 }
 
 /**
@@ -70,7 +78,7 @@ export interface AcceptInput {
  * registered on it.
  */
 export function acceptWebSocket(input: AcceptInput): void {
-  const { id, module, options, req, socket, head, dispatch, report } = input;
+  const { id, module, options, req, socket, head, dispatch, report, connections } = input;
   const maxPayload = options.maxPayload ?? 1024 * 1024;
   let upgrader = upgraders.get(maxPayload);
   if (upgrader === undefined) {
@@ -90,6 +98,7 @@ export function acceptWebSocket(input: AcceptInput): void {
       },
       close: (code?: number, reason?: string) => sock.close(code, reason),
     });
+    connections.set(id, handle);
     let queue: Promise<void> = Promise.resolve();
     const event = (fn: string | undefined, args: unknown[]): void => {
       if (fn === undefined) return;
@@ -106,6 +115,9 @@ export function acceptWebSocket(input: AcceptInput): void {
       event(options.onMessage, [isBinary ? new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length) : bytes.toString('utf8')]);
     });
     sock.on('error', () => undefined); // 'close' follows
-    sock.on('close', (code, reason) => event(options.onClose, [code, reason.toString('utf8')]));
+    sock.on('close', (code, reason) => {
+      connections.delete(id);
+      event(options.onClose, [code, reason.toString('utf8')]);
+    });
   });
 }
