@@ -4,7 +4,7 @@
 //
 // Options (after `--`):
 //   --quick                 short run (under a minute with the build)
-//   --only=planner,cli,memory,state,big,load,silly,erlang
+//   --only=planner,cli,memory,state,big,load,connections,silly,erlang
 //   --scenarios=relup,restart,pm2   (load)
 //   --rate=N --long-lived=N --rounds=N   (load)
 //   --cycles=N              (memory)
@@ -27,7 +27,7 @@ const argv = process.argv.slice(2);
 const quick = argv.includes('--quick');
 const opt = (name) => argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
 const num = (name) => (opt(name) === undefined ? undefined : Number(opt(name)));
-const ALL = ['planner', 'cli', 'memory', 'state', 'big', 'load', 'silly', 'erlang'];
+const ALL = ['planner', 'cli', 'memory', 'state', 'big', 'load', 'connections', 'silly', 'erlang'];
 const only = opt('only')?.split(',') ?? ALL;
 const log = (line) => process.stdout.write(`${line}\n`);
 
@@ -71,6 +71,8 @@ try {
     const overrides = Object.fromEntries(Object.entries({ rate: num('rate'), longLived: num('long-lived'), rounds: num('rounds') }).filter(([, v]) => v !== undefined));
     return runLoadBench({ quick, overrides, scenarios: opt('scenarios')?.split(',') ?? ['relup', 'restart', 'pm2'], log });
   });
+  // Issue 12: 1,000 WebSockets and 1,000 raw TCP connections through upgrade and rollback (bench/connections-bench.js).
+  await section('connections', async () => (await import('./connections-bench.js')).runConnectionsBench({ quick, log }));
   // The Lua runtime: a Silly node under load through upgrade + rollback vs a hand-written INJECT (bench/silly-bench.js).
   await section('silly', async () => (await import('./silly-bench.js')).runSillyBench({ quick, log }));
   // The Erlang runtime: an Erlang node under load through upgrade + rollback vs a restart (bench/erlang-bench.js).

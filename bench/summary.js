@@ -140,6 +140,11 @@ export function goals(results) {
     g.push(['dropped connections', '0', fmt(load.droppedConnections.value), load.droppedConnections.met]);
     g.push(['state exact after every step', 'yes', load.stateExact.value ? 'yes' : 'no', load.stateExact.met]);
   }
+  const conn = results.connections;
+  if (conn) {
+    g.push([`${fmt(conn.webSockets)} WebSockets + ${fmt(conn.tcpConnections)} TCP connections through upgrade and rollback: connections dropped`, '0', fmt(conn.connectionsDropped), conn.connectionsDropped === 0]);
+    g.push([`the same: messages lost (of ${fmt(conn.messagesSent)})`, '0', fmt(conn.messagesLost), conn.messagesLost === 0]);
+  }
   const state = results.state;
   if (state) {
     for (const r of state.rows) g.push([`suspension window, ${fmt(r.players)} players, no load (p50 / max; the migration's own cost)`, 'shown', `${ms(r.windowMs.p50)} / ${ms(r.windowMs.max)} ms`, null]);
