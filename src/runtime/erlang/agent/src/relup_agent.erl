@@ -40,9 +40,23 @@ init(Opts) ->
     ok = filelib:ensure_path(filename:join(StateDir, "releases")),
     relup_history:remove_temp_files(StateDir),
     Mode = maps:get(mode, Opts, embedded),
-    case boot(Mode, StateDir, Opts) of
+    Fresh = relup_history:read(StateDir) =:= none,
+    case relup_faults:check() =:= ok andalso boot(Mode, StateDir, Opts) of
+        false -> {stop, element(2, relup_faults:check())};
         {ok, Spec, Code, History} ->
-            ok = relup_history:write(StateDir, History),
+            %% A node whose boot is not on record would disagree with its disk (the history could still name another current release).
+            case relup_faults:durable('history-boot', fun() -> relup_history:write(StateDir, History) end) of
+                ok -> listen_and_run(Opts, StateDir, Mode, Spec, Code, History);
+                {error, Why} ->
+                    %% A new state directory had no history: leave none (a failed write may have put the new file in place).
+                    Fresh andalso file:delete(filename:join(StateDir, "history.json")),
+                    {stop, iolist_to_binary(io_lib:format("state-write-failed: cannot write ~s: ~0p; free space in ~s (or fix the disk), then start the node again",
+                                                          [filename:join(StateDir, "history.json"), Why, StateDir]))}
+            end;
+        {error, Why} -> {stop, Why}
+    end.
+
+listen_and_run(Opts, StateDir, Mode, Spec, Code, History) ->
             Path = to_list(maps:get(socket, Opts)),
             case listen(Path) of
                 {ok, L} ->
@@ -51,23 +65,22 @@ init(Opts) ->
                     {ok, #st{socket_path = Path, listen = L, state_dir = StateDir, mode = Mode,
                              spec = Spec, code = Code, history = History}};
                 {error, Why} -> {stop, {listen_failed, Path, Why}}
-            end;
-        {error, Why} -> {stop, Why}
-    end.
+            end.
 
 %% ---- boot ----
 
 boot(Mode, StateDir, Opts) ->
     case relup_history:read(StateDir) of
-        {ok, H0} ->
-            #{<<"name">> := Name, <<"permanent">> := Perm, <<"current">> := Cur} = H0,
-            %% A restart boots the permanent release: an upgrade not made permanent does not survive it.
-            case verified(load_installed(StateDir, Name, Perm), Opts) of
-                {ok, Files} ->
+        {Kind, H0} when Kind =:= ok; Kind =:= legacy ->
+            #{<<"permanent">> := Perm, <<"current">> := Cur} = H0,
+            case verify_installed(Kind, StateDir, H0, Opts) of
+                {ok, Installed, PermFiles} ->
+                    %% A restart boots the permanent release: an upgrade not made permanent does not survive it.
                     Event = #{<<"at">> => relup_history:now_iso(), <<"op">> => <<"boot">>, <<"from">> => Cur,
                               <<"to">> => Perm, <<"status">> => <<"booted">>},
-                    H = relup_history:record(relup_history:mark_interrupted(H0), Event, #{current => Perm}),
-                    start_release(Mode, Files, StateDir, Opts, H);
+                    H1 = (relup_history:mark_interrupted(H0))#{<<"installed">> => Installed},
+                    H = relup_history:record(H1, Event, #{current => Perm}),
+                    start_release(Mode, PermFiles, StateDir, Opts, H);
                 {error, Why} -> {error, Why}
             end;
         none ->
@@ -77,14 +90,81 @@ boot(Mode, StateDir, Opts) ->
                     case verified(relup_release:unpack(Bytes), Opts) of
                         {ok, Files} ->
                             {Name, Version} = manifest_id(Files),
-                            ok = install(StateDir, Name, Version, Bytes),
-                            start_release(Mode, Files, StateDir, Opts, relup_history:new(Name, Version));
+                            case relup_faults:durable(bundle, fun() -> install(StateDir, Name, Version, Bytes) end) of
+                                ok -> start_release(Mode, Files, StateDir, Opts, relup_history:new(Name, Version, relup_release:release_hash(Files)));
+                                {error, Why} -> {error, iolist_to_binary(io_lib:format("state-write-failed: cannot install ~s: ~0p; free space in ~s (or fix the disk), then start the node again",
+                                                                                       [bundle_path(StateDir, Name, Version), Why, StateDir]))}
+                            end;
                         {error, Why} -> {error, Why}
                     end;
                 error -> {error, <<"the state directory holds no release yet: pass release => Bundle">>}
             end;
         {error, Why} -> {error, Why}
     end.
+
+%% Every bundle the history records is verified before anything of it runs,
+%% as the Node.js host does: a bundle someone replaced (even one with a
+%% valid manifest of its own) stops the node with bundle-tampered. A
+%% recorded release whose bundle is gone is forgotten (a rollback can no
+%% longer go there) unless it is the permanent one; bundles the history does
+%% not name were never run (an install cut short) and are ignored. A
+%% format-1 history records no hashes: they are taken now, from the bundles
+%% that verify.
+verify_installed(Kind, Dir, H, Opts) ->
+    #{<<"name">> := Name, <<"permanent">> := Perm, <<"installed">> := Recorded} = H,
+    Candidates = case Kind of
+        ok -> maps:to_list(Recorded);
+        legacy -> [{V, any} || V <- bundle_versions(Dir, Name)]
+    end,
+    Result = lists:foldl(fun
+        (_, {error, _} = E) -> E;
+        ({V, Hash}, {ok, Acc, PermFiles}) ->
+            Path = bundle_path(Dir, Name, V),
+            case file:read_file(Path) of
+                {error, enoent} ->
+                    logger:notice("relup: ~s is gone: ~s can no longer be rolled back to", [Path, V]),
+                    {ok, Acc, PermFiles};
+                {error, Why} -> {error, iolist_to_binary(io_lib:format("cannot read ~s: ~p", [Path, Why]))};
+                {ok, Bytes} ->
+                    Checked = case relup_release:unpack(Bytes) of
+                        {ok, Files} ->
+                            case {relup_release:verify(Files, maps:get(public_key, Opts, none)), catch manifest_id(Files)} of
+                                {ok, {Name, V}} -> {ok, Files, relup_release:release_hash(Files)};
+                                {ok, _} -> {error, <<"its manifest names another release">>};
+                                {{error, W}, _} -> {error, W}
+                            end;
+                        {error, W} -> {error, W}
+                    end,
+                    case Checked of
+                        {ok, Fs, Hash} -> {ok, Acc#{V => Hash}, pick(V, Perm, Fs, PermFiles)};
+                        {ok, Fs, Actual} when Hash =:= any -> {ok, Acc#{V => Actual}, pick(V, Perm, Fs, PermFiles)};
+                        {error, _} when Kind =:= legacy -> {ok, Acc, PermFiles};
+                        Bad ->
+                            What = case Bad of
+                                {ok, _, Actual} -> io_lib:format("it holds release ~s..., the history recorded ~s... when ~s was installed",
+                                                                 [binary:part(Actual, 0, 16), binary:part(Hash, 0, 16), V]);
+                                {error, Problem} -> io_lib:format("it does not verify: ~s", [Problem])
+                            end,
+                            {error, iolist_to_binary(io_lib:format(
+                                "bundle-tampered: ~s is not the release ~s ~s this node installed: ~s; nothing of it ran. Restore the original bundle, or move the state directory aside to boot afresh",
+                                [Path, Name, V, What]))}
+                    end
+            end
+    end, {ok, #{}, none}, Candidates),
+    case Result of
+        {ok, _, none} ->
+            {error, iolist_to_binary(io_lib:format("the history names ~s ~s as permanent, but its bundle ~s is missing; restore it, or move the state directory aside to boot afresh",
+                                                   [Name, Perm, bundle_path(Dir, Name, Perm)]))};
+        {ok, Installed, PermFiles} ->
+            [logger:notice("relup: ~s is not in the history (an install cut short?): ignored", [bundle_path(Dir, Name, V)])
+             || V <- bundle_versions(Dir, Name), not maps:is_key(V, Installed)],
+            Kind =:= legacy andalso logger:notice("relup: history format 1: recorded the release hashes of ~b installed bundles", [map_size(Installed)]),
+            {ok, Installed, PermFiles};
+        {error, _} = E -> E
+    end.
+
+pick(V, V, Files, _) -> Files;
+pick(_, _, _, PermFiles) -> PermFiles.
 
 %% Every bundle the node boots is verified like an upload (signature first when the node has a key).
 verified({ok, Files}, Opts) ->
@@ -93,13 +173,6 @@ verified({ok, Files}, Opts) ->
         {error, Why} -> {error, <<"the release to boot does not verify: ", Why/binary>>}
     end;
 verified(Error, _Opts) -> Error.
-
-load_installed(StateDir, Name, Version) ->
-    Path = bundle_path(StateDir, Name, Version),
-    case file:read_file(Path) of
-        {ok, Bytes} -> relup_release:unpack(Bytes);
-        {error, _} -> {error, iolist_to_binary(io_lib:format("the history names ~s ~s as permanent, but ~s is missing", [Name, Version, Path]))}
-    end.
 
 bundle_path(StateDir, Name, Version) ->
     filename:join([StateDir, "releases", binary_to_list(<<Name/binary, "-", Version/binary, ".tar.gz">>)]).
@@ -235,16 +308,16 @@ handle_call({apply_begin, Script, Opts}, {TxnPid, _}, St = #st{txn = none}) ->
     St0 = durable(St, "the started record of this attempt", fun() -> relup_history:write(St#st.state_dir, H) end),
     %% Watched: a transaction process that dies of a bug must not leave the node busy for ever.
     Ref = erlang:monitor(process, TxnPid),
-    {reply, {ok, St0#st.spec, St0#st.code}, St0#st{history = H, txn = {Ref, From, To}}};
+    {reply, {ok, St0#st.spec, St0#st.code, maps:get(<<"installed">>, H)}, St0#st{history = H, txn = {Ref, From, To}}};
 handle_call({apply_begin, _, _}, _From, St = #st{txn = {_, F, T}}) ->
     {reply, {busy, iolist_to_binary(io_lib:format("an upgrade ~s -> ~s is running", [F, T]))}, St};
 handle_call({apply_end, Outcome, Result}, _From, St = #st{txn = {Ref, _, _}}) ->
     erlang:demonitor(Ref, [flush]),
     St1 = finish_apply(Outcome, Result, St),
     #st{history = H} = St1,
-    {reply, {maps:get(<<"permanent">>, H), maps:get(<<"previous">>, H)}, St1#st{txn = none, suspended = #{}}};
+    {reply, {maps:get(<<"permanent">>, H), previous(St1)}, St1#st{txn = none, suspended = #{}}};
 handle_call({make_permanent, Version}, _From, St = #st{spec = #{name := Name}, state_dir = Dir}) ->
-    case filelib:is_regular(bundle_path(Dir, Name, Version)) of
+    case installed_intact(St, Version) of
         true ->
             H = relup_history:record(St#st.history, #{<<"at">> => relup_history:now_iso(), <<"op">> => <<"make_permanent">>,
                                                      <<"to">> => Version, <<"status">> => <<"ok">>}, #{permanent => Version}),
@@ -254,7 +327,8 @@ handle_call({make_permanent, Version}, _From, St = #st{spec = #{name := Name}, s
                 {error, Why} -> {reply, {error, <<"make_permanent could not be recorded: ", Why/binary>>}, St}
             end;
         false ->
-            {reply, {error, <<Name/binary, " ", Version/binary, " is not installed on this node; apply it first">>}, St}
+            {reply, {error, iolist_to_binary([Name, " ", Version, " is not installed on this node (installed: ",
+                                              lists:join(", ", relup_history:installed(St#st.history)), "); apply it first"])}, St}
     end;
 handle_call(processes, _From, St) ->
     {reply, process_names(St#st.spec), St};
@@ -307,11 +381,12 @@ finish_apply(Outcome, Result, St = #st{state_dir = Dir, spec = Spec0}) ->
                 _ -> Event0
             end,
             Installed = filelib:is_regular(bundle_path(Dir, maps:get(name, Spec0), maps:get(version, Outcome))),
-            Change = case Status of
+            Change = case {Status, Result} of
                 %% A release whose bundle could not be kept is never made permanent: a restart could not boot it.
-                <<"committed">> ->
+                {<<"committed">>, {committed, #{hash := NewHash}, _, _}} ->
                     V = maps:get(version, Outcome),
-                    case maps:get(permanent, Outcome, true) andalso Installed of true -> #{current => V, permanent => V}; false -> #{current => V} end;
+                    Kept = case Installed of true -> #{installed => {V, NewHash}}; false -> #{} end,
+                    case maps:get(permanent, Outcome, true) andalso Installed of true -> Kept#{current => V, permanent => V}; false -> Kept#{current => V} end;
                 _ -> #{}
             end,
             H = relup_history:record(H0, Event, Change),
@@ -347,11 +422,29 @@ status(#st{spec = Spec, history = H, txn = Txn, suspended = Susp, state_dir = Di
       processes => [process_status(N, M, Susp) || {N, M} <- lists:sort(process_names(Spec))],
       upgrading => Txn =/= none,
       servers => [], timers => [],
-      permanent => maps:get(<<"permanent">>, H), previous => maps:get(<<"previous">>, H),
-      installed => installed(Dir, Name),
+      permanent => maps:get(<<"permanent">>, H), previous => relup_history:previous(H#{<<"current">> => V}),
+      installed => relup_history:installed(H),
       history => lists:nthtail(max(0, length(maps:get(<<"events">>, H)) - 50), maps:get(<<"events">>, H)),
       stateDir => list_to_binary(Dir)},
     case Problem of none -> Status; _ -> Status#{historyProblem => Problem} end.
+
+%% The releases a rollback can return to: installed, older than the one running, newest first.
+previous(#st{history = H, spec = #{version := V}}) -> relup_history:previous(H#{<<"current">> => V}).
+
+%% Version is installed and its bundle still holds the release the history recorded.
+installed_intact(#st{history = H, state_dir = Dir, spec = #{name := Name} = Spec}, Version) ->
+    case maps:find(Version, maps:get(<<"installed">>, H)) of
+        error -> false;
+        {ok, Hash} ->
+            case file:read_file(bundle_path(Dir, Name, Version)) of
+                {ok, Bytes} ->
+                    case relup_release:unpack(Bytes) of
+                        {ok, Files} -> relup_release:verify(Files, maps:get(public_key, Spec, none)) =:= ok andalso relup_release:release_hash(Files) =:= Hash;
+                        _ -> false
+                    end;
+                _ -> false
+            end
+    end.
 
 process_names(#{processes := Procs}) ->
     [{N, M} || #{name := N, module := M} <- Procs].
@@ -365,17 +458,12 @@ process_status(Name, Mod, Susp) ->
     #{name => atom_to_binary(Name, utf8), module => atom_to_binary(Mod, utf8),
       suspended => maps:get(Name, Susp, false), mailbox => Mailbox, handling => false}.
 
-%% Every installed release (its bundle is in the state directory), newest first.
-installed(Dir, Name) ->
+%% The versions of the bundles of Name in the state directory.
+bundle_versions(Dir, Name) ->
     Prefix = binary_to_list(Name) ++ "-",
     {ok, Files} = file:list_dir(filename:join(Dir, "releases")),
-    Versions = [list_to_binary(lists:sublist(F, length(Prefix) + 1, length(F) - length(Prefix) - 7))
-                || F <- Files, lists:prefix(Prefix, F), lists:suffix(".tar.gz", F)],
-    lists:sort(fun(A, B) -> version_key(A) >= version_key(B) end, Versions).
-
-%% Numeric parts compare as numbers (1.10.0 > 1.9.0); anything else as text.
-version_key(V) ->
-    [case string:to_integer(P) of {I, <<>>} -> {0, I}; _ -> {1, P} end || P <- binary:split(V, [<<".">>, <<"-">>], [global])].
+    [list_to_binary(lists:sublist(F, length(Prefix) + 1, length(F) - length(Prefix) - 7))
+     || F <- Files, lists:prefix(Prefix, F), lists:suffix(".tar.gz", F)].
 
 to_list(B) when is_binary(B) -> binary_to_list(B);
 to_list(L) when is_list(L) -> L.

@@ -1,37 +1,68 @@
 %% The node's release history (same file and shape as the Node.js node's,
-%% src/runtime/node-host/release-history.ts): current, permanent, previous,
-%% and every boot and upgrade attempt. Written atomically: a temporary file
-%% in the same directory, fsynced, then renamed over history.json, so a
-%% crash leaves the old or the new file, never a torn one.
+%% src/runtime/node-host/release-history.ts, format 2): current, permanent,
+%% every installed release with the release hash its bundle must have, and
+%% every boot and upgrade attempt. Written atomically: a temporary file in
+%% the same directory, fsynced, then renamed over history.json, so a crash
+%% leaves the old or the new file, never a torn one.
+%%
+%% `previous` is not stored: it is derived (previous/1) as in OTP's
+%% `which_releases`, where releases older than the current one stay
+%% installed as `old`: the installed releases whose version is lower than
+%% the current one, newest first. A rollback goes to previous[0] and never
+%% to a newer release, so rolling back twice walks further back, never forth.
 -module(relup_history).
--export([read/1, write/2, record/3, new/2, mark_interrupted/1, without_started/1, remove_temp_files/1, now_iso/0]).
+-export([read/1, write/2, record/3, new/3, mark_interrupted/1, without_started/1, remove_temp_files/1, now_iso/0,
+         previous/1, installed/1, compare_versions/2, max_installed/0]).
 
 -define(HISTORY_FILE, "history.json").
 -define(MAX_EVENTS, 500).
+%% Installed releases kept, current and permanent always among them (as the
+%% Node.js host): a node upgraded every day for years must not grow on disk
+%% or in its history file. Past this many, the oldest releases that are
+%% neither current nor permanent are forgotten and their bundles deleted.
+-define(MAX_INSTALLED, 20).
 
+max_installed() -> ?MAX_INSTALLED.
+
+%% {ok, H} (format 2) | {legacy, H} (format 1: no hashes yet; `installed` is
+%% empty and the caller records the hashes of the bundles it verifies) |
+%% none (a new state directory) | {error, Why}.
 read(StateDir) ->
-    case file:read_file(filename:join(StateDir, ?HISTORY_FILE)) of
+    Path = filename:join(StateDir, ?HISTORY_FILE),
+    case file:read_file(Path) of
         {ok, Bin} ->
             case relup_json:decode(Bin) of
-                {ok, #{<<"format">> := 1, <<"permanent">> := _} = H} -> {ok, H};
-                _ -> {error, <<"history.json is not a valid relup history; move it aside to start fresh">>}
+                {ok, #{<<"format">> := 2, <<"permanent">> := _, <<"current">> := _, <<"installed">> := I} = H} when is_map(I) -> {ok, H};
+                {ok, #{<<"format">> := 1, <<"permanent">> := _, <<"current">> := _} = H} ->
+                    {legacy, (maps:without([<<"previous">>], H))#{<<"format">> => 2, <<"installed">> => #{}}};
+                _ -> {error, iolist_to_binary(["history-corrupt: ", Path, " is not a valid relup history; restore it from a backup, or move it aside (mv ",
+                                               Path, " ", Path, ".bad) and start the node with --release to start afresh"])}
             end;
         {error, enoent} -> none;
-        {error, Why} -> {error, iolist_to_binary(io_lib:format("cannot read history.json: ~p", [Why]))}
+        {error, Why} -> {error, iolist_to_binary(io_lib:format("cannot read ~s: ~p", [Path, Why]))}
     end.
 
 write(StateDir, History) ->
     Events = maps:get(<<"events">>, History),
-    Bounded = History#{<<"events">> => lists:nthtail(max(0, length(Events) - ?MAX_EVENTS), Events)},
+    Bounded = maps:with([<<"format">>, <<"name">>, <<"current">>, <<"permanent">>, <<"installed">>, <<"events">>],
+                        History#{<<"events">> => lists:nthtail(max(0, length(Events) - ?MAX_EVENTS), Events)}),
     Final = filename:join(StateDir, ?HISTORY_FILE),
     Tmp = filename:join(StateDir, "." ?HISTORY_FILE ".tmp-" ++ integer_to_list(erlang:unique_integer([positive]))),
     Bytes = [relup_json:encode(Bounded), $\n],
-    {ok, Fd} = file:open(Tmp, [write, raw, binary]),
-    ok = file:write(Fd, Bytes),
-    ok = file:sync(Fd),
-    ok = file:close(Fd),
-    ok = file:change_mode(Tmp, 8#600),
-    ok = file:rename(Tmp, Final).
+    try
+        {ok, Fd} = file:open(Tmp, [write, raw, binary]),
+        try
+            ok = file:write(Fd, Bytes),
+            ok = file:sync(Fd)
+        after
+            file:close(Fd)
+        end,
+        ok = file:change_mode(Tmp, 8#600),
+        ok = file:rename(Tmp, Final)
+    catch error:{badmatch, {error, Why}} ->
+        _ = file:delete(Tmp),
+        {error, Why}
+    end.
 
 %% Temporary files of a write cut short by a crash: never read, only removed.
 remove_temp_files(StateDir) ->
@@ -39,24 +70,61 @@ remove_temp_files(StateDir) ->
     [file:delete(filename:join(StateDir, N)) || N <- Names, lists:prefix("." ?HISTORY_FILE ".tmp-", N)],
     ok.
 
-new(Name, Version) ->
-    #{<<"format">> => 1, <<"name">> => Name, <<"current">> => Version, <<"permanent">> => Version,
-      <<"previous">> => [],
+new(Name, Version, Hash) ->
+    #{<<"format">> => 2, <<"name">> => Name, <<"current">> => Version, <<"permanent">> => Version,
+      <<"installed">> => #{Version => Hash},
       <<"events">> => [#{<<"at">> => now_iso(), <<"op">> => <<"boot">>, <<"to">> => Version, <<"status">> => <<"booted">>}]}.
 
-%% A new history after Event; Change may set current and/or permanent.
+%% A new history after Event; Change may set current, permanent and
+%% installed ({Version, Hash}: a release installed by this change).
 record(History, Event, Change) ->
-    #{<<"current">> := Current, <<"previous">> := Previous, <<"events">> := Events} = History,
-    NewCurrent = maps:get(current, Change, Current),
-    NewPrevious = case NewCurrent =/= Current of
-        true -> [Current | [V || V <- Previous, V =/= Current, V =/= NewCurrent]];
-        false -> Previous
+    #{<<"events">> := Events, <<"installed">> := Installed0} = History,
+    Current = maps:get(current, Change, maps:get(<<"current">>, History)),
+    Permanent = maps:get(permanent, Change, maps:get(<<"permanent">>, History)),
+    Installed = case maps:find(installed, Change) of
+        {ok, {V, H}} -> bounded(Installed0#{V => H}, Current, Permanent);
+        error -> Installed0
     end,
     All = Events ++ [Event],
-    History#{<<"current">> => NewCurrent,
-             <<"permanent">> => maps:get(permanent, Change, maps:get(<<"permanent">>, History)),
-             <<"previous">> => NewPrevious,
+    History#{<<"current">> => Current, <<"permanent">> => Permanent, <<"installed">> => Installed,
+             %% Bounded in memory too, not only on disk: a long-lived node must not grow with its history.
              <<"events">> => lists:nthtail(max(0, length(All) - ?MAX_EVENTS), All)}.
+
+bounded(Installed, _Current, _Permanent) when map_size(Installed) =< ?MAX_INSTALLED -> Installed;
+bounded(Installed, Current, Permanent) ->
+    Removable = lists:sort(fun(A, B) -> compare_versions(A, B) =< 0 end,
+                           [V || V <- maps:keys(Installed), V =/= Current, V =/= Permanent]),
+    maps:without(lists:sublist(Removable, map_size(Installed) - ?MAX_INSTALLED), Installed).
+
+%% The releases a rollback can return to: installed and older than the current one, newest first (OTP's `old`).
+previous(#{<<"current">> := Current, <<"installed">> := Installed}) ->
+    newest_first([V || V <- maps:keys(Installed), compare_versions(V, Current) < 0]).
+
+%% Every installed release, newest first.
+installed(#{<<"installed">> := Installed}) -> newest_first(maps:keys(Installed)).
+
+newest_first(Vs) -> lists:sort(fun(A, B) -> compare_versions(A, B) >= 0 end, Vs).
+
+%% Semantic versions: numeric parts as numbers (1.10.0 > 1.9.0), a
+%% pre-release below its release (1.0.0-rc.1 < 1.0.0), build metadata ignored.
+compare_versions(A, B) ->
+    case {version_key(A), version_key(B)} of
+        {K, K} -> 0;
+        {KA, KB} when KA < KB -> -1;
+        _ -> 1
+    end.
+
+version_key(V) ->
+    [NoBuild | _] = binary:split(V, <<"+">>),
+    {Core, Pre} = case binary:split(NoBuild, <<"-">>) of
+        [C] -> {C, [1]};                       %% a release sorts after its pre-releases
+        [C, P] -> {C, [0, [ident(X) || X <- binary:split(P, <<".">>, [global])]]}
+    end,
+    {[ident(X) || X <- binary:split(Core, <<".">>, [global])], Pre}.
+
+%% Numeric identifiers sort below alphanumeric ones, as semver says.
+ident(X) ->
+    case string:to_integer(X) of {I, <<>>} -> {0, I}; _ -> {1, X} end.
 
 %% An attempt still `started` at boot was cut short by a crash of the node.
 mark_interrupted(#{<<"events">> := Events} = H) ->

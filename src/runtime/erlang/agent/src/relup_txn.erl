@@ -35,6 +35,7 @@
 
 -record(t, {
     agent, sock, id, script, files = #{}, bytes, spec, code, dry_run, permanent,
+    installed = #{},       %% Version => release hash: what the history records as installed
     started, deadline,
     staged = #{},          %% Mod => {Bin, Prepared}
     snapshots = #{},       %% Name => State
@@ -57,14 +58,14 @@ apply(Agent, Sock, Id, Script, B64, Params) ->
     case gen_server:call(Agent, {apply_begin, Script, #{dry_run => DryRun}}, infinity) of
         {busy, Message} ->
             relup_conn:send(Sock, #{type => error, id => Id, code => busy, message => Message});
-        {ok, Spec, Code} ->
+        {ok, Spec, Code, Installed} ->
             Deadline = Started + case maps:get(<<"deadlineMs">>, Params, undefined) of
                 D when is_integer(D), D > 0 -> D;
                 _ -> ?DEFAULT_DEADLINE_MS
             end,
             T0 = #t{agent = Agent, sock = Sock, id = Id, script = Script, spec = Spec, code = Code,
                     dry_run = DryRun, permanent = Permanent, started = Started, deadline = Deadline,
-                    version = maps:get(version, Spec)},
+                    version = maps:get(version, Spec), installed = Installed},
             {Outcome0, Result} = try run(T0, B64)
                 catch C:W:St ->
                     %% A bug in the evaluator: answer the client, and let the agent (which watches this process) record it.
@@ -107,7 +108,12 @@ run(T, B64) ->
                            {error, Why} -> Refuse(<<"bundle-invalid">>, <<"the uploaded bundle does not verify: ", Why/binary>>);
                            ok ->
                             %% Like the Node.js host: a bundle of other content than the planned release is refused before anything in it is used.
+                            Recorded = maps:get(To, T#t.installed, ToHash),
                             case relup_release:release_hash(Files) of
+                                %% A rebuilt release is a new version: two contents under one version would make the history lie.
+                                ToHash when Recorded =/= ToHash ->
+                                    Refuse(<<"version-conflict">>, <<"this node already has a different ", Name/binary, " ", To/binary,
+                                                                     " installed (a rebuilt release is a new version: bump it)">>);
                                 ToHash -> transact(T#t{files = Files, bytes = Bytes}, Base);
                                 Other -> Refuse(<<"bundle-invalid">>, iolist_to_binary(io_lib:format(
                                            "the uploaded bundle does not verify: bundle-release-hash-unexpected: uploaded bundle holds release ~s..., not ~s... that the script upgrades to",
