@@ -11,14 +11,12 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { erlangAvailable, startErlangNode, type ErlangNode } from '../../../src/runtime/erlang/erlang-driver.js';
 import { runCli } from '../../helpers/run-cli.js';
 import { runtimeGate } from '../../helpers/runtimes.js';
-import { testdir } from '../../helpers/testdir.js';
+import { confProject } from './conf-project.js';
 
 const ok = await runtimeGate('erlang', 'Erlang runtime tests (test/runtime/erlang)', async () => {
   const a = await erlangAvailable();
   return a.ok ? { ok: true } : a;
 });
-
-const APP = new URL('../../conformance/app/', import.meta.url).pathname;
 
 const nodes: ErlangNode[] = [];
 afterEach(async () => {
@@ -27,14 +25,6 @@ afterEach(async () => {
     await n.child;
   }
 });
-
-/** A project with the conformance app's Erlang releases (1.0.0 … 1.3.0) and the shared appups. */
-export async function confProject(): Promise<string> {
-  const dir = await testdir();
-  await cp(join(APP, 'erlang'), join(dir, 'releases'), { recursive: true });
-  await cp(join(APP, 'appups'), join(dir, 'appups'), { recursive: true });
-  return dir;
-}
 
 async function boot(dir: string, env: Record<string, string> = {}): Promise<{ node: ErlangNode; socket: string }> {
   const socket = join(dir, 'node.sock');

@@ -25,7 +25,9 @@
     history,
     txn = none,    %% none | {Pid, From, To}
     suspended = #{},
-    history_problem = none   %% set when something could not be recorded (a full disk): said by status
+    history_problem = none,  %% set when something could not be recorded (a full disk): said by status
+    placeholders = [],       %% this attempt's events (started, the commit record), replaced by its outcome
+    committed = none         %% {Spec, Code, History} before the commit record of the running transaction: its undo
 }).
 
 start_link(Opts) -> gen_server:start_link({local, ?SERVER}, ?MODULE, Opts, []).
@@ -177,12 +179,25 @@ verified(Error, _Opts) -> Error.
 bundle_path(StateDir, Name, Version) ->
     filename:join([StateDir, "releases", binary_to_list(<<Name/binary, "-", Version/binary, ".tar.gz">>)]).
 
+%% Written to a temporary file, fsynced, then renamed: a crash leaves the
+%% old state or the whole bundle, never a torn one.
 install(StateDir, Name, Version, Bytes) ->
     Final = bundle_path(StateDir, Name, Version),
     Tmp = Final ++ ".tmp-" ++ integer_to_list(erlang:unique_integer([positive])),
-    ok = file:write_file(Tmp, Bytes),
-    ok = file:change_mode(Tmp, 8#600),
-    file:rename(Tmp, Final).
+    try
+        {ok, Fd} = file:open(Tmp, [write, raw, binary]),
+        try
+            ok = file:write(Fd, Bytes),
+            ok = file:sync(Fd)
+        after
+            file:close(Fd)
+        end,
+        ok = file:change_mode(Tmp, 8#600),
+        ok = file:rename(Tmp, Final)
+    catch error:{badmatch, {error, Why}} ->
+        _ = file:delete(Tmp),
+        {error, Why}
+    end.
 
 manifest_id(Files) ->
     {ok, M} = relup_json:decode(maps:get(<<"manifest.json">>, Files)),
@@ -297,34 +312,48 @@ handle_call(status, _From, St) ->
 handle_call({apply_begin, Script, Opts}, {TxnPid, _}, St = #st{txn = none}) ->
     From = maps:get(<<"version">>, maps:get(<<"from">>, Script)),
     To = maps:get(<<"version">>, maps:get(<<"to">>, Script)),
-    H = case maps:get(dry_run, Opts) of
-        true -> St#st.history;
+    Begin = fun(St0) ->
+        %% Watched: a transaction process that dies of a bug must not leave the node busy for ever.
+        Ref = erlang:monitor(process, TxnPid),
+        {reply, {ok, St0#st.spec, St0#st.code, maps:get(<<"installed">>, St0#st.history)},
+         St0#st{txn = {Ref, From, To}, committed = none}}
+    end,
+    case maps:get(dry_run, Opts) of
+        true -> Begin(St#st{placeholders = []});
         false ->
             %% Recorded before anything changes, so an attempt cut short by a crash of the node is in the history.
-            H1 = relup_history:record(St#st.history, #{<<"at">> => relup_history:now_iso(), <<"op">> => <<"apply">>,
-                                                      <<"from">> => From, <<"to">> => To, <<"status">> => <<"started">>}, #{}),
-            H1
-    end,
-    St0 = durable(St, "the started record of this attempt", fun() -> relup_history:write(St#st.state_dir, H) end),
-    %% Watched: a transaction process that dies of a bug must not leave the node busy for ever.
-    Ref = erlang:monitor(process, TxnPid),
-    {reply, {ok, St0#st.spec, St0#st.code, maps:get(<<"installed">>, H)}, St0#st{history = H, txn = {Ref, From, To}}};
+            Started = #{<<"at">> => relup_history:now_iso(), <<"op">> => <<"apply">>, <<"from">> => From, <<"to">> => To, <<"status">> => <<"started">>},
+            case write_history(St, 'history-started', relup_history:record(St#st.history, Started, #{})) of
+                {ok, St1} -> Begin(St1#st{placeholders = [Started]});
+                {error, Why, St1} ->
+                    %% Nothing has changed yet: refused, like the Node.js host.
+                    {reply, {refused, <<"state-write-failed">>,
+                             iolist_to_binary(io_lib:format("cannot record the attempt in ~s (~s); free space in the state directory", [history_path(St), Why])),
+                             #{permanent => maps:get(<<"permanent">>, St1#st.history), previous => previous(St1)}}, St1}
+            end
+    end;
 handle_call({apply_begin, _, _}, _From, St = #st{txn = {_, F, T}}) ->
     {reply, {busy, iolist_to_binary(io_lib:format("an upgrade ~s -> ~s is running", [F, T]))}, St};
-handle_call({apply_end, Outcome, Result}, _From, St = #st{txn = {Ref, _, _}}) ->
+handle_call({commit_record, NewSpec, NewCode, Bytes, Event, Permanent}, _From, St = #st{txn = {_, _, _}}) ->
+    commit_record(NewSpec, NewCode, Bytes, Event, Permanent, St);
+handle_call(commit_undo, _From, St = #st{txn = {_, _, _}}) ->
+    commit_undo(St);
+handle_call({apply_end, Outcome}, _From, St = #st{txn = {Ref, _, _}}) ->
     erlang:demonitor(Ref, [flush]),
-    St1 = finish_apply(Outcome, Result, St),
+    St1 = record_outcome(Outcome, St),
     #st{history = H} = St1,
-    {reply, {maps:get(<<"permanent">>, H), previous(St1)}, St1#st{txn = none, suspended = #{}}};
-handle_call({make_permanent, Version}, _From, St = #st{spec = #{name := Name}, state_dir = Dir}) ->
+    {reply, {maps:get(<<"permanent">>, H), previous(St1)}, St1#st{txn = none, suspended = #{}, placeholders = [], committed = none}};
+handle_call({make_permanent, Version}, _From, St = #st{spec = #{name := Name}}) ->
     case installed_intact(St, Version) of
         true ->
             H = relup_history:record(St#st.history, #{<<"at">> => relup_history:now_iso(), <<"op">> => <<"make_permanent">>,
                                                      <<"to">> => Version, <<"status">> => <<"ok">>}, #{permanent => Version}),
             %% The permanent release changes only once it is on disk: a restart must boot what status says.
-            case safe(fun() -> relup_history:write(Dir, H) end) of
-                ok -> {reply, {ok, #{permanent => Version}}, St#st{history = H}};
-                {error, Why} -> {reply, {error, <<"make_permanent could not be recorded: ", Why/binary>>}, St}
+            case write_history(St, 'history-permanent', H) of
+                {ok, St1} -> {reply, {ok, #{permanent => Version}}, St1};
+                {error, Why, St1} ->
+                    {reply, {error, iolist_to_binary(["state-write-failed: cannot record ", Version, " as permanent in ", history_path(St), ": ", Why,
+                                                      "; the permanent release is still ", maps:get(<<"permanent">>, St1#st.history)])}, St1}
             end;
         false ->
             {reply, {error, iolist_to_binary([Name, " ", Version, " is not installed on this node (installed: ",
@@ -341,12 +370,13 @@ handle_cast(_, St) -> {noreply, St}.
 handle_info({'DOWN', Ref, process, _, Why}, St = #st{txn = {Ref, F, T}}) ->
     %% The evaluator died of a bug: nothing may stay suspended behind it.
     [catch sys:resume(Name, 2000) || {Name, true} <- maps:to_list(St#st.suspended)],
+    %% A commit it recorded is undone: the evaluator's own undo did not run, and the code it switched is not known to be consistent.
+    St0 = case commit_undo(St) of {reply, _, S} -> S end,
     Event = #{<<"at">> => relup_history:now_iso(), <<"op">> => <<"apply">>, <<"from">> => F, <<"to">> => T,
               <<"status">> => <<"rollback-failed">>,
               <<"message">> => iolist_to_binary(io_lib:format("internal error in the agent's evaluator: ~0p", [Why]))},
-    H = relup_history:record(relup_history:without_started(St#st.history), Event, #{}),
-    St1 = durable(St, "the outcome of a crashed evaluator", fun() -> relup_history:write(St#st.state_dir, H) end),
-    {noreply, St1#st{history = H, txn = none, suspended = #{}}};
+    St1 = outcome_event(Event, St0),
+    {noreply, St1#st{txn = none, suspended = #{}, placeholders = [], committed = none}};
 handle_info(_, St) -> {noreply, St}.
 
 terminate(_Reason, #st{listen = L, socket_path = Path}) ->
@@ -354,21 +384,69 @@ terminate(_Reason, #st{listen = L, socket_path = Path}) ->
     _ = file:delete(Path),
     ok.
 
-%% After a transaction: adopt the new release when committed, keep its
-%% bundle, and record the outcome in the history (the file is written
-%% before the client is answered).
-finish_apply(Outcome, Result, St = #st{state_dir = Dir, spec = Spec0}) ->
-    Status = maps:get(status, Outcome),
-    H0 = relup_history:without_started(St#st.history),
-    St1 = case {Status, Result} of
-        {<<"committed">>, {committed, NewSpec, NewCode, Bytes}} ->
-            Sti = durable(St, "the bundle of the new release", fun() -> install(Dir, maps:get(name, NewSpec), maps:get(version, NewSpec), Bytes) end),
-            Sti#st{spec = NewSpec#{processes => maps:get(processes, Spec0), start => maps:get(start, Spec0), config => maps:get(config, Spec0),
-                                   public_key => maps:get(public_key, Spec0)}, code = NewCode};
-        _ -> St
+%% The durable half of the commit step (as the Node.js host's recordCommit):
+%% run by the evaluator at `commit`, before the transaction settles. The
+%% agent adopts the new release, installs its bundle (unless that exact
+%% release is installed) and writes the history naming it. If a write fails
+%% the step fails and the whole upgrade rolls back in place
+%% (state-write-failed); the evaluator registered the undo (commit_undo)
+%% before calling, rule 1. So memory, status and disk never disagree about
+%% what runs and what a restart boots.
+commit_record(NewSpec0, NewCode, Bytes, Event, Permanent, St = #st{state_dir = Dir, spec = Spec0, history = H0}) ->
+    #{name := Name, version := V, hash := Hash} = NewSpec0,
+    Path = bundle_path(Dir, Name, V),
+    Install = case maps:get(V, maps:get(<<"installed">>, H0), none) =:= Hash andalso filelib:is_regular(Path) of
+        true -> ok;
+        false -> relup_faults:durable(bundle, fun() -> install(Dir, Name, V, Bytes) end)
     end,
+    case Install of
+        {error, Why} ->
+            {reply, {error, iolist_to_binary(io_lib:format("cannot install ~s: ~s; free space in ~s (or fix the disk), then apply again", [Path, reason(Why), Dir]))}, St};
+        ok ->
+            Change = case Permanent of true -> #{current => V, permanent => V}; false -> #{current => V} end,
+            H1 = relup_history:record(without_placeholders(H0, St#st.placeholders), Event, Change#{installed => {V, Hash}}),
+            case write_history(St, 'history-commit', H1) of
+                {error, Why, St1} ->
+                    {reply, {error, iolist_to_binary(io_lib:format("cannot record the commit in ~s: ~s; free space in ~s (or fix the disk), then apply again",
+                                                                   [history_path(St), Why, Dir]))}, St1};
+                {ok, St1} ->
+                    %% Releases the history no longer names (past relup_history's MAX_INSTALLED) are uninstalled after the
+                    %% write, so a crash leaves at worst a bundle nobody names (ignored at boot).
+                    Kept = maps:get(<<"installed">>, H1),
+                    [file:delete(bundle_path(Dir, Name, Old)) || Old <- maps:keys(maps:get(<<"installed">>, H0)), not maps:is_key(Old, Kept)],
+                    NewSpec = NewSpec0#{processes => maps:get(processes, Spec0), start => maps:get(start, Spec0), config => maps:get(config, Spec0),
+                                        public_key => maps:get(public_key, Spec0)},
+                    {reply, ok, St1#st{spec = NewSpec, code = NewCode, committed = {Spec0, St#st.code, H0},
+                                       placeholders = [Event | St#st.placeholders]}}
+            end
+    end.
+
+%% Undo of commit_record: the release that was running is adopted again and
+%% the history names it again (current and permanent as before; the bundle
+%% stays installed: nothing of it is lost, and a later apply finds it).
+commit_undo(St = #st{committed = none}) -> {reply, ok, St};
+commit_undo(St = #st{committed = {Spec, Code, Before}, history = H}) ->
+    St0 = St#st{spec = Spec, code = Code, committed = none},
+    Back = H#{<<"current">> => maps:get(<<"current">>, Before), <<"permanent">> => maps:get(<<"permanent">>, Before)},
+    case write_history(St0, 'history-outcome', Back) of
+        {ok, St1} -> {reply, ok, St1};
+        {error, Why, St1} ->
+            {reply, {error, iolist_to_binary(io_lib:format("the history still names ~s as current and ~s as permanent: putting it back failed: ~s",
+                                                           [maps:get(<<"current">>, H), maps:get(<<"permanent">>, H), Why]))}, St1}
+    end.
+
+%% After a transaction: this attempt's placeholder events (started, the
+%% commit record) are replaced by its outcome. The release fields were
+%% settled durably by the transaction itself (commit step or its undo), so
+%% a failure here loses figures, never which release runs: status says so.
+record_outcome(Outcome, St) ->
+    Status = maps:get(status, Outcome),
     case lists:member(Status, [<<"noop">>, <<"dry-run">>]) of
-        true -> St1#st{history = case maps:get(dry_run, Outcome, false) of true -> St#st.history; false -> H0 end};
+        true ->
+            case St#st.placeholders of
+                [] -> St;
+                Ps -> element(2, write_or_note(St, 'history-outcome', without_placeholders(St#st.history, Ps), "the outcome of the last upgrade"))
+            end;
         false ->
             Event0 = #{<<"at">> => relup_history:now_iso(), <<"op">> => <<"apply">>,
                        <<"from">> => maps:get(from, Outcome), <<"to">> => maps:get(to, Outcome),
@@ -380,37 +458,58 @@ finish_apply(Outcome, Result, St = #st{state_dir = Dir, spec = Spec0}) ->
                     Event0#{<<"failedStep">> => string:trim(iolist_to_binary([integer_to_binary(I + 1), " ", Op, " ", T]))};
                 _ -> Event0
             end,
-            Installed = filelib:is_regular(bundle_path(Dir, maps:get(name, Spec0), maps:get(version, Outcome))),
-            Change = case {Status, Result} of
-                %% A release whose bundle could not be kept is never made permanent: a restart could not boot it.
-                {<<"committed">>, {committed, #{hash := NewHash}, _, _}} ->
-                    V = maps:get(version, Outcome),
-                    Kept = case Installed of true -> #{installed => {V, NewHash}}; false -> #{} end,
-                    case maps:get(permanent, Outcome, true) andalso Installed of true -> Kept#{current => V, permanent => V}; false -> Kept#{current => V} end;
-                _ -> #{}
-            end,
-            H = relup_history:record(H0, Event, Change),
-            St2 = durable(St1, "the outcome of this upgrade", fun() -> relup_history:write(Dir, H) end),
-            St2#st{history = H}
+            outcome_event(Event, St)
     end.
+
+outcome_event(Event, St) ->
+    H = relup_history:record(without_placeholders(St#st.history, St#st.placeholders), Event, #{}),
+    element(2, write_or_note(St, 'history-outcome', H, "the outcome of the last upgrade")).
+
+without_placeholders(H = #{<<"events">> := Events}, Placeholders) ->
+    H#{<<"events">> => [E || E <- Events, not lists:member(E, Placeholders)]}.
 
 round2(X) -> round(X * 100) / 100.
 
-%% A write to the state directory that fails (a full or dying disk) must not
-%% take the agent down with it: the node keeps running and status says what
-%% could not be recorded.
-durable(St, What, Fun) ->
-    case safe(Fun) of
-        ok -> St;
-        {error, Why} -> St#st{history_problem = iolist_to_binary([What, " could not be written: ", Why])}
+history_path(#st{state_dir = Dir}) -> filename:join(Dir, "history.json").
+
+%% The one writer of the history (as the Node.js host's HistoryLog): a
+%% change becomes the value the agent reports only once it is written, so
+%% status always says what a restart would boot. A failed write changes
+%% nothing in memory; if the new file was already renamed into place (the
+%% write failed after it), the old content is written back so disk and
+%% memory agree; if that fails too, status says the file may differ.
+write_history(St = #st{state_dir = Dir, history = Old}, What, New) ->
+    case relup_faults:durable(What, fun() -> relup_history:write(Dir, New) end) of
+        ok -> {ok, St#st{history = New, history_problem = none}};
+        {error, Why} ->
+            Problem = case Why of
+                {_, renamed} ->
+                    case relup_faults:durable(none, fun() -> relup_history:write(Dir, Old) end) of
+                        ok -> St#st.history_problem;
+                        {error, Again} ->
+                            iolist_to_binary(io_lib:format("history.json may hold a change that failed to be written (~s), and restoring it failed too (~s)",
+                                                           [reason(Why), reason(Again)]))
+                    end;
+                _ -> St#st.history_problem
+            end,
+            {error, reason(Why), St#st{history_problem = Problem}}
     end.
 
-safe(Fun) ->
-    try Fun() of
-        ok -> ok;
-        {error, Why} -> {error, iolist_to_binary(io_lib:format("~0p", [Why]))}
-    catch _:Why -> {error, iolist_to_binary(io_lib:format("~0p", [Why]))}
+%% A write whose failure must not take the agent down (the outcome's
+%% figures): the node keeps running and status says what was not recorded.
+write_or_note(St, What, New, Label) ->
+    case write_history(St, What, New) of
+        {ok, St1} -> {ok, St1};
+        {error, Why, St1} ->
+            Problem = iolist_to_binary([Label, " could not be written to ", history_path(St), ": ", Why]),
+            logger:error("relup: ~s", [Problem]),
+            {error, St1#st{history_problem = Problem}}
     end.
+
+reason({Why, renamed}) -> reason(Why);
+reason(Why) when is_atom(Why) -> atom_to_binary(Why, utf8);
+reason(Why) when is_binary(Why) -> Why;
+reason(Why) -> iolist_to_binary(io_lib:format("~0p", [Why])).
 
 %% ---- status ----
 

@@ -58,6 +58,15 @@ apply(Agent, Sock, Id, Script, B64, Params) ->
     case gen_server:call(Agent, {apply_begin, Script, #{dry_run => DryRun}}, infinity) of
         {busy, Message} ->
             relup_conn:send(Sock, #{type => error, id => Id, code => busy, message => Message});
+        {refused, Code, Message, #{permanent := Perm, previous := Prev}} ->
+            %% The attempt could not be recorded before anything changed (a full disk): refused, nothing changed.
+            Info = gen_server:call(Agent, info),
+            Refused = #{status => <<"refused">>, ok => false, name => maps:get(name, Info), version => maps:get(version, Info),
+                        from => version_of(Script, <<"from">>), to => version_of(Script, <<"to">>), direction => maps:get(<<"direction">>, Script, null),
+                        failure => #{code => Code, message => Message}, message => <<"refused: ", Message/binary, "; nothing changed">>,
+                        journal => [], groups => [], absent => #{}, holdMs => null, durationMs => now_ms() - Started,
+                        permanent => Perm, previous => Prev},
+            relup_conn:send(Sock, #{type => result, id => Id, result => Refused});
         {ok, Spec, Code, Installed} ->
             Deadline = Started + case maps:get(<<"deadlineMs">>, Params, undefined) of
                 D when is_integer(D), D > 0 -> D;
@@ -66,7 +75,7 @@ apply(Agent, Sock, Id, Script, B64, Params) ->
             T0 = #t{agent = Agent, sock = Sock, id = Id, script = Script, spec = Spec, code = Code,
                     dry_run = DryRun, permanent = Permanent, started = Started, deadline = Deadline,
                     version = maps:get(version, Spec), installed = Installed},
-            {Outcome0, Result} = try run(T0, B64)
+            Outcome0 = try run(T0, B64)
                 catch C:W:St ->
                     %% A bug in the evaluator: answer the client, and let the agent (which watches this process) record it.
                     relup_conn:send(Sock, #{type => error, id => Id, code => internal,
@@ -74,7 +83,7 @@ apply(Agent, Sock, Id, Script, B64, Params) ->
                     erlang:raise(C, W, St)
                 end,
             Outcome = Outcome0#{dry_run => DryRun, permanent => Permanent},
-            {Perm, Prev} = gen_server:call(Agent, {apply_end, Outcome, Result}, infinity),
+            {Perm, Prev} = gen_server:call(Agent, {apply_end, Outcome}, infinity),
             Final = maps:without([dry_run], Outcome#{permanent => Perm, previous => Prev}),
             relup_conn:send(Sock, #{type => result, id => Id, result => Final})
     end.
@@ -87,16 +96,16 @@ run(T, B64) ->
     Base = #{name => Name, from => From, to => To, direction => maps:get(<<"direction">>, Script, null),
              journal => [], groups => [], absent => #{}, holdMs => null, version => Running},
     Refuse = fun(Code, Msg) ->
-        {Base#{status => <<"refused">>, ok => false, failure => #{code => Code, message => Msg},
-               message => <<"refused: ", Msg/binary, "; nothing changed">>, durationMs => now_ms() - T#t.started}, none}
+        Base#{status => <<"refused">>, ok => false, failure => #{code => Code, message => Msg},
+              message => <<"refused: ", Msg/binary, "; nothing changed">>, durationMs => now_ms() - T#t.started}
     end,
     ToHash = case Script of #{<<"to">> := #{<<"hash">> := H}} -> H; _ -> null end,
     Shape = shape_problem(Script),
     if
         Shape =/= ok -> Refuse(<<"invalid-script">>, Shape);
         To =:= Running, ToHash =:= Hash ->
-            {Base#{status => <<"noop">>, ok => true, message => <<"nothing to do: ", Name/binary, " already runs ", Running/binary>>,
-                   durationMs => now_ms() - T#t.started}, none};
+            Base#{status => <<"noop">>, ok => true, message => <<"nothing to do: ", Name/binary, " already runs ", Running/binary>>,
+                  durationMs => now_ms() - T#t.started};
         true ->
             case maps:get(<<"runtime">>, Script) =:= <<"erlang">> andalso maps:get(<<"name">>, Script) =:= Name of
                 false -> Refuse(<<"wrong-release">>, iolist_to_binary(io_lib:format("the script is for ~s on ~s; this node runs ~s on erlang",
@@ -487,9 +496,20 @@ perform(<<"purge">>, #{<<"module">> := M, <<"mode">> := Mode}, T0) ->
 perform(<<"commit">>, #{<<"version">> := V}, T0) ->
     Dead = [N || {N, _, _} <- T0#t.suspended, not lists:member(N, T0#t.stopped), whereis_bin(N) =:= undefined],
     Dead =:= [] orelse fail(<<"process-stopped">>, iolist_to_binary(["process ", lists:join(", ", Dead), " died during the upgrade"]), T0),
-    %% The agent adopts the new release only once the transaction settled committed: nothing to undo on the node.
-    T1 = undo(T0, <<"restore the running release">>, fun() -> ok end),
-    T1#t{version = V};
+    %% The durable half of the commit (relup_agent:commit_record): the agent
+    %% adopts the new release, installs its bundle and writes the history
+    %% naming it. Its undo is registered first (rule 1): a failed write
+    %% rolls the whole upgrade back in place, and so does a later failure.
+    T1 = undo(T0, <<"put the history back on the release that was running">>,
+              fun() -> gen_server:call(T0#t.agent, commit_undo, infinity) end),
+    Event = #{<<"at">> => relup_history:now_iso(), <<"op">> => <<"apply">>, <<"from">> => version_of(T1#t.script, <<"from">>),
+              <<"to">> => V, <<"status">> => <<"committed">>,
+              <<"message">> => iolist_to_binary(io_lib:format("committed at step ~b (commit)", [length(maps:get(<<"steps">>, T1#t.script))])),
+              <<"durationMs">> => round(now_ms() - T1#t.started)},
+    case gen_server:call(T1#t.agent, {commit_record, new_spec(T1), T1#t.code, T1#t.bytes, Event, T1#t.permanent}, infinity) of
+        ok -> T1#t{version = V};
+        {error, Why} -> fail(<<"state-write-failed">>, Why, T1)
+    end;
 perform(Op, _, T) ->
     fail(<<"invalid-script">>, <<Op/binary, " cannot be performed after the point of no return">>, T).
 
@@ -734,13 +754,16 @@ outcome(Base, Status, Failure, Settled, T) ->
         [] -> O2;
         Notes -> O2#{message => unicode:characters_to_binary([maps:get(message, O2), "; ", lists:join("; ", lists:reverse(Notes))])}
     end,
-    Result = case Status of
-        <<"committed">> ->
-            {committed, (T#t.spec)#{version => T#t.version, hash => relup_release:release_hash(T#t.files),
-                                   modules => modules_of(T#t.files)}, T#t.code, T#t.bytes};
-        _ -> none
-    end,
-    {O3, Result}.
+    O3.
+
+%% The spec of the release this transaction installs.
+new_spec(T) ->
+    #{version := V} = manifest_map(T#t.files),
+    (T#t.spec)#{version => V, hash => relup_release:release_hash(T#t.files), modules => modules_of(T#t.files)}.
+
+manifest_map(Files) ->
+    {_, V, _} = manifest(Files),
+    #{version => V}.
 
 modules_of(Files) ->
     maps:from_list([{binary_to_atom(filename:basename(P, filename:extension(P)), utf8),
