@@ -6,16 +6,18 @@ import { releaseFileDisplay, type RuntimeDriver } from '../runtime-driver.js';
 /**
  * The Lua runtime's static checks (relup check, release pack): every module
  * file is compiled by a Lua compiler, so a syntax error is a located
- * diagnostic before anything ships; nothing of the module runs. A release
- * that declares processes is refused: Silly's state lives in module locals,
- * and the agent has no processes to suspend or migrate.
+ * diagnostic before anything ships; nothing of the module runs. Processes
+ * are the agent's (docs/runtime-lua.md, "Processes"); it does not restart a
+ * crashed one, so a restart policy is refused rather than ignored.
  */
 export const luaDriver: RuntimeDriver = {
   runtime: 'lua',
   async checkModules(release: Release, readFile: (path: string) => Promise<Uint8Array>): Promise<Diagnostic[]> {
     const out: Diagnostic[] = [];
     for (const p of release.processes) {
-      out.push(error('lua-no-processes', `process ${p.name}: a Lua release has no processes (Silly keeps state in module locals, which the join carries across upgrades)`, { file: release.manifestFile, line: p.line }, 'remove `processes` from release.yaml and keep the state in locals of the module'));
+      if (p.restart !== undefined) {
+        out.push(error('lua-process-restart', `process ${p.name}: a Lua node does not restart processes, so its restart policy cannot be honoured`, { file: release.manifestFile, line: p.line }, 'remove `restart` (and `intensity`) from the process in release.yaml'));
+      }
     }
     const compiler = await findCompiler();
     if (compiler === undefined) {

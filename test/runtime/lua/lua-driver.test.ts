@@ -3,7 +3,7 @@ import { luaDriver } from '../../../src/runtime/lua/lua-driver.js';
 import type { Release } from '../../../src/release/release-model.js';
 import { luaEnv, luaGate } from './lua-env.js';
 
-/** The Lua driver's static checks: luac -p on every module, no processes. */
+/** The Lua driver's static checks: luac -p on every module; no restart policies for processes. */
 const env = await luaEnv();
 const ready = await luaGate('the Lua driver tests (test/runtime/lua/lua-driver.test.ts)', env.lua === undefined ? 'plain Lua 5.4 is not installed: apt-get install -y lua5.4' : undefined);
 
@@ -28,9 +28,10 @@ describe.runIf(ready)('luaDriver.checkModules', () => {
     const ds = await luaDriver.checkModules(release(), files('local M = {}\nfunction M.f()\n  return (1\nend\nreturn M\n'));
     expect(ds).toEqual([expect.objectContaining({ code: 'module-compile-error', severity: 'error', file: 'releases/1.0.0/m.lua', line: 4 })]);
   });
-  it('refuses processes in a Lua release, at their line', async () => {
-    const ds = await luaDriver.checkModules(release([{ name: 'p', module: 'm', args: undefined, line: 9 }]), files('return {}\n'));
-    expect(ds).toEqual([expect.objectContaining({ code: 'lua-no-processes', file: 'releases/1.0.0/release.yaml', line: 9 })]);
+  it('accepts processes (the agent owns them) but refuses a restart policy it cannot honour, at its line', async () => {
+    expect(await luaDriver.checkModules(release([{ name: 'p', module: 'm', args: undefined, line: 9 }]), files('return {}\n'))).toEqual([]);
+    const ds = await luaDriver.checkModules(release([{ name: 'p', module: 'm', args: undefined, restart: { type: 'permanent', maxRestarts: 3, periodMs: 5000 }, line: 9 }]), files('return {}\n'));
+    expect(ds).toEqual([expect.objectContaining({ code: 'lua-process-restart', file: 'releases/1.0.0/release.yaml', line: 9 })]);
   });
   it('reports an unreadable module file', async () => {
     const ds = await luaDriver.checkModules(release(), async () => {

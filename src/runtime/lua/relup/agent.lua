@@ -38,17 +38,34 @@ before the point of no return, where the node may serve others; it writes
 `RELUP_FAULTS: step <i> (<op> <target>) paused` to stderr). Indices are
 0-based positions in the script's steps.
 ]]
+-- Failing writes to the state directory, as for Node.js nodes: `write:<what>:<how>`
+-- (host.lua's durable writes; <how> is enospc, eio or eio-after).
+local WRITES = { ["history-boot"] = true, ["history-started"] = true, bundle = true, ["history-commit"] = true, ["history-outcome"] = true, ["history-permanent"] = true }
+local KINDS = { throw = true, hang = true, crash = true, exit = true, pause = true }
+local WRITE_HOW = { enospc = true, eio = true, ["eio-after"] = true }
+
 local function parse_faults(spec)
 	if spec == nil or spec == "" then
 		return nil
 	end
-	local faults = {}
+	local faults, writes = {}, {}
 	for item in spec:gmatch("[^,]+") do
-		local index, kind, n = item:match("^%s*(%d+):(%a[%a-]*)=?(%d*)%s*$")
-		if not index then
-			return nil, "RELUP_FAULTS: cannot read " .. item .. " (expected <step>:<throw|hang|exit|pause[=ms]>)"
+		local what, how = item:match("^%s*write:([%a-]+):([%a-]+)%s*$")
+		if what then
+			if not WRITES[what] or not WRITE_HOW[how] then
+				return nil, nil, "RELUP_FAULTS: cannot read " .. item .. " (expected write:<history-boot|history-started|bundle|history-commit|history-outcome|history-permanent>:<enospc|eio|eio-after>)"
+			end
+			writes[what] = how
+		else
+			local index, kind, n = item:match("^%s*(%d+):(%a[%a-]*)=?(%d*)%s*$")
+			if not index then
+				return nil, nil, "RELUP_FAULTS: cannot read " .. item .. " (expected <step>:<throw|hang|crash|exit|pause[=ms]> or write:<what>:<how>)"
+			end
+			if not KINDS[kind] then
+				return nil, nil, "RELUP_FAULTS: " .. item .. ": a Lua node knows the faults throw, hang, crash, exit and pause[=ms]"
+			end
+			faults[tonumber(index)] = { kind = kind, n = tonumber(n) }
 		end
-		faults[tonumber(index)] = { kind = kind, n = tonumber(n) }
 	end
 	return function(index, step, before)
 		local f = faults[index]
@@ -60,6 +77,12 @@ local function parse_faults(spec)
 			error(tx.fail("injected", "RELUP_FAULTS: " .. what .. " failed on purpose"), 0)
 		elseif f.kind == "hang" then
 			return "hang"
+		elseif f.kind == "crash" then
+			-- A migrate step of processes makes them die mid-migration; any other step fails.
+			if step.op ~= "migrate" or #(step.processes or {}) == 0 then
+				error(tx.fail("injected", "RELUP_FAULTS: " .. what .. " crashed on purpose"), 0)
+			end
+			return "crash"
 		elseif f.kind == "exit" then
 			io.stderr:write("RELUP_FAULTS: " .. what .. ": the node dies now\n")
 			io.stderr:flush()
@@ -75,7 +98,7 @@ local function parse_faults(spec)
 			end
 		end
 		return nil
-	end
+	end, writes
 end
 
 --[[
@@ -112,7 +135,7 @@ function M.start(opts)
 	if #secret < 16 then
 		return nil, "the secret is " .. #secret .. " bytes; at least 16 are required (head -c 32 /dev/urandom | base64)"
 	end
-	local fault, ferr = parse_faults(opts.faults or os.getenv("RELUP_FAULTS"))
+	local fault, write_faults, ferr = parse_faults(opts.faults or os.getenv("RELUP_FAULTS"))
 	if ferr then
 		return nil, ferr
 	end
@@ -121,6 +144,7 @@ function M.start(opts)
 		state_dir = opts.state_dir,
 		release = opts.release,
 		public_key_file = opts.public_key_file,
+		write_faults = write_faults,
 		config = opts.config,
 		now_ms = time.now,
 	})
@@ -155,6 +179,9 @@ function M.start(opts)
 		end,
 		pause = function()
 			time.sleep(0)
+		end,
+		sleep = function(ms)
+			time.sleep(ms)
 		end,
 		fault = fault,
 	}

@@ -127,8 +127,10 @@ modules:
 	eq(e2 ~= nil and e2:match(":6:") ~= nil, true, "block scalar refused at its line: " .. tostring(e2))
 	local _, e3 = ry.release("name: x\nversion: 1.0.0\nruntime: node\n")
 	eq(e3 ~= nil, true, "another runtime refused")
-	local _, e4 = ry.release("name: x\nversion: 1.0.0\nruntime: lua\nprocesses:\n  p:\n    module: a\n")
-	eq(e4 ~= nil, true, "processes refused")
+	local r4 = ry.release("name: x\nversion: 1.0.0\nruntime: lua\nprocesses:\n  p:\n    module: a\n    args: { n: 1 }\n")
+	eq(r4.processes[1].name .. ":" .. r4.processes[1].module .. ":" .. tostring(r4.processes[1].args.n), "p:a:1", "processes read")
+	local _, e5 = ry.release("name: x\nversion: 1.0.0\nruntime: lua\nprocesses:\n  p:\n    args: 1\n")
+	eq(e5 ~= nil, true, "a process without a module refused")
 end)
 
 case("json: objects and arrays as marked, numbers and escapes", function()

@@ -20,6 +20,7 @@ local steps = require "relup.agent.steps"
 local tx = require "relup.agent.transaction"
 local lock = require "relup.agent.lock"
 local signature = require "relup.agent.signature"
+local processes = require "relup.agent.processes"
 
 local M = {}
 
@@ -163,6 +164,29 @@ local function record_event(history, event, change)
 	end
 end
 
+--[[
+A durable write of the state directory, `what` naming it as RELUP_FAULTS'
+`write:<what>:<how>` does (the Node.js host's DURABLE_WRITES): with a fault
+configured for it, `enospc`/`eio` fail before anything is written and
+`eio-after` writes, then reports a failure (the new content is already in
+place: the hardest case for an undo).
+]]
+local function durable(host, what, path, data)
+	local how = host.opts.write_faults and host.opts.write_faults[what]
+	if how == "enospc" or how == "eio" then
+		return nil, (how == "enospc" and "ENOSPC: no space left on device" or "EIO: i/o error") .. " (RELUP_FAULTS write:" .. what .. ":" .. how .. ")"
+	end
+	local ok, err = write_atomic(path, data)
+	if ok and how == "eio-after" then
+		return nil, "EIO: i/o error after the write (RELUP_FAULTS write:" .. what .. ":eio-after)"
+	end
+	return ok, err
+end
+
+function M.write_history(host, what)
+	return durable(host, what or "history-outcome", host.state_dir .. "/history.json", json.encode(host.history) .. "\n")
+end
+
 -- Read and verify a bundle; with a public key configured, its signature too,
 -- before any of its content is used.
 local function read_bundle(opts, gz)
@@ -257,7 +281,7 @@ function M.start(opts)
 			return nil, err
 		end
 		if bytes then
-			local ok, werr = write_atomic(bundle_path(image.release.name, image.release.version), bytes)
+			local ok, werr = durable(host, "bundle", bundle_path(image.release.name, image.release.version), bytes)
 			if not ok then
 				return nil, "cannot install the release bundle: " .. tostring(werr)
 			end
@@ -276,15 +300,11 @@ function M.start(opts)
 	end
 	host.node = node
 	host.notice = notice
-	local ok, werr = M.write_history(host)
+	local ok, werr = M.write_history(host, "history-boot")
 	if not ok then
-		return nil, werr
+		return nil, "state-write-failed: cannot write " .. state_dir .. "/history.json: " .. tostring(werr) .. "; free space in " .. state_dir .. " (or fix the disk), then start the node again"
 	end
 	return host
-end
-
-function M.write_history(host)
-	return write_atomic(host.state_dir .. "/history.json", json.encode(host.history) .. "\n")
 end
 
 function M.status(host)
@@ -299,7 +319,7 @@ function M.status(host)
 		version = node.release.version,
 		hash = node.release.hash,
 		modules = json.array(nodelib.module_list(node)),
-		processes = json.array(),
+		processes = json.array(processes.status(node)),
 		upgrading = host.busy,
 		permanent = host.history.permanent,
 		previous = json.array(previous_of(host.history)),
@@ -309,6 +329,7 @@ function M.status(host)
 		servers = json.array(),
 		timers = json.array(),
 		stateDir = host.state_dir,
+		historyProblem = host.history_problem,
 	}
 end
 
@@ -397,6 +418,11 @@ function M.apply_exclusive(host, params, on_event, env)
 	if not image then
 		return refuse(host, script, started, now, "bundle-invalid", "the uploaded bundle does not verify: " .. tostring(ierr))
 	end
+	-- As on every node: an upload whose release hash is not the one the script was planned
+	-- for is refused as soon as it is read (the version guard comes after).
+	if image.release.hash ~= script.to.hash then
+		return refuse(host, script, started, now, "bundle-invalid", "the uploaded bundle is " .. image.release.name .. " " .. image.release.version .. " hashing to " .. image.release.hash:sub(1, 12) .. "…, but the script was planned for " .. tostring(script.to.version) .. " hashing to " .. tostring(script.to.hash):sub(1, 12) .. "…: plan again from the release you upload")
+	end
 	-- Let the node serve others while the upload is checked: status answers, a second apply gets busy.
 	env.pause()
 	if script.to.version == node.release.version and script.to.hash == node.release.hash then
@@ -414,14 +440,52 @@ function M.apply_exclusive(host, params, on_event, env)
 			return refuse(host, script, started, now, "version-conflict", "this node already has a different " .. image.release.name .. " " .. image.release.version .. " installed (a rebuilt release is a new version: bump it)")
 		end
 	end
+	-- The processes the script suspends stop taking calls now, and the node waits (yielding: before
+	-- the point of no return others may run) until each finishes the call it is handling: the
+	-- transaction itself never waits, so a process must be between two calls when it starts.
+	local held = {}
+	for _, step in ipairs(script.steps) do
+		local p = step.op == "suspend" and not params.dryRun and node.processes[step.process]
+		if p and not held[p] then
+			held[p] = true
+			processes.hold(p)
+		end
+	end
+	local function release_held()
+		for p in pairs(held) do
+			-- A process the upgrade stopped is released too: its waiting callers are told (processes.call).
+			processes.release(p)
+		end
+	end
+	local wait_until = now() + (type(params.deadlineMs) == "number" and params.deadlineMs or DEFAULT_DEADLINE_MS)
+	for p in pairs(held) do
+		while p.busy and now() < wait_until do
+			env.sleep(1)
+		end
+		if p.busy then
+			release_held()
+			return refuse(host, script, started, now, "deadline", "process " .. p.name .. " did not finish the call it was handling before the deadline")
+		end
+	end
 	local attempt = not params.dryRun
+	-- The events this attempt wrote ahead of its outcome (`started`, the commit): replaced by the outcome.
+	local placeholders = {}
 	if attempt then
 		-- Recorded before anything changes, so an attempt cut short by a crash is in the history.
-		record_event(host.history, { at = iso_now(host.now_ms), op = "apply", from = script.from.version, to = script.to.version, status = "started" })
-		M.write_history(host)
+		local started_event = { at = iso_now(host.now_ms), op = "apply", from = script.from.version, to = script.to.version, status = "started" }
+		record_event(host.history, started_event)
+		local ok, werr = M.write_history(host, "history-started")
+		if not ok then
+			release_held()
+			table.remove(host.history.events)
+			return refuse(host, script, started, now, "state-write-failed", "cannot record the attempt in " .. host.state_dir .. "/history.json (" .. tostring(werr) .. "); free space in the state directory")
+		end
+		placeholders[started_event] = true
 	end
-	local report = { absent = {}, absent_values = {}, type_changed = {}, migrated = {}, now = now }
-	local performer = steps.new(node, script, image, report)
+	local report = { absent = {}, absent_values = {}, type_changed = {}, migrated = {}, migrated_processes = {}, suspension = {}, now = now }
+	local performer = M.durable_commit(host, steps.new(node, script, image, report), {
+		script = script, image = image, gz = gz, permanent = params.permanent ~= false, placeholders = placeholders, started = started, now = now,
+	})
 	local result = tx.run({
 		steps = script.steps,
 		pnr = script.pointOfNoReturn,
@@ -433,6 +497,8 @@ function M.apply_exclusive(host, params, on_event, env)
 		fault = env.fault,
 		spawn = env.spawn,
 	})
+	-- Every process held for this attempt takes calls again; the callers that waited go first, in order.
+	release_held()
 	if result.status == "committed" then
 		-- The outcome's `absent` names the new locals; their initial values and changed types go to the node's log.
 		for name, list in pairs(report.absent_values) do
@@ -445,21 +511,25 @@ function M.apply_exclusive(host, params, on_event, env)
 				io.stderr:write("relup: " .. name .. ": local " .. t.path .. " holds a " .. t.live .. " and " .. script.to.version .. " starts it as a " .. t.new .. ": its migration must reshape it\n")
 			end
 		end
-		local ok, werr = write_atomic(host.bundle_path(image.release.name, image.release.version), gz)
-		if not ok then
-			result.rollback = { complete = false, undone = 0, problems = { { message = "installing the bundle failed: " .. tostring(werr) .. "; a restart boots the previous permanent release" } } }
-		end
 	end
 	if attempt then
-		local last = host.history.events[#host.history.events]
-		if last and last.op == "apply" and last.status == "started" then
-			table.remove(host.history.events)
+		local kept = json.array()
+		for _, e in ipairs(host.history.events) do
+			if not placeholders[e] then
+				kept[#kept + 1] = e
+			end
 		end
+		host.history.events = kept
 	end
 	local version = node.release.version
 	local groups = json.array()
 	for _, g in ipairs(script.groups or {}) do
-		groups[#groups + 1] = { id = g.id, modules = json.array(g.modules), processes = json.array(), suspensionMs = json.null, migrated = { modules = json.array(report.migrated[g.id] or {}), processes = json.array() } }
+		local held = report.suspension[g.id]
+		groups[#groups + 1] = {
+			id = g.id, modules = json.array(g.modules), processes = json.array(g.processes or {}),
+			suspensionMs = held and held.ms or json.null,
+			migrated = { modules = json.array(report.migrated[g.id] or {}), processes = json.array(report.migrated_processes[g.id] or {}) },
+		}
 	end
 	local absent = json.object()
 	for name, list in pairs(report.absent) do
@@ -479,7 +549,10 @@ function M.apply_exclusive(host, params, on_event, env)
 		record_event(host.history, event, committed and { current = version, permanent = params.permanent ~= false and version or nil, installed = { version = version, hash = node.release.hash } } or nil)
 	end
 	if attempt then
-		M.write_history(host)
+		-- Which release runs and which one a restart boots were settled durably by the
+		-- transaction (the commit step, or its undo): a failure here loses figures only.
+		local ok, werr = M.write_history(host, "history-outcome")
+		host.history_problem = not ok and ("the outcome of the last apply could not be recorded in " .. host.state_dir .. "/history.json: " .. tostring(werr)) or nil
 	end
 	local journal = json.array()
 	for i, j in ipairs(result.journal) do
@@ -498,13 +571,85 @@ function M.apply_exclusive(host, params, on_event, env)
 	}
 end
 
+--[[
+The durable half of the commit step, run inside it right after the node
+switched its release in memory: install the bundle (unless that exact
+release is installed already), then write the history naming the new
+release. Each undo is registered before its write (rule 1), so if either
+write fails the step fails and the transaction rolls the whole upgrade back
+in place (`state-write-failed`): memory, status and history.json never
+disagree about what runs and what a restart boots.
+]]
+function M.durable_commit(host, performer, a)
+	local P = {}
+	P.check = performer.check
+	P.settle = performer.settle
+	function P.perform(step, ctx)
+		performer.perform(step, ctx)
+		if step.op ~= "commit" then
+			return
+		end
+		local release = a.image.release
+		local path = host.bundle_path(release.name, release.version)
+		local h = host.history
+		if h.installed[release.version] == nil then
+			ctx.on_undo("remove the bundle installed for " .. release.version, function()
+				os.remove(path)
+			end)
+			local ok, werr = durable(host, "bundle", path, a.gz)
+			if not ok then
+				error(tx.fail("state-write-failed", "cannot install " .. path .. ": " .. tostring(werr), "free space in " .. host.state_dir .. " (or fix the disk), then apply again"), 0)
+			end
+		end
+		local before = { current = h.current, permanent = h.permanent, installed = h.installed }
+		local event = {
+			at = iso_now(host.now_ms), op = "apply", from = a.script.from.version, to = a.script.to.version, status = "committed",
+			message = "committed at step " .. (ctx.index + 1) .. " (commit)", durationMs = math.floor((a.now() - a.started) * 100 + 0.5) / 100,
+		}
+		ctx.on_undo("put the history back on the release that was running", function()
+			h.current, h.permanent, h.installed = before.current, before.permanent, before.installed
+			for i = #h.events, 1, -1 do
+				if h.events[i] == event then
+					table.remove(h.events, i)
+				end
+			end
+			local ok, werr = M.write_history(host, "history-outcome")
+			if not ok then
+				error("cannot write " .. host.state_dir .. "/history.json back: " .. tostring(werr) .. "; it names " .. release.version .. ", which a restart would boot", 0)
+			end
+		end)
+		local installed = json.object({})
+		for v, hash in pairs(h.installed) do
+			installed[v] = hash
+		end
+		h.installed = installed
+		record_event(h, event, { current = release.version, permanent = a.permanent and release.version or nil, installed = { version = release.version, hash = release.hash } })
+		a.placeholders[event] = true
+		local ok, werr = M.write_history(host, "history-commit")
+		if not ok then
+			error(tx.fail("state-write-failed", "cannot record the commit in " .. host.state_dir .. "/history.json: " .. tostring(werr), "free space in " .. host.state_dir .. " (or fix the disk), then apply again"), 0)
+		end
+	end
+	return P
+end
+
 function M.make_permanent(host, version)
 	local node = host.node
 	if host.history.installed[version] == nil or not read_file(host.bundle_path(node.release.name, version)) then
 		return nil, node.release.name .. " " .. version .. " is not installed on this node; apply it first"
 	end
-	record_event(host.history, { at = iso_now(host.now_ms), op = "make_permanent", to = version, status = "ok" }, { permanent = version })
-	M.write_history(host)
+	local h = host.history
+	local before, n = h.permanent, #h.events
+	record_event(h, { at = iso_now(host.now_ms), op = "make_permanent", to = version, status = "ok" }, { permanent = version })
+	local ok, werr = M.write_history(host, "history-permanent")
+	if not ok then
+		-- Only what is on disk counts: the permanent release stays the one a restart would boot.
+		h.permanent = before
+		if #h.events > n then
+			table.remove(h.events)
+		end
+		return nil, "state-write-failed: cannot record " .. version .. " as permanent in " .. host.state_dir .. "/history.json: " .. tostring(werr) .. "; the permanent release is still " .. before
+	end
 	return { permanent = version }
 end
 

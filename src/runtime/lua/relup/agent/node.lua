@@ -18,6 +18,7 @@ local join = require "relup.join"
 local loader = require "relup.loader"
 local bundle = require "relup.agent.bundle"
 local release_yaml = require "relup.agent.release_yaml"
+local processes = require "relup.agent.processes"
 
 local M = {}
 
@@ -107,6 +108,11 @@ function M.boot(image, config)
 			end
 		end
 	end
+	-- Processes start on the booted code, before start.main runs.
+	local pok, perr = processes.boot(node, image.release.processes)
+	if not pok then
+		return nil, "boot of " .. image.release.name .. " " .. image.release.version .. " failed: " .. perr
+	end
 	local main = image.release.start and image.release.start.main
 	if main ~= nil then
 		local record = node.modules[main]
@@ -156,7 +162,11 @@ function M.states(node)
 		end
 		modules[name] = state
 	end
-	return { modules = modules, processes = json.object() }
+	local procs = json.object()
+	for name, p in pairs(node.processes or {}) do
+		procs[name] = M.plain(p.state, 0, {})
+	end
+	return { modules = modules, processes = procs }
 end
 
 -- A plain copy of data: tables by value (cycles and other modules cut), functions and userdata named.

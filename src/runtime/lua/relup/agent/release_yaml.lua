@@ -239,11 +239,18 @@ function M.release(text, file)
 	table.sort(modules, function(a, b)
 		return a.name < b.name
 	end)
-	local processes = doc.processes
-	if processes ~= nil and next(processes) ~= nil then
-		return nil, file .. ": the Lua runtime has no processes (Silly's state lives in module locals); remove `processes`"
+	-- Agent-owned processes (relup.agent.processes): name → { module, args }.
+	local processes = {}
+	for name, entry in pairs(doc.processes or {}) do
+		if type(entry) ~= "table" or type(entry.module) ~= "string" then
+			return nil, file .. ": process " .. tostring(name) .. " names no module"
+		end
+		processes[#processes + 1] = { name = name, module = entry.module, args = entry.args }
 	end
-	return { name = doc.name, version = doc.version, runtime = doc.runtime, start = doc.start or {}, modules = modules }
+	table.sort(processes, function(a, b)
+		return a.name < b.name
+	end)
+	return { name = doc.name, version = doc.version, runtime = doc.runtime, start = doc.start or {}, modules = modules, processes = processes }
 end
 
 return M

@@ -19,6 +19,7 @@ local json = require "relup.agent.json"
 local session = require "relup.agent.session"
 local host = require "relup.agent.host"
 local nodelib = require "relup.agent.node"
+local processes = require "relup.agent.processes"
 
 local M = {}
 
@@ -218,7 +219,8 @@ function M.handle(h, req, send, opts)
 		end
 		local r, message = host.make_permanent(h, params.version)
 		if not r then
-			return err("bad_request", message)
+			-- A failed write is the node's trouble, not the request's (the protocol's `internal`).
+			return err(message:match("^state%-write%-failed: ") and "internal" or "bad_request", message)
 		end
 		return result(r)
 	elseif op == "states" then
@@ -239,7 +241,21 @@ function M.handle(h, req, send, opts)
 		end
 		return result(nodelib.plain(r, 0, {}))
 	elseif op == "call" then
-		return err("call_failed", "a Lua node has no processes to call; use invoke")
+		if type(params.process) ~= "string" then
+			return err("bad_request", "call needs {process, message}")
+		end
+		local message = params.message
+		if message == json.null then
+			message = nil
+		end
+		local r, message_err = processes.call(h.node, params.process, message)
+		if r == nil and message_err then
+			return err("call_failed", message_err)
+		end
+		if r == nil then
+			r = json.null
+		end
+		return result(nodelib.plain(r, 0, {}))
 	end
 	return err("unknown_op", "unknown op " .. op)
 end

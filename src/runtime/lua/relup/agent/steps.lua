@@ -29,6 +29,7 @@ local snapshot = require "relup.snapshot"
 local json = require "relup.agent.json"
 local nodelib = require "relup.agent.node"
 local tx = require "relup.agent.transaction"
+local processes = require "relup.agent.processes"
 
 local fail = tx.fail
 
@@ -95,6 +96,15 @@ function M.new(node, script, image, report)
 		return f
 	end
 
+	local function process_spec(name)
+		for _, spec in ipairs(image.release.processes or {}) do
+			if spec.name == name then
+				return spec
+			end
+		end
+		return nil
+	end
+
 	local function check_rest()
 		local fail_at = function(i, message)
 			raise("invalid-script", "step " .. i .. ": " .. message, "plan the script again (relup plan)")
@@ -109,12 +119,26 @@ function M.new(node, script, image, report)
 		for name in pairs(node.modules) do
 			modules[name] = true
 		end
+		local procs = {}
+		for name in pairs(node.processes) do
+			procs[name] = true
+		end
 		for i = script.pointOfNoReturn + 2, #script.steps do
 			local step = script.steps[i]
 			local idx = i - 1
 			local op = step.op
-			if op == "stop" or op == "suspend" or op == "resume" or op == "start" or op == "restart" then
-				fail_at(idx, op .. " " .. tostring(step.process) .. ": a Lua node has no processes")
+			if op == "start" then
+				if not process_spec(step.process) then
+					fail_at(idx, "start " .. tostring(step.process) .. ": release " .. image.release.version .. " declares no such process")
+				end
+				procs[step.process] = true
+			elseif op == "stop" or op == "suspend" or op == "resume" or op == "restart" then
+				if not procs[step.process] then
+					fail_at(idx, op .. " " .. tostring(step.process) .. ": no such process runs")
+				end
+				if op == "stop" then
+					procs[step.process] = nil
+				end
 			elseif op == "switch" then
 				if not staged[step.module] then
 					fail_at(idx, "switch " .. step.module .. ": the module was not staged")
@@ -129,8 +153,10 @@ function M.new(node, script, image, report)
 			elseif op == "migrate" then
 				local code = step.release == "from" and (node.modules[step.module] and node.modules[step.module].live) or to_code(step.module)
 				fn_of(code, step.module, step["function"], step.release)
-				if #(step.processes or {}) > 0 then
-					fail_at(idx, "migrate " .. step.module .. ": a Lua node has no processes to migrate")
+				for _, name in ipairs(step.processes or {}) do
+					if not procs[name] then
+						fail_at(idx, "migrate " .. step.module .. ": process " .. tostring(name) .. " does not run")
+					end
 				end
 			elseif op == "apply" then
 				fn_of(to_code(step.module), step.module, step["function"], "to")
@@ -188,7 +214,9 @@ function M.new(node, script, image, report)
 			local code = step.release == "from" and (node.modules[step.module] and node.modules[step.module].live) or to_code(step.module)
 			fn_of(code, step.module, step["function"], step.release)
 		elseif op == "check_process" then
-			raise("unknown-process", "a Lua node has no processes (\"" .. tostring(step.process) .. "\")")
+			if not node.processes[step.process] then
+				raise("unknown-process", "process " .. tostring(step.process) .. " does not run on this node", "plan the script again (relup plan) against the release the node runs")
+			end
 		elseif op == "point_of_no_return" then
 			check_rest()
 			-- From here to the end no other Lua code runs: the window outside work waits.
@@ -261,7 +289,7 @@ function M.new(node, script, image, report)
 			extra = {}
 		end
 		local rep = join_reports[name]
-		f({
+		local info = {
 			direction = step.direction,
 			from = script.from.version,
 			to = script.to.version,
@@ -270,10 +298,79 @@ function M.new(node, script, image, report)
 			target = "module",
 			-- What the new version's top level set its locals to (by name): new defaults to merge.
 			initial = rep and rep.initial or {},
-		})
-		local list = report.migrated[step.group] or {}
-		list[#list + 1] = name
-		report.migrated[step.group] = list
+		}
+		local names = step.processes or {}
+		if #names == 0 then
+			f(info)
+			local list = report.migrated[step.group] or {}
+			list[#list + 1] = name
+			report.migrated[step.group] = list
+			return
+		end
+		-- Process migrations, as on every runtime: migration(state, info) returns the new state
+		-- (nil: the state it was given, changed in place). A copy of each state is kept first, and
+		-- put back on rollback, so a migration that changed the state and then failed leaves no trace.
+		info.target = "process"
+		for _, pname in ipairs(names) do
+			local p = node.processes[pname]
+			local kept = processes.copy(p.state)
+			ctx.on_undo("restore process " .. pname .. "'s state", function()
+				p.state = kept
+			end)
+			if ctx.injected == "crash" then
+				-- A drill (RELUP_FAULTS <i>:crash): the process dies mid-migration, its state gone.
+				p.state = nil
+				raise("process-crashed", "process " .. pname .. " crashed during its migration (RELUP_FAULTS)")
+			end
+			info.process = pname
+			local new = f(p.state, info)
+			if new ~= nil and type(new) ~= "table" then
+				raise("migration-failed", name .. "." .. step["function"] .. " returned a " .. type(new) .. " as process " .. pname .. "'s state (a table, or nil to keep the one it changed)")
+			end
+			p.state = new or p.state
+			local list = report.migrated_processes[step.group] or {}
+			list[#list + 1] = pname
+			report.migrated_processes[step.group] = list
+		end
+	end
+
+	-- Processes: the host stopped them taking calls before the transaction (host.lua); nothing
+	-- else runs until it ends, so suspend and resume only mark the window the outcome reports.
+	local function suspend(step, ctx)
+		local p = node.processes[step.process]
+		ctx.on_undo("suspend " .. step.process .. ": resumed after the transaction")
+		processes.hold(p)
+		local g = report.suspension[step.group] or {}
+		g.at = g.at or report.now()
+		report.suspension[step.group] = g
+	end
+
+	local function resume(step, ctx)
+		ctx.on_undo("resume " .. step.process .. ": nothing to undo")
+		local g = report.suspension[step.group]
+		if g and g.at then
+			g.ms = report.now() - g.at
+		end
+	end
+
+	local function start_process(step, ctx)
+		local name = step.process
+		ctx.on_undo("stop " .. name .. " again", function()
+			node.processes[name] = nil
+		end)
+		local ok, err = processes.start(node, process_spec(name))
+		if not ok then
+			raise("process-start-failed", err)
+		end
+	end
+
+	local function stop_process(step, ctx)
+		local name = step.process
+		local p = node.processes[name]
+		ctx.on_undo("run " .. name .. " again", function()
+			node.processes[name] = p
+		end)
+		node.processes[name] = nil
 	end
 
 	function P.perform(step, ctx)
@@ -282,6 +379,17 @@ function M.new(node, script, image, report)
 			return switch(step, ctx)
 		elseif op == "migrate" then
 			return migrate(step, ctx)
+		elseif op == "suspend" then
+			return suspend(step, ctx)
+		elseif op == "resume" then
+			return resume(step, ctx)
+		elseif op == "start" then
+			return start_process(step, ctx)
+		elseif op == "stop" then
+			return stop_process(step, ctx)
+		elseif op == "restart" then
+			stop_process(step, ctx)
+			return start_process(step, ctx)
 		elseif op == "apply" then
 			ctx.on_undo(step.module .. "." .. step["function"] .. " was applied: its effects cannot be undone")
 			local f = fn_of(to_code(step.module), step.module, step["function"], "to")

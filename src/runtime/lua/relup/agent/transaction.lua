@@ -219,6 +219,8 @@ function M.run(input)
 					end
 				end)
 			else
+				-- A `crash` drill is carried out by the step itself (a process dies mid-migration).
+				ctx.injected = injected
 				ok, err = guarded(spawn, now, deadline_at, before and performer.check or performer.perform, step, ctx)
 			end
 		end
