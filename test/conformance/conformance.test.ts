@@ -15,7 +15,7 @@ import { CLI } from '../helpers/repo-paths.js';
 import { runCli } from '../helpers/run-cli.js';
 import { runtimeGate } from '../helpers/runtimes.js';
 import { testdir } from '../helpers/testdir.js';
-import type { ConformanceRuntime, RunningNode } from './harness.js';
+import { cliTarget, openNode, type ConformanceRuntime, type RunningNode } from './harness.js';
 import { RUNTIMES } from './runtimes/index.js';
 
 interface Status {
@@ -56,15 +56,30 @@ for (const runtime of RUNTIMES) {
         return n;
       };
       const node = await start();
-      const c = await Connection.open(node.target);
+      const c = await openNode(node);
       const call = (message: unknown) => c.request('call', { process: 'counter', message });
       const status = async () => (await c.request('status', {})) as Status;
       const state = async () => ((await c.request('states', {})) as { processes: Record<string, unknown> }).processes['counter'];
-      const target = node.target.kind === 'unix' ? node.target.path : '';
-      const cli = (args: string[]) => runCli([...args, '--target', target], dir);
-      return { dir, node, c, call, status, state, cli, start, target };
+      const { target, env } = cliTarget(node);
+      const cli = (args: string[]) => runCli([...args, '--target', target], dir, env);
+      return { dir, node, c, call, status, state, cli, start, target, env };
     };
     const closeAll = (...cs: Connection[]) => cs.forEach((c) => c.close());
+    /**
+     * Resolves once the CLI's upgrade runs on the node. A live node says so in
+     * `status` (`seen`, default: upgrading); a node whose transaction holds it
+     * (harness.ts) cannot answer until the end, so the CLI's own progress
+     * tells: the switch before the slow migration is done, the migration runs.
+     */
+    const inTransaction = async (t: { status(): Promise<Status> }, client: { stdout: NodeJS.ReadableStream | null }, seen: (s: Status) => boolean = (s) => s.upgrading) => {
+      if (runtime.transaction === 'holds-node') {
+        let out = '';
+        client.stdout?.on('data', (d: Buffer) => (out += d.toString('utf8')));
+        await until('the slow migration to start', async () => (/\d+ switch counter/.test(out) ? true : undefined));
+        return;
+      }
+      await until('the upgrade to start', async () => (seen(await t.status()) ? true : undefined));
+    };
 
     it('upgrades up and down: state migrated both ways, new code on, nothing left suspended', async () => {
       const t = await setup();
@@ -113,7 +128,7 @@ for (const runtime of RUNTIMES) {
       // A valid bundle of other content under the same version: the release hash gives it away.
       await cp(join(t.dir, 'releases', '1.1.0'), join(t.dir, 'other', '1.1.0'), { recursive: true });
       const file = (await execa('ls', [join(t.dir, 'other', '1.1.0')])).stdout.split('\n').find((f) => f.startsWith('counter.'))!;
-      await appendFile(join(t.dir, 'other', '1.1.0', file), file.endsWith('.erl') ? '\n%% changed\n' : '\n// changed\n');
+      await appendFile(join(t.dir, 'other', '1.1.0', file), file.endsWith('.erl') ? '\n%% changed\n' : file.endsWith('.lua') ? '\n-- changed\n' : '\n// changed\n');
       const pack = await runCli(['release', 'pack', 'other/1.1.0', '--out-dir', 'out'], t.dir);
       expect(pack.exitCode, pack.stderr).toBe(0);
       const bundle = await readFile(join(t.dir, 'out', 'conf-1.1.0.tar.gz'));
@@ -153,12 +168,25 @@ for (const runtime of RUNTIMES) {
       await runCli(['release', 'pack', 'releases/1.3.0', '--out-dir', 'out'], t.dir);
       const bundle = (await readFile(join(t.dir, 'out', 'conf-1.3.0.tar.gz'))).toString('base64');
       const script = JSON.parse(plan.stdout);
-      const applying = t.c.request('apply', { script, bundle });
-      const other = await Connection.open(t.node.target);
-      await until('the counter to be suspended', async () => ((await other.request('status', {})) as Status).processes.find((p) => p.name === 'counter' && p.suspended));
-      const status = (await other.request('status', {})) as Status;
-      expect(status.upgrading).toBe(true);
-      await expect(other.request('apply', { script, bundle })).rejects.toMatchObject({ code: 'busy' });
+      let migrating = false;
+      const applying = t.c.request('apply', { script, bundle }, (e) => {
+        if (e['op'] === 'migrate' && e['status'] === 'start') migrating = true;
+      });
+      let applied = false;
+      void applying.then(() => (applied = true));
+      const other = await openNode(t.node);
+      let late: Promise<unknown[]> | undefined;
+      if (runtime.transaction === 'holds-node') {
+        // Nothing else runs during the transaction (harness.ts): its own events say the slow migration runs.
+        await until('the slow migration to start', async () => (migrating ? true : undefined));
+        // Status and a second apply sent now wait, and are answered after the transaction, never lost.
+        late = Promise.all([other.request('status', {}).then((s) => [applied, s]), other.request('apply', { script, bundle }).then((o) => [applied, o])]);
+      } else {
+        await until('the counter to be suspended', async () => ((await other.request('status', {})) as Status).processes.find((p) => p.name === 'counter' && p.suspended));
+        const status = (await other.request('status', {})) as Status;
+        expect(status.upgrading).toBe(true);
+        await expect(other.request('apply', { script, bundle })).rejects.toMatchObject({ code: 'busy' });
+      }
       let answered = 0;
       const calls = Array.from({ length: 5 }, () => other.request('call', { process: 'counter', message: { op: 'incr' } }).then((v) => (answered++, v)));
       await new Promise((r) => setTimeout(r, 200));
@@ -169,14 +197,21 @@ for (const runtime of RUNTIMES) {
       expect(outcome.groups[0].suspensionMs).toBeGreaterThan(0);
       expect((await Promise.all(calls)).sort((a, b) => Number(a) - Number(b))).toEqual([2, 3, 4, 5, 6]);
       expect(await t.call({ op: 'get' })).toBe(6);
+      if (late !== undefined) {
+        const [[statusLate, status], [applyLate, second]] = (await late) as [[boolean, unknown], [boolean, unknown]];
+        expect(statusLate && applyLate).toBe(true);
+        expect(status).toMatchObject({ version: '1.3.0', upgrading: false });
+        // The second apply ran only after the first had ended: nothing left to do, no second upgrade.
+        expect(second).toMatchObject({ status: 'noop', version: '1.3.0' });
+      }
       closeAll(t.c, other);
     });
 
     it('finishes the upgrade on its own when the client is SIGKILLed mid-way', async () => {
       const t = await setup();
       expect((await t.cli(['apply', '--to', '1.1.0'])).exitCode).toBe(0);
-      const client = execa('node', [CLI, 'apply', '--to', '1.3.0', '--target', t.target], { cwd: t.dir, reject: false, stdin: 'ignore' });
-      await until('the upgrade to start', async () => ((await t.status()).upgrading ? true : undefined));
+      const client = execa('node', [CLI, 'apply', '--to', '1.3.0', '--target', t.target], { cwd: t.dir, reject: false, stdin: 'ignore', env: t.env });
+      await inTransaction(t, client);
       client.kill('SIGKILL');
       await client;
       const done = await until('the upgrade to end', async () => {
@@ -193,13 +228,13 @@ for (const runtime of RUNTIMES) {
     it('boots its permanent release after a SIGKILL mid-upgrade, and records the attempt as interrupted', async () => {
       const t = await setup();
       expect((await t.cli(['apply', '--to', '1.1.0'])).exitCode).toBe(0);
-      const client = execa('node', [CLI, 'apply', '--to', '1.3.0', '--target', t.target], { cwd: t.dir, reject: false, stdin: 'ignore' });
-      await until('the upgrade to start', async () => ((await t.status()).processes.some((p) => p.suspended) ? true : undefined));
+      const client = execa('node', [CLI, 'apply', '--to', '1.3.0', '--target', t.target], { cwd: t.dir, reject: false, stdin: 'ignore', env: t.env });
+      await inTransaction(t, client, (s) => s.processes.some((p) => p.suspended));
       await t.node.kill();
       await client;
       t.c.close();
       const again = await t.start();
-      const c = await Connection.open(again.target);
+      const c = await openNode(again);
       const s = (await c.request('status', {})) as Status;
       expect(s).toMatchObject({ version: '1.1.0', permanent: '1.1.0', upgrading: false });
       expect(s.history.some((e) => e.op === 'apply' && e.to === '1.3.0' && e.status === 'interrupted')).toBe(true);
@@ -215,7 +250,7 @@ for (const runtime of RUNTIMES) {
       t.c.close();
       await t.node.stop();
       const again = await t.start();
-      const c = await Connection.open(again.target);
+      const c = await openNode(again);
       expect(await c.request('status', {})).toMatchObject({ version: '1.0.0', permanent: '1.0.0' });
       c.close();
     });

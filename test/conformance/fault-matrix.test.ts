@@ -7,11 +7,10 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Connection } from '../../src/client/connection.js';
 import { runCli } from '../helpers/run-cli.js';
 import { runtimeGate } from '../helpers/runtimes.js';
 import { testdir } from '../helpers/testdir.js';
-import type { ConformanceRuntime, RunningNode } from './harness.js';
+import { openNode, type ConformanceRuntime, type RunningNode } from './harness.js';
 import { RUNTIMES } from './runtimes/index.js';
 
 interface Outcome {
@@ -41,7 +40,7 @@ async function cell(runtime: ConformanceRuntime, faults: string) {
   const options = { projectDir: dir, version: '1.0.0', socket: join(dir, 'run', 'node.sock'), stateDir: join(dir, 'state'), env: { RELUP_FAULTS: faults } };
   const node = await runtime.startNode(options);
   running.push(node);
-  const c = await Connection.open(node.target);
+  const c = await openNode(node);
   for (let i = 0; i < 3; i++) await c.request('call', { process: 'counter', message: { op: 'incr' } });
   const states = async () => ((await c.request('states', {})) as { processes: Record<string, unknown> }).processes['counter'];
   const plan = JSON.parse((await runCli(['plan', '1.0.0', '1.1.0', '--json'], dir)).stdout) as { steps: { op: string }[]; pointOfNoReturn: number };
@@ -123,7 +122,7 @@ for (const runtime of RUNTIMES) {
       t.c.close();
       const again = await runtime.startNode({ ...t.options, env: {} });
       running.push(again);
-      const c = await Connection.open(again.target);
+      const c = await openNode(again);
       const s = (await c.request('status', {})) as Status;
       expect(s).toMatchObject({ version: '1.0.0', permanent: '1.0.0', upgrading: false });
       expect(s.history.some((e) => e.op === 'apply' && e.to === '1.1.0' && e.status === 'interrupted')).toBe(true);

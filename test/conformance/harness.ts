@@ -19,7 +19,11 @@
  *    installed (and the command that installs it), `writeProject()` copies
  *    your releases and the shared appups into a scratch directory,
  *    `startNode()` boots a real node process on a release with a Unix
- *    control socket and resolves once the socket answers `status`.
+ *    control socket and resolves once the socket answers `status`. A runtime
+ *    without Unix sockets (Lua/Silly) listens on TCP loopback instead, ignores
+ *    `socket`, and returns the shared secret in `RunningNode.secret`: the
+ *    suite then authenticates (docs/protocol.md, challenge and sealed frames)
+ *    through `openNode` and `cliTarget` below.
  * 3. Add it to `RUNTIMES` in test/conformance/runtimes/index.ts. Every
  *    scenario then runs against it; a missing runtime is skipped loudly (or
  *    fails the run under CI=true, see test/helpers/runtimes.ts).
@@ -56,6 +60,7 @@
  * `states` (the protocol op) must return `{ processes: { counter: <state> } }`
  * with the state as the JSON object above.
  */
+import { Connection } from '../../src/client/connection.js';
 import type { Target } from '../../src/client/target.js';
 
 export type RuntimeName = 'node' | 'erlang' | 'lua';
@@ -77,6 +82,8 @@ export interface StartNodeOptions {
 
 export interface RunningNode {
   target: Target;
+  /** The shared secret a TCP target requires (`auth: "challenge"`); undefined for a Unix socket. */
+  secret?: string;
   /** The OS pid of the process that holds the node's state (the one SIGKILL must hit). */
   pid: number;
   /** Everything the node process printed so far (for failure messages). */
@@ -95,6 +102,35 @@ export interface ConformanceRuntime {
   writeProject(dir: string): Promise<void>;
   /** Boot a real node process (resolves once its control socket answers `status`). */
   startNode(options: StartNodeOptions): Promise<RunningNode>;
+  /**
+   * How the node runs a transaction, the ONE place the suite lets runtimes differ:
+   * - `live` (the default; Node.js, Erlang): the node keeps serving while a
+   *   transaction runs. `status` is answered during it and shows the
+   *   suspended processes; a second `apply` gets `busy`.
+   * - `holds-node` (Lua/Silly: one Lua state, and the transaction never yields
+   *   from the point of no return to its end, docs/runtime-lua.md): nothing
+   *   else runs while it does. A slow migration is a busy wait. Requests that
+   *   arrive meanwhile (status, calls, a second apply) wait and are answered
+   *   after it — late, never lost; a second apply is therefore answered after
+   *   the first ends and finds nothing left to do. The suite learns that the
+   *   transaction is running from the apply's own step events instead of
+   *   `status`. What it still asserts: messages wait and are handled once, in
+   *   order; a client killed mid-transaction → the node finishes alone; a node
+   *   killed mid-transaction → a restart boots the permanent release.
+   */
+  transaction?: 'live' | 'holds-node';
+}
+
+/** A control connection to a running node (authenticated when its target is TCP). */
+export function openNode(node: RunningNode): Promise<Connection> {
+  return Connection.open(node.target, node.secret === undefined ? {} : { secret: Buffer.from(node.secret) });
+}
+
+/** `--target` for the CLI, and the environment that carries the secret (RELUP_SECRET) for a TCP target. */
+export function cliTarget(node: RunningNode): { target: string; env: Record<string, string> } {
+  const t = node.target;
+  if (t.kind === 'unix') return { target: t.path, env: {} };
+  return { target: `${t.host}:${t.port}`, env: node.secret === undefined ? {} : { RELUP_SECRET: node.secret } };
 }
 
 /** The versions every runtime's conformance app must provide. */
