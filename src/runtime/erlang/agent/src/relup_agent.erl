@@ -13,10 +13,11 @@
 -module(relup_agent).
 -behaviour(gen_server).
 
--export([start_link/1, start/1, stop/0]).
+-export([start_link/1, start/1, stop/0, enter/1, leave/1]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
 -define(SERVER, ?MODULE).
+-define(HOLD_GRACE_MS, 50).
 
 -record(st, {
     socket_path, listen, state_dir, mode,
@@ -27,7 +28,11 @@
     suspended = #{},
     history_problem = none,  %% set when something could not be recorded (a full disk): said by status
     placeholders = [],       %% this attempt's events (started, the commit record), replaced by its outcome
-    committed = none         %% {Spec, Code, History} before the commit record of the running transaction: its undo
+    committed = none,        %% {Spec, Code, History} before the commit record of the running transaction: its undo
+    %% Outside work held past the point of no return (see enter/1):
+    holding = false,         %% false | {true, Waiter | none}
+    held = [],               %% callers of enter/1 waiting for the transaction to settle, newest first
+    inflight = 0             %% control-socket calls/invokes running now
 }).
 
 start_link(Opts) -> gen_server:start_link({local, ?SERVER}, ?MODULE, Opts, []).
@@ -307,6 +312,18 @@ accept_loop(Agent, L, Spec) ->
 
 handle_call(info, _From, St = #st{spec = #{name := N, version := V}}) ->
     {reply, #{name => N, version => V, runtime => erlang}, St};
+handle_call(enter, From, St = #st{holding = {true, _}}) ->
+    {noreply, St#st{held = [From | St#st.held]}};
+handle_call(enter, _From, St) ->
+    {reply, ok, St#st{inflight = St#st.inflight + 1}};
+handle_call(hold, From, St = #st{txn = {_, _, _}}) ->
+    %% Work already running gets up to HOLD_GRACE_MS to finish, like the Node.js node's 50 ms.
+    case St#st.inflight of
+        0 -> {reply, ok, St#st{holding = {true, none}}};
+        _ ->
+            erlang:send_after(?HOLD_GRACE_MS, self(), hold_grace),
+            {noreply, St#st{holding = {true, From}}}
+    end;
 handle_call(status, _From, St) ->
     {reply, status(St), St};
 handle_call({apply_begin, Script, Opts}, {TxnPid, _}, St = #st{txn = none}) ->
@@ -363,6 +380,16 @@ handle_call(processes, _From, St) ->
     {reply, process_names(St#st.spec), St};
 handle_call(_, _From, St) -> {reply, {error, unknown}, St}.
 
+handle_cast(leave, St = #st{inflight = N}) ->
+    St1 = St#st{inflight = max(0, N - 1)},
+    case St1 of
+        #st{inflight = 0, holding = {true, Waiter}} when Waiter =/= none ->
+            gen_server:reply(Waiter, ok),
+            {noreply, St1#st{holding = {true, none}}};
+        _ -> {noreply, St1}
+    end;
+handle_cast(release_hold, St) ->
+    {noreply, release_hold(St)};
 handle_cast({suspended, Name, Flag}, St) ->
     {noreply, St#st{suspended = (St#st.suspended)#{Name => Flag}}};
 handle_cast(_, St) -> {noreply, St}.
@@ -376,8 +403,30 @@ handle_info({'DOWN', Ref, process, _, Why}, St = #st{txn = {Ref, F, T}}) ->
               <<"status">> => <<"rollback-failed">>,
               <<"message">> => iolist_to_binary(io_lib:format("internal error in the agent's evaluator: ~0p", [Why]))},
     St1 = outcome_event(Event, St0),
-    {noreply, St1#st{txn = none, suspended = #{}, placeholders = [], committed = none}};
+    {noreply, release_hold(St1#st{txn = none, suspended = #{}, placeholders = [], committed = none})};
+handle_info(hold_grace, St = #st{holding = {true, Waiter}}) when Waiter =/= none ->
+    gen_server:reply(Waiter, ok),
+    {noreply, St#st{holding = {true, none}}};
 handle_info(_, St) -> {noreply, St}.
+
+%% The transaction settled (its outcome is sent): held work runs, in arrival order, on what the outcome left.
+release_hold(St = #st{holding = Holding, held = Held}) ->
+    case Holding of
+        {true, Waiter} when Waiter =/= none -> gen_server:reply(Waiter, ok);
+        _ -> ok
+    end,
+    [gen_server:reply(From, ok) || From <- lists:reverse(Held)],
+    St#st{holding = false, held = [], inflight = St#st.inflight + length(Held)}.
+
+%% Outside work through the control socket (`call`, `invoke`) enters here
+%% and leaves when it is answered. From the point of no return until the
+%% transaction settles it waits at this entry, as on a Node.js node: nothing
+%% is handled on code or state that a later failure would restore, so a
+%% rollback never erases an answer already given. (gen_servers the script
+%% suspends hold their own mailboxes; what else the node's own code does —
+%% plain processes, its own sockets — is not held: docs/runtime-erlang.md.)
+enter(Agent) -> gen_server:call(Agent, enter, infinity).
+leave(Agent) -> gen_server:cast(Agent, leave).
 
 terminate(_Reason, #st{listen = L, socket_path = Path}) ->
     catch gen_tcp:close(L),

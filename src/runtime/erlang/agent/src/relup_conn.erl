@@ -74,22 +74,29 @@ request(Agent, S, Id, <<"apply">>, #{<<"script">> := Script, <<"bundle">> := B64
     spawn(fun() -> relup_txn:apply(Agent, S, Id, Script, B64, P) end);
 request(Agent, S, Id, <<"states">>, _) ->
     spawn(fun() -> send(S, result(Id, #{modules => #{}, processes => states(Agent)})) end);
-request(_Agent, S, Id, <<"call">>, #{<<"process">> := Name, <<"message">> := Msg}) when is_binary(Name) ->
+request(Agent, S, Id, <<"call">>, #{<<"process">> := Name, <<"message">> := Msg}) when is_binary(Name) ->
     spawn(fun() ->
+        %% Held past an upgrade's point of no return until it settles (relup_agent:enter/1).
+        relup_agent:enter(Agent),
         try gen_server:call(binary_to_existing_atom(Name, utf8), Msg, 60000) of
             Reply -> send(S, result(Id, Reply))
         catch
             error:badarg -> send(S, error_msg(Id, bad_request, <<"unknown process ", Name/binary>>));
             exit:Why -> send(S, error_msg(Id, call_failed, iolist_to_binary(io_lib:format("~0p", [Why]))))
+        after
+            relup_agent:leave(Agent)
         end
     end);
-request(_Agent, S, Id, <<"invoke">>, #{<<"module">> := M, <<"function">> := F} = P) when is_binary(M), is_binary(F) ->
+request(Agent, S, Id, <<"invoke">>, #{<<"module">> := M, <<"function">> := F} = P) when is_binary(M), is_binary(F) ->
     Args = maps:get(<<"args">>, P, []),
     spawn(fun() ->
+        relup_agent:enter(Agent),
         try erlang:apply(binary_to_existing_atom(M, utf8), binary_to_existing_atom(F, utf8), Args) of
             Reply -> send(S, result(Id, Reply))
         catch
             Class:Why -> send(S, error_msg(Id, call_failed, iolist_to_binary(io_lib:format("~p:~0p", [Class, Why]))))
+        after
+            relup_agent:leave(Agent)
         end
     end);
 request(_Agent, S, Id, Op, _) when Op =:= <<"apply">>; Op =:= <<"make_permanent">>; Op =:= <<"call">>; Op =:= <<"invoke">> ->

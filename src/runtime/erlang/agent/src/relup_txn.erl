@@ -44,6 +44,7 @@
     suspended_at = #{}, resumed_at = #{}, migrated = #{},
     stopped = [], brutal = [], notes = [], lingering = [],
     verified = false, version_checked = false,
+    hold_at = none,        %% when outside work started to be held (the point of no return)
     version,
     journal = [],          %% newest first
     undo = []              %% [{Ref, [{What, Fun | none}]}] newest first
@@ -85,7 +86,9 @@ apply(Agent, Sock, Id, Script, B64, Params) ->
             Outcome = Outcome0#{dry_run => DryRun, permanent => Permanent},
             {Perm, Prev} = gen_server:call(Agent, {apply_end, Outcome}, infinity),
             Final = maps:without([dry_run], Outcome#{permanent => Perm, previous => Prev}),
-            relup_conn:send(Sock, #{type => result, id => Id, result => Final})
+            relup_conn:send(Sock, #{type => result, id => Id, result => Final}),
+            %% Held outside work runs once the outcome is out (relup_agent:enter/1).
+            gen_server:cast(Agent, release_hold)
     end.
 
 run(T, B64) ->
@@ -345,7 +348,14 @@ check(<<"check_process">>, #{<<"process">> := P}, T) ->
     end;
 check(<<"point_of_no_return">>, _, T) ->
     check_rest(T),
-    T.
+    case T#t.dry_run of
+        true -> T;
+        false ->
+            %% From here until the transaction settles, outside work through the
+            %% control socket waits at the agent's entry (relup_agent:enter/1).
+            ok = gen_server:call(T#t.agent, hold, infinity),
+            T#t{hold_at = now_ms()}
+    end.
 
 %% Walk the steps after the point of no return against what runs and what
 %% was staged, so a missing module, function or process — or a process a
@@ -744,7 +754,11 @@ outcome(Base, Status, Failure, Settled, T) ->
     Version = case Status of <<"committed">> -> T#t.version; _ -> maps:get(version, T#t.spec) end,
     Journal = lists:reverse(T#t.journal),
     Duration = now_ms() - T#t.started,
-    O0 = Base#{status => Status, ok => Status =:= <<"committed">> orelse Status =:= <<"dry-run">>,
+    HoldMs = case {T#t.hold_at, ResumedAt} of
+        {HoldAt, SettledAt} when is_number(HoldAt), is_number(SettledAt) -> SettledAt - HoldAt;
+        _ -> null
+    end,
+    O0 = Base#{status => Status, holdMs => HoldMs, ok => Status =:= <<"committed">> orelse Status =:= <<"dry-run">>,
                version => Version, journal => Journal, groups => Groups, durationMs => Duration,
                message => describe(Status, Failure, Rollback, T, Version, Duration)},
     O1 = case Failure of none -> O0; _ -> O0#{failure => Failure} end,
