@@ -49,9 +49,11 @@ export function renderStatus(s: HostStatus): string {
   lines.push('', 'processes:');
   if (s.processes.length === 0) lines.push('  (none)');
   for (const p of s.processes) lines.push(`  ${p.name.padEnd(16)} module ${p.module.padEnd(12)} mailbox ${String(p.mailbox).padStart(4)}  ${p.suspended ? 'SUSPENDED' : p.handling ? 'handling' : 'idle'}`);
-  if (s.servers.length > 0) {
+  // A node may omit servers and timers (the status schema allows it; an Erlang node's belong to its own processes): print what it reports.
+  const servers = (s as Partial<Pick<HostStatus, 'servers'>>).servers ?? [];
+  if (servers.length > 0) {
     lines.push('', 'servers:');
-    for (const srv of s.servers) {
+    for (const srv of servers) {
       const { module, handler, address, port, connections, ...rest } = srv as unknown as Record<string, unknown>;
       delete rest['family'];
       const more = Object.keys(rest).length === 0 ? '' : `  ${JSON.stringify(rest)}`;
@@ -59,9 +61,10 @@ export function renderStatus(s: HostStatus): string {
     }
   }
   // Everything --json lists, the text lists too.
-  lines.push('', 'timers:');
-  if (s.timers.length === 0) lines.push('  (none)');
-  for (const t of s.timers) lines.push(`  #${String(t.id).padEnd(4)} ${t.kind === 'interval' ? 'every' : 'after'} ${`${t.ms} ms`.padEnd(10)} → ${t.module}.${t.fn}  fired ${t.fired}`);
+  const timers = (s as Partial<Pick<HostStatus, 'timers'>>).timers;
+  if (timers !== undefined) lines.push('', 'timers:');
+  if (timers?.length === 0) lines.push('  (none)');
+  for (const t of timers ?? []) lines.push(`  #${String(t.id).padEnd(4)} ${t.kind === 'interval' ? 'every' : 'after'} ${`${t.ms} ms`.padEnd(10)} → ${t.module}.${t.fn}  fired ${t.fired}`);
   lines.push('', s.history.length > 10 ? `history (the last 10 of ${s.history.length}; all with --json):` : 'history (latest last):');
   for (const e of s.history.slice(-10)) {
     lines.push(`  ${e.at}  ${e.op.padEnd(14)} ${e.from === undefined ? '' : `${e.from} → `}${e.to}  ${e.status}${e.failedStep === undefined ? '' : `  at step ${e.failedStep}`}`);

@@ -569,7 +569,8 @@ status(#st{spec = Spec, history = H, txn = Txn, suspended = Susp, state_dir = Di
                   || {M, Info} <- lists:sort(maps:to_list(Mods))],
       processes => [process_status(N, M, Susp) || {N, M} <- lists:sort(process_names(Spec))],
       upgrading => Txn =/= none,
-      servers => [], timers => [],
+      %% No servers or timers: an Erlang node's sockets and timers belong to its own processes, which relup does not
+      %% own; the protocol lets a node omit them rather than claim none (src/protocol/status-result.ts).
       permanent => maps:get(<<"permanent">>, H), previous => relup_history:previous(H#{<<"current">> => V}),
       installed => relup_history:installed(H),
       history => lists:nthtail(max(0, length(maps:get(<<"events">>, H)) - 50), maps:get(<<"events">>, H)),
