@@ -1,15 +1,19 @@
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa, type ResultPromise } from 'execa';
 import { NodeError } from '../errors/errors.js';
 import { Connection } from './connection.js';
+import type { Target } from './target.js';
 
 /** The CLI entry next to this module in dist/. */
 const CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url));
 
 export interface ScratchNode {
+  /** The control socket path (Unix), or host:port when the node listens on TCP. */
   socket: string;
   dir: string;
   connect(): Promise<Connection>;
@@ -28,12 +32,38 @@ export interface ScratchOptions {
   /** Module and process states to boot with instead of the initial ones. */
   states?: { modules: Record<string, unknown>; processes: Record<string, unknown> };
   timeoutMs?: number;
+  /**
+   * Control over TCP loopback with a fresh random secret instead of a Unix
+   * socket: for runtimes whose nodes have no Unix-socket listener (Lua/Silly).
+   */
+  tcp?: boolean;
+}
+
+async function freeLoopbackPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  await new Promise((r) => server.close(r));
+  return typeof address === 'object' && address !== null ? address.port : 0;
 }
 
 export async function startScratchNode(release: string, settings: Record<string, unknown> = {}, options: ScratchOptions = {}): Promise<ScratchNode> {
   const timeoutMs = options.timeoutMs ?? 15_000;
   const dir = await mkdtemp(join(tmpdir(), 'relup-live-'));
-  const socket = join(dir, 'node.sock');
+  let socket = join(dir, 'node.sock');
+  let control = ['--socket', socket];
+  let target: Target = { kind: 'unix', path: socket };
+  let connectOptions: { secret?: Uint8Array } = {};
+  if (options.tcp === true) {
+    const secret = randomBytes(32).toString('base64');
+    const secretFile = join(dir, 'secret');
+    await writeFile(secretFile, secret, { mode: 0o600 });
+    const port = await freeLoopbackPort();
+    socket = `127.0.0.1:${port}`;
+    control = ['--listen', socket, '--secret-file', secretFile];
+    target = { kind: 'tcp', host: '127.0.0.1', port };
+    connectOptions = { secret: Buffer.from(secret) };
+  }
   const sets = Object.entries(settings).flatMap(([k, v]) => ['--set', `${k}=${JSON.stringify(v)}`]);
   const extra = options.pauseTimers === true ? ['--pause-timers'] : [];
   if (options.states !== undefined) {
@@ -41,7 +71,7 @@ export async function startScratchNode(release: string, settings: Record<string,
     await writeFile(file, JSON.stringify({ states: options.states }), { mode: 0o600 });
     extra.push('--states', file);
   }
-  const child: ResultPromise = execa(process.execPath, [CLI, 'node', 'start', '--release', release, '--socket', socket, '--state-dir', join(dir, 'state'), '--port', '0', ...extra, ...sets], {
+  const child: ResultPromise = execa(process.execPath, [CLI, 'node', 'start', '--release', release, ...control, '--state-dir', join(dir, 'state'), '--port', '0', ...extra, ...sets], {
     reject: false,
     stdin: 'ignore',
     all: true,
@@ -58,7 +88,7 @@ export async function startScratchNode(release: string, settings: Record<string,
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {
-      const c = await Connection.open({ kind: 'unix', path: socket }, { timeoutMs: 1000 });
+      const c = await Connection.open(target, { timeoutMs: 1000, ...connectOptions });
       c.close();
       break;
     } catch {
@@ -69,5 +99,5 @@ export async function startScratchNode(release: string, settings: Record<string,
       await new Promise((r) => setTimeout(r, 50));
     }
   }
-  return { socket, dir, connect: () => Connection.open({ kind: 'unix', path: socket }), stop, output: () => output };
+  return { socket, dir, connect: () => Connection.open(target, connectOptions), stop, output: () => output };
 }
