@@ -59,7 +59,11 @@ package.path = lib .. "/?.lua;" .. package.path
 local json = require "silly.encoding.json"
 local agent = require "relup.agent"
 local opts = json.decode(os.getenv("RELUP_LUA_BOOT"))
-local node, err = agent.start(opts)
+-- An error raised inside (a bug, not a refusal) must stop the process too, not leave it idle.
+local ok, node, err = pcall(agent.start, opts)
+if not ok then
+	node, err = nil, node
+end
 if not node then
 	io.stderr:write("relup agent: " .. tostring(err) .. "\\n")
 	io.stderr:flush()
