@@ -168,13 +168,14 @@ for (const runtime of RUNTIMES) {
       await runCli(['release', 'pack', 'releases/1.3.0', '--out-dir', 'out'], t.dir);
       const bundle = (await readFile(join(t.dir, 'out', 'conf-1.3.0.tar.gz'))).toString('base64');
       const script = JSON.parse(plan.stdout);
+      // Opened first: a node whose transaction holds it could not even answer the handshake during it.
+      const other = await openNode(t.node);
       let migrating = false;
       const applying = t.c.request('apply', { script, bundle }, (e) => {
         if (e['op'] === 'migrate' && e['status'] === 'start') migrating = true;
       });
       let applied = false;
       void applying.then(() => (applied = true));
-      const other = await openNode(t.node);
       let late: Promise<unknown[]> | undefined;
       if (runtime.transaction === 'holds-node') {
         // Nothing else runs during the transaction (harness.ts): its own events say the slow migration runs.
