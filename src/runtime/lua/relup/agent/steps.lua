@@ -12,8 +12,11 @@
 -- - Old code is restored by putting the old functions back into the live
 --   module table and the locals that held functions (relup.join's undo): the
 --   old functions were never dropped, their upvalues never changed.
--- - Nothing needs resuming: no other Lua code runs between the point of no
---   return and the end of the transaction (see transaction.lua).
+-- - Nothing needs resuming inside the transaction: no other Lua code runs
+--   between the point of no return and its end (see transaction.lua); the
+--   processes the host held before it take calls again once it has settled.
+-- - A process's state is copied before its migration and the copy put back
+--   on rollback: the agent owns that table, nothing else refers to it.
 -- - An `apply` has effects outside the node's books; its undo is nothing.
 
 local type = type
