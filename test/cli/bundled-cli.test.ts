@@ -6,7 +6,7 @@ import { CLI, REPO } from '../helpers/repo-paths.js';
 /**
  * The shipped CLI (package.json bin) is the esbuild bundle of dist/cli/main.js
  * behind a launcher that answers `relup --help` from text yargs printed at build
- * time (scripts/build-cli.mjs). It must say exactly what the unbundled CLI says.
+ * time (src/cli/build-cli-bundle.mjs). It must say exactly what the unbundled CLI says.
  */
 const UNBUNDLED = join(REPO, 'dist', 'cli', 'main.js');
 const run = (cli: string, args: string[], env: Record<string, string> = {}) =>

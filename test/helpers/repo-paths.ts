@@ -5,5 +5,5 @@ import { join } from 'node:path';
 export const REPO = fileURLToPath(new URL('../..', import.meta.url));
 export const DEMO_RELEASES = join(REPO, 'releases');
 export const DEMO_APPUPS = join(REPO, 'appups');
-/** The CLI as shipped (package.json bin): the esbuild bundle `npm run build` makes (scripts/build-cli.mjs). */
+/** The CLI as shipped (package.json bin): the esbuild bundle `npm run build` makes (src/cli/build-cli-bundle.mjs). */
 export const CLI = join(REPO, 'dist', 'cli', 'bundle', 'relup.js');
