@@ -57,10 +57,10 @@ describe('RELUP_FAULTS', () => {
       expect(crashed).toMatchObject({ status: 'rolled-back', failure: { code: 'injected', step: { index: switchConfig } } });
       const lines: string[] = [];
       const t0 = performance.now();
-      const paused = await node.applyScript(UP, DEMO.v123, { intercept: injectFaults(new Map([[11, 'pause=50']]), { log: (l) => lines.push(l) }) });
+      const paused = await node.applyScript(UP, DEMO.v123, { intercept: injectFaults(new Map([[15, 'pause=50']]), { log: (l) => lines.push(l) }) });
       expect(paused.status).toBe('committed');
       expect(performance.now() - t0).toBeGreaterThanOrEqual(45);
-      expect(lines).toEqual(['RELUP_FAULTS: step 11 (suspend game) paused', 'RELUP_FAULTS: step 11 continues']);
+      expect(lines).toEqual(['RELUP_FAULTS: step 15 (suspend game) paused', 'RELUP_FAULTS: step 15 continues']);
     } finally {
       await node.stop();
     }

@@ -105,7 +105,7 @@ describe('K1 (fixed): a rollback never erases acknowledged work', () => {
       let settledAt = Number.POSITIVE_INFINITY;
       const onSettle = windowAt(-1, async () => undefined, () => (settledAt = performance.now()));
       const applying = node.applyScript(scriptOf(pair, 'up'), pair.v123, { intercept: onSettle });
-      // game is suspended at step 11; its migration (step 13) is running for the next 300 ms.
+      // game is suspended at step 15; its migration (step 17) is running for the next 300 ms.
       while (node.status().processes.find((p) => p.name === 'game')?.suspended !== true) await sleep(1);
       await sleep(50);
       const base = entries();
@@ -118,7 +118,7 @@ describe('K1 (fixed): a rollback never erases acknowledged work', () => {
       expect(node.status().upgrading).toBe(true);
 
       const outcome = await applying;
-      expect(outcome).toMatchObject({ status: 'rolled-back', version: '1.2.2', failure: { code: 'module-error', step: { index: 13 } }, rollback: { complete: true } });
+      expect(outcome).toMatchObject({ status: 'rolled-back', version: '1.2.2', failure: { code: 'module-error', step: { index: 17 } }, rollback: { complete: true } });
       expect(outcome.holdMs).toBeGreaterThanOrEqual(250);
       const answers = await sent.all;
       // Answered once the transaction settled (after its rollback), each once, on the old code (1.2.2 players have no level).
@@ -214,18 +214,18 @@ describe('K2 (fixed): a process that dies during its migration is brought back b
     }
   });
 
-  test('a real node: RELUP_FAULTS=13:crash, relup apply says rolled back, and game serves', { timeout: 30_000 }, async () => {
+  test('a real node: RELUP_FAULTS=17:crash, relup apply says rolled back, and game serves', { timeout: 30_000 }, async () => {
     const project = await scratchProject();
     projects.push(project);
     const dir = await mkdtemp(join(tmpdir(), 'relup-fault-k2-'));
     projects.push(dir);
-    const node = await RealNode.start(dir, { stateDir: join(dir, 'state'), release: join(project, 'releases', '1.2.2'), faults: '13:crash' });
+    const node = await RealNode.start(dir, { stateDir: join(dir, 'state'), release: join(project, 'releases', '1.2.2'), faults: '17:crash' });
     try {
       await warmUp(node.view());
       const apply = await execa('node', [CLI, 'apply', '--target', node.socket, '--to', '1.2.3'], { cwd: project, reject: false, stdin: 'ignore', env: { NO_COLOR: '1' } });
       const said = `${apply.stdout}\n${apply.stderr}`;
       expect(apply.exitCode, said).not.toBe(0);
-      expect(said).toMatch(/step 14 \(migrate game\.addLevels\) failed: process game died/);
+      expect(said).toMatch(/step 18 \(migrate game\.addLevels\) failed: process game died/);
       expect(said).toMatch(/rolled back to 1\.2\.2/);
       expect(await http(node.port, 'GET', '/players/p1')).toEqual({ status: 200, text: '{"name":"Ann","score":70}' });
       const status = JSON.parse((await execa('node', [CLI, 'status', '--target', node.socket, '--json'], { cwd: project, stdin: 'ignore' })).stdout) as { version: string; processes: { name: string; suspended: boolean }[] };

@@ -89,13 +89,15 @@ export function patchedPair(name: string, edits: { '1.2.2'?: Edits; '1.2.3'?: Ed
 }
 
 /** The file of each demo module, and where its migrations start. */
-const FILE: Record<string, string> = { config: 'config.js', game: 'game.js', route: 'route.js', http_api: 'http_api.js' };
+const FILE: Record<string, string> = { chat: 'chat.js', config: 'config.js', game: 'game.js', route: 'route.js', http_api: 'http_api.js' };
 const MIGRATION_HEAD: Record<string, RegExp> = {
   addNewSettings: /exports\.addNewSettings = \(state\) => \{/,
   removeNewSettings: /exports\.removeNewSettings = \(state\) => \{/,
   addLevels: /exports\.addLevels = \(state, info\) => \{/,
   dropLevels: /exports\.dropLevels = \(state\) => \{/,
   dropErrorCount: /exports\.dropErrorCount = \(state\) => \{/,
+  addJoinedAt: /exports\.addJoinedAt = \(state\) => \{/,
+  dropJoinedAt: /exports\.dropJoinedAt = \(state\) => \{/,
 };
 
 /** `module.js` of the release the script installs fails to compile. */
@@ -107,7 +109,7 @@ export function syntaxErrorPair(direction: Direction, module: string): Pair {
 /** The migration `fn` (in 1.2.3, which holds both directions' migrations) mutates the state in place, then throws. */
 export function throwingMigrationPair(module: string, fn: string): Pair {
   const head = MIGRATION_HEAD[fn]!;
-  const poison = module === 'game' ? 'for (const p of Object.values(state.players ?? {})) p.score = -1;' : module === 'config' ? 'state.settings.timeout = -1;' : 'state.accessCount = -1;';
+  const poison = module === 'game' ? 'for (const p of Object.values(state.players ?? {})) p.score = -1;' : module === 'config' ? 'state.settings.timeout = -1;' : module === 'chat' ? 'state.said = -1;' : 'state.accessCount = -1;';
   return patchedPair(`throwing-${fn}`, {
     '1.2.3': { [FILE[module]!]: (t) => t.replace(head, (m) => `${m}\n  ${poison}\n  throw new Error('${fn} exploded');`) },
   });

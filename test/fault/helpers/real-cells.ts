@@ -70,11 +70,12 @@ function freshStatesOf(image: ReleaseImage): Promise<string> {
 }
 
 // Each pause waits for the test's SIGUSR2 (at most a minute, so a slow machine cannot make a kill land late).
-const ALL_PAUSES = Array.from({ length: 22 }, (_, i) => `${i}:pause=60000`).join(',');
+// One pause per step of the longest demo script (the down plan: 27 steps).
+const ALL_PAUSES = Array.from({ length: 27 }, (_, i) => `${i}:pause=60000`).join(',');
 
 /**
  * Client-kill cells on one real node that pauses at every step of every
- * upgrade (RELUP_FAULTS=0:pause,…,21:pause): for each cell a real
+ * upgrade (RELUP_FAULTS=0:pause,…,26:pause): for each cell a real
  * `relup apply` runs; at every step the node must answer `status`; at the
  * cell's step the client is SIGKILLed, the traffic is sent, a second apply
  * must get `busy`; then the node is let go and must finish on its own. Past
