@@ -87,6 +87,29 @@ describe.runIf(ok)('Erlang nodes: a durable commit', { timeout: 120_000 }, () =>
     c2.close();
   });
 
+  it('past the commit, an outcome record that cannot be written loses figures, never which release runs: status says so', async () => {
+    const dir = await confProject();
+    const { node, socket, c } = await boot(dir, { RELUP_FAULTS: 'write:history-outcome:enospc' });
+    const r = await runCli(['apply', '--target', socket, '--to', '1.1.0', '--json'], dir);
+    expect(r.exitCode, r.stdout + r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ status: 'committed', version: '1.1.0', permanent: '1.1.0', previous: ['1.0.0'] });
+    const status = (await c.request('status', {})) as Status;
+    expect(status).toMatchObject({ version: '1.1.0', permanent: '1.1.0' });
+    expect(status.historyProblem).toContain('outcome');
+    // The commit record itself is on disk: the history names 1.1.0, and a restart boots it.
+    const history = JSON.parse(await readFile(join(dir, 'state', 'history.json'), 'utf8'));
+    expect(history).toMatchObject({ current: '1.1.0', permanent: '1.1.0' });
+    expect(history.events.at(-1)).toMatchObject({ op: 'apply', status: 'committed' });
+    c.close();
+    node.child.kill('SIGTERM');
+    await node.child;
+    const again = await startErlangNode({ socket, stateDir: join(dir, 'state') });
+    nodes.push(again);
+    const c2 = await Connection.open({ kind: 'unix', path: socket });
+    expect(await c2.request('status', {})).toMatchObject({ version: '1.1.0', permanent: '1.1.0' });
+    c2.close();
+  });
+
   it('a started record that cannot be written refuses the upgrade before anything changes', async () => {
     const dir = await confProject();
     const { socket, c } = await boot(dir, { RELUP_FAULTS: 'write:history-started:eio' });
