@@ -5,7 +5,7 @@
  * goes back; every installed bundle is verified at boot against the release
  * hash the history recorded (bundle-tampered).
  */
-import { cp, readFile, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { erlangAvailable, startErlangNode, type ErlangNode } from '../../../src/runtime/erlang/erlang-driver.js';
@@ -65,6 +65,42 @@ describe.runIf(ok)('Erlang nodes: current, permanent, previous', { timeout: 120_
     expect(Object.keys(history.installed).sort()).toEqual(['1.0.0', '1.1.0']);
     for (const hash of Object.values(history.installed)) expect(hash).toMatch(/^[0-9a-f]{64}$/);
     expect(status.hash).toBe(history.installed['1.0.0']);
+  });
+
+  it('a second node on a state directory in use is refused (state-dir-locked); a lock left by a SIGKILLed node is taken over', async () => {
+    const dir = await confProject();
+    const { node, socket } = await boot(dir);
+    // Before the lock, the second node booted on the same history (and took the first one's boot records over).
+    const second = await startErlangNode({ release: join(dir, 'releases', '1.0.0'), socket: join(dir, 'other.sock'), stateDir: join(dir, 'state') }).then(
+      (n) => void nodes.push(n),
+      (e: Error) => e,
+    );
+    expect(second?.message).toContain('state-dir-locked');
+    expect(second?.message).toContain(`pid ${node.pid}`);
+    const lock = JSON.parse(await readFile(join(dir, 'state', 'node.lock'), 'utf8'));
+    expect(lock).toMatchObject({ pid: node.pid });
+    const status = await runCli(['status', '--target', socket, '--json'], dir);
+    expect(JSON.parse(status.stdout).history.map((e: { op: string }) => e.op)).toEqual(['boot']);
+
+    node.child.kill('SIGKILL');
+    await node.child;
+    const again = await startErlangNode({ socket, stateDir: join(dir, 'state') });
+    nodes.push(again);
+    expect(JSON.parse(await readFile(join(dir, 'state', 'node.lock'), 'utf8'))).toMatchObject({ pid: again.pid });
+  });
+
+  it('nodes that boot at the same time compile in temporary directories of their own', async () => {
+    // Every fresh BEAM draws the same erlang:unique_integer sequence: directories named by it alone collided
+    // between nodes booting in parallel (eexist at boot). Here the directories such a node would pick already exist.
+    const dir = await confProject();
+    const tmp = join(dir, 'tmp');
+    await mkdir(tmp);
+    await Promise.all(Array.from({ length: 200 }, (_, i) => mkdir(join(tmp, `relup-compile-${i + 1}`))));
+    const socket = join(dir, 'node.sock');
+    const node = await startErlangNode({ release: join(dir, 'releases', '1.0.0'), socket, stateDir: join(dir, 'state'), env: { TMPDIR: tmp } });
+    nodes.push(node);
+    const status = await runCli(['status', '--target', socket, '--json'], dir);
+    expect(JSON.parse(status.stdout)).toMatchObject({ version: '1.0.0' });
   });
 
   it('refuses to boot when an installed bundle was replaced (bundle-tampered), even one with a valid manifest of its own', async () => {

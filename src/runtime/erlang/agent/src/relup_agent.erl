@@ -21,6 +21,7 @@
 
 -record(st, {
     socket_path, listen, state_dir, mode,
+    lock = none,   %% the content of <state>/node.lock we wrote (relup_lock)
     spec,          %% #{name, version, hash, modules => #{Mod => #{file, hash}}, processes => [#{name, module, args}], start, config}
     code,          %% #{Mod => Binary}: the object code the node runs, kept for an in-place rollback
     history,
@@ -44,6 +45,17 @@ init(Opts) ->
     StateDir = to_list(maps:get(state_dir, Opts)),
     ok = filelib:ensure_path(StateDir),
     ok = file:change_mode(StateDir, 8#700),
+    %% Before anything in the directory is read or written: two nodes on one history would overwrite each other.
+    case relup_lock:take(StateDir) of
+        {error, Why} -> {stop, Why};
+        {ok, Lock} ->
+            case init_locked(Opts, StateDir) of
+                {ok, St} -> {ok, St#st{lock = Lock}};
+                Stop -> relup_lock:release(StateDir, Lock), Stop
+            end
+    end.
+
+init_locked(Opts, StateDir) ->
     ok = filelib:ensure_path(filename:join(StateDir, "releases")),
     relup_history:remove_temp_files(StateDir),
     Mode = maps:get(mode, Opts, embedded),
@@ -428,9 +440,11 @@ release_hold(St = #st{holding = Holding, held = Held}) ->
 enter(Agent) -> gen_server:call(Agent, enter, infinity).
 leave(Agent) -> gen_server:cast(Agent, leave).
 
-terminate(_Reason, #st{listen = L, socket_path = Path}) ->
+terminate(_Reason, #st{listen = L, socket_path = Path, state_dir = Dir, lock = Lock}) ->
     catch gen_tcp:close(L),
     _ = file:delete(Path),
+    %% A node stopped without terminate (SIGKILL, init:stop) leaves a stale lock: the next start takes it over.
+    Lock =:= none orelse relup_lock:release(Dir, Lock),
     ok.
 
 %% The durable half of the commit step (as the Node.js host's recordCommit):

@@ -123,7 +123,8 @@ check_beam(Name, Path, Bin) ->
 
 %% compile needs a file: write the source to a private temporary directory.
 compile_source(Name, Path, Source) ->
-    Dir = filename:join(tmp_root(), "relup-compile-" ++ integer_to_list(erlang:unique_integer([positive]))),
+    %% unique_integer is unique in this BEAM only: the OS pid keeps nodes compiling at the same time apart.
+    Dir = filename:join(tmp_root(), "relup-compile-" ++ os:getpid() ++ "-" ++ integer_to_list(erlang:unique_integer([positive]))),
     ok = file:make_dir(Dir),
     File = filename:join(Dir, filename:basename(binary_to_list(Path))),
     try
