@@ -1,4 +1,4 @@
-import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -109,6 +109,9 @@ describe('exit codes', { timeout: 120_000 }, () => {
     expect(await code(dir, 'node', 'start', '--socket', join(dir, 'x.sock'), '--set', 'novalue')).toBe(2);
     expect(await code(dir, 'node', 'start', '--socket', join(dir, 'x.sock'), '--secret-file', 'secret')).toBe(2);
     expect(await code(dir, 'node')).toBe(2);
+    // A fresh state directory needs --release: bad input, not a failed node.
+    await mkdir(join(dir, 'run'), { recursive: true, mode: 0o700 });
+    expect(await code(dir, 'node', 'start', '--socket', join(dir, 'run', 'x.sock'), '--state-dir', join(dir, 'fresh-state'))).toBe(2);
   });
 
   it('checkFlags refuses --fixture without --live', () => {

@@ -78,6 +78,8 @@ export async function run(raw: Record<string, unknown>, io: CommandIo, signals: 
     ...(args.pauseTimers === true ? { timers: 'paused' as const } : {}),
     ...(args.states === undefined ? {} : { states: await readStatesFile(resolveIn(io.cwd, args.states)) }),
   }).catch((e: unknown) => {
+    // A fresh state directory and no --release is a usage mistake (exit 2), not a failed node (exit 1).
+    if (e instanceof NodeError && e.code === 'invalid-release' && args.release === undefined) throw new UserError(e.message, e.hint);
     throw withCode(e);
   });
   const limits = args.idleTimeout === undefined ? {} : { idleTimeoutMs: args.idleTimeout };
