@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { RuntimeError, messageOf } from './runtime-error.js';
+import { TrackedListens } from './tracked-listens.js';
 import { acceptWebSocket, type ConnectionTable, type WebSocketOptions } from './websocket-server.js';
 
 /** The request a module's handler receives. */
@@ -79,9 +80,9 @@ interface Entry {
  */
 export class HttpServers {
   private entries = new Set<Entry>();
-  private pending = new Set<Promise<unknown>>();
+  private readonly listens = new TrackedListens();
   /** Why listens failed, in order. */
-  readonly failures: string[] = [];
+  readonly failures: string[] = this.listens.failures;
 
   private nextSocketId = 1;
 
@@ -121,29 +122,15 @@ export class HttpServers {
       acceptWebSocket({ id: `ws-${this.nextSocketId++}`, module, options: websocket, req, socket, head, dispatch: this.events, report: this.report, connections: this.connections });
     });
     this.entries.add(entry);
-    const listening = new Promise<AddressInfo>((resolve, reject) => {
-      const onError = (e: Error): void => {
-        this.entries.delete(entry);
-        const error = new RuntimeError('invalid-state', `relup.listen from ${module} on port ${options.port}: ${e.message}`);
-        this.failures.push(error.message);
-        reject(error);
-      };
-      server.once('error', onError);
-      server.listen({ port: options.port, host: options.host }, () => {
-        server.off('error', onError);
-        entry.address = server.address() as AddressInfo;
-        resolve(entry.address);
-      });
+    return this.listens.bind(server, options, `relup.listen from ${module}`, {
+      bound: (address) => (entry.address = address),
+      failed: () => this.entries.delete(entry),
     });
-    const tracked = listening.catch(() => undefined);
-    this.pending.add(tracked);
-    void tracked.finally(() => this.pending.delete(tracked));
-    return listening;
   }
 
   /** Resolves once every listen started so far has bound or failed. */
-  async settled(): Promise<void> {
-    while (this.pending.size > 0) await Promise.all([...this.pending]);
+  settled(): Promise<void> {
+    return this.listens.settled();
   }
 
   list(): ServerInfo[] {

@@ -1,5 +1,6 @@
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { RuntimeError, messageOf } from './runtime-error.js';
+import { TrackedListens } from './tracked-listens.js';
 import type { EventDispatch, ServerInfo, ServerLog } from './http-servers.js';
 import type { ConnectionTable } from './websocket-server.js';
 
@@ -46,9 +47,10 @@ interface Entry {
  */
 export class TcpServers {
   private entries = new Set<Entry>();
-  private pending = new Set<Promise<unknown>>();
+  private readonly listens = new TrackedListens();
   private nextId = 1;
-  readonly failures: string[] = [];
+  /** Why listens failed, in order. */
+  readonly failures: string[] = this.listens.failures;
 
   constructor(
     private readonly dispatch: EventDispatch,
@@ -67,28 +69,15 @@ export class TcpServers {
     const entry: Entry = { server, module, options: { ...options }, sockets: new Set(), address: undefined };
     server.on('connection', (socket) => this.accept(entry, socket));
     this.entries.add(entry);
-    const listening = new Promise<AddressInfo>((resolve, reject) => {
-      const onError = (e: Error): void => {
-        this.entries.delete(entry);
-        const error = new RuntimeError('invalid-state', `relup.listenTcp from ${module} on port ${options.port}: ${e.message}`);
-        this.failures.push(error.message);
-        reject(error);
-      };
-      server.once('error', onError);
-      server.listen({ port: options.port, host: options.host }, () => {
-        server.off('error', onError);
-        entry.address = server.address() as AddressInfo;
-        resolve(entry.address);
-      });
+    return this.listens.bind(server, options, `relup.listenTcp from ${module}`, {
+      bound: (address) => (entry.address = address),
+      failed: () => this.entries.delete(entry),
     });
-    const tracked = listening.catch(() => undefined);
-    this.pending.add(tracked);
-    void tracked.finally(() => this.pending.delete(tracked));
-    return listening;
   }
 
-  async settled(): Promise<void> {
-    while (this.pending.size > 0) await Promise.all([...this.pending]);
+  /** Resolves once every listen started so far has bound or failed. */
+  settled(): Promise<void> {
+    return this.listens.settled();
   }
 
   list(): ServerInfo[] {
