@@ -68,7 +68,8 @@ describe.runIf(ok)('Erlang nodes: outside work is held past the point of no retu
     other.close();
   });
 
-  it('held calls run after a commit, on the new release, in arrival order', async () => {
+  // Each control request runs in its own Erlang process, so concurrent requests may be answered in either order (docs/runtime-erlang.md).
+  it('held calls are answered once each after a commit, on the new release', async () => {
     const dir = await confProject();
     const plan = JSON.parse((await runCli(['plan', '1.0.0', '1.1.0', '--json'], dir)).stdout) as { steps: { op: string }[] };
     expect((await runCli(['release', 'pack', 'releases/1.1.0', '--out-dir', 'out'], dir)).exitCode).toBe(0);
@@ -89,7 +90,7 @@ describe.runIf(ok)('Erlang nodes: outside work is held past the point of no retu
     })) as Outcome;
     expect(outcome).toMatchObject({ status: 'committed', version: '1.1.0' });
     await Promise.all(sent);
-    expect(replies).toEqual([0, 1, 2].map((i) => [i, ['reply', '1.1.0', {}]]));
+    expect([...replies].sort((a, b) => (a as [number])[0] - (b as [number])[0])).toEqual([0, 1, 2].map((i) => [i, ['reply', '1.1.0', {}]]));
     c.close();
     other.close();
   });

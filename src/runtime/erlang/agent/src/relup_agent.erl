@@ -201,20 +201,7 @@ bundle_path(StateDir, Name, Version) ->
 install(StateDir, Name, Version, Bytes) ->
     Final = bundle_path(StateDir, Name, Version),
     Tmp = Final ++ ".tmp-" ++ integer_to_list(erlang:unique_integer([positive])),
-    try
-        {ok, Fd} = file:open(Tmp, [write, raw, binary]),
-        try
-            ok = file:write(Fd, Bytes),
-            ok = file:sync(Fd)
-        after
-            file:close(Fd)
-        end,
-        ok = file:change_mode(Tmp, 8#600),
-        ok = file:rename(Tmp, Final)
-    catch error:{badmatch, {error, Why}} ->
-        _ = file:delete(Tmp),
-        {error, Why}
-    end.
+    relup_history:write_durably(Tmp, Final, Bytes).
 
 manifest_id(Files) ->
     {ok, M} = relup_json:decode(maps:get(<<"manifest.json">>, Files)),
@@ -421,7 +408,8 @@ handle_info(hold_grace, St = #st{holding = {true, Waiter}}) when Waiter =/= none
     {noreply, St#st{holding = {true, none}}};
 handle_info(_, St) -> {noreply, St}.
 
-%% The transaction settled (its outcome is sent): held work runs, in arrival order, on what the outcome left.
+%% The transaction settled (its outcome is sent): held work is let go in the order it
+%% reached the agent and runs, each request in its own process, on what the outcome left.
 release_hold(St = #st{holding = Holding, held = Held}) ->
     case Holding of
         {true, Waiter} when Waiter =/= none -> gen_server:reply(Waiter, ok);

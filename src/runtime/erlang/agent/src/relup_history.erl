@@ -12,7 +12,7 @@
 %% to a newer release, so rolling back twice walks further back, never forth.
 -module(relup_history).
 -export([read/1, write/2, record/3, new/3, mark_interrupted/1, without_started/1, remove_temp_files/1, now_iso/0,
-         previous/1, installed/1, compare_versions/2, max_installed/0]).
+         previous/1, installed/1, compare_versions/2, max_installed/0, write_durably/3]).
 
 -define(HISTORY_FILE, "history.json").
 -define(MAX_EVENTS, 500).
@@ -48,7 +48,12 @@ write(StateDir, History) ->
                         History#{<<"events">> => lists:nthtail(max(0, length(Events) - ?MAX_EVENTS), Events)}),
     Final = filename:join(StateDir, ?HISTORY_FILE),
     Tmp = filename:join(StateDir, "." ?HISTORY_FILE ".tmp-" ++ integer_to_list(erlang:unique_integer([positive]))),
-    Bytes = [relup_json:encode(Bounded), $\n],
+    write_durably(Tmp, Final, [relup_json:encode(Bounded), $\n]).
+
+%% Written to a temporary file, fsynced, then renamed: a crash leaves the old
+%% file or the whole new one, never a torn one. Used for the history and for
+%% installed bundles.
+write_durably(Tmp, Final, Bytes) ->
     try
         {ok, Fd} = file:open(Tmp, [write, raw, binary]),
         try
