@@ -7,6 +7,7 @@ import { CLI, DEMO_RELEASES, REPO } from '../helpers/repo-paths.js';
 import { startNodeProcess } from '../helpers/node-process.js';
 import { runCli } from '../helpers/run-cli.js';
 import { testdir } from '../helpers/testdir.js';
+import { runtimeGate } from '../helpers/runtimes.js';
 
 /** `relup node start` that is expected to refuse: it must exit on its own (a guard kills it after 20 s). */
 async function startRefused(dir: string, args: string[]): Promise<{ exitCode: number | undefined; stderr: string; stdout: string }> {
@@ -73,11 +74,12 @@ describe('one node per state directory (issue 8.3)', { timeout: 60_000 }, () => 
   });
 });
 
-const ERLANG = await (await import('../../src/runtime/erlang/erlang-driver.js')).erlangAvailable();
-if (!ERLANG.ok) console.warn(`state-dir-lock: SKIPPED the Erlang node's lock: ${ERLANG.reason}`);
+// Through the runtime gate: skipped loudly without Erlang, a failure under CI=true.
+const { erlangAvailable } = await import('../../src/runtime/erlang/erlang-driver.js');
+const ERLANG_OK = await runtimeGate('erlang', "state-dir-lock: the Erlang node's lock", erlangAvailable);
 
 describe('the same lock for a node of another runtime', { timeout: 60_000 }, () => {
-  it.skipIf(!ERLANG.ok)('refuses a second Erlang node on the same state directory, naming the first', async () => {
+  it.skipIf(!ERLANG_OK)('refuses a second Erlang node on the same state directory, naming the first', async () => {
     const dir = await testdir();
     await (await import('node:fs/promises')).cp(join(REPO, 'test', 'conformance', 'app', 'erlang'), join(dir, 'releases'), { recursive: true });
     await mkdir(join(dir, 'run'), { mode: 0o700 });
