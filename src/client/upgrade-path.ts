@@ -62,7 +62,9 @@ export async function upgradeAlongPath(req: PathRequest): Promise<UpgradeResult 
   const last = req.dryRun ? 1 : count;
   for (let i = 0; i < last; i++) {
     req.onHop?.(i, count, path[i]!, path[i + 1]!);
-    const result = await upgrade({ ...req, to: path[i + 1] });
+    // Only the last hop's release is soaked: the ones before it are passed through, not watched.
+    const { soakMs, ...rest } = req;
+    const result = await upgrade({ ...rest, to: path[i + 1], ...(soakMs !== undefined && i === count - 1 ? { soakMs } : {}) });
     const hop: HopOutcome =
       result.kind === 'applied'
         ? { from: path[i]!, to: path[i + 1]!, outcome: result.outcome, script: result.script, diagnostics: result.diagnostics }

@@ -51,6 +51,8 @@ export interface UpgradeRequest {
   dryRun: boolean;
   permanent: boolean;
   deadlineMs?: number;
+  /** Put the new release in soak for this long (needs permanent: false): the node shows it in status until made permanent. */
+  soakMs?: number;
   onEvent?: (event: Record<string, unknown>) => void;
   /** Called once the plan is known, before anything is sent. */
   onPlan?: (script: RelupScript) => void;
@@ -92,7 +94,7 @@ export async function upgrade(req: UpgradeRequest): Promise<UpgradeResult> {
   const bundle = await bundleOf(req.catalog, to, req.releasesDir);
   const outcome = (await req.connection.request(
     'apply',
-    { script: result.script, bundle: bundle.toString('base64'), dryRun: req.dryRun, permanent: req.permanent, ...(req.deadlineMs === undefined ? {} : { deadlineMs: req.deadlineMs }) },
+    { script: result.script, bundle: bundle.toString('base64'), dryRun: req.dryRun, permanent: req.permanent, ...(req.deadlineMs === undefined ? {} : { deadlineMs: req.deadlineMs }), ...(req.soakMs === undefined ? {} : { soakMs: req.soakMs }) },
     req.onEvent,
   )) as RemoteOutcome;
   return { kind: 'applied', status, script: result.script, outcome, diagnostics: result.diagnostics };

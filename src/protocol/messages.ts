@@ -57,7 +57,19 @@ export const applyParamsSchema = z.strictObject({
   permanent: z.boolean().default(true),
   /** Overall deadline of the transaction in ms; past it the node rolls back. */
   deadlineMs: z.number().int().positive().max(3_600_000).optional(),
+  /**
+   * Commit, but put the new release in soak for this many ms: the node says so
+   * in `status` (`soak`) until `make_permanent` of that release or another
+   * committed apply ends it. Needs `permanent: false` (a soak is the time
+   * before a release is made permanent). At most 7 days.
+   */
+  soakMs: z.number().int().positive().max(604_800_000).optional(),
 });
+
+/** Why a request's params are refused although each field is valid; the node answers `bad_request`. */
+export function applyParamsProblem(params: { permanent: boolean; soakMs?: number | undefined }): string | undefined {
+  return params.soakMs !== undefined && params.permanent ? 'soakMs needs permanent: false (a release in soak is not permanent yet)' : undefined;
+}
 
 const noParams = z.strictObject({}).default({});
 

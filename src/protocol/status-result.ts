@@ -80,6 +80,24 @@ export const statusResultSchema = z.strictObject({
   history: z.array(historyEventSchema),
   /** The node's state directory (installed bundles and the history). */
   stateDir: z.string(),
+  /**
+   * Present while the running release is in soak (an apply with `soakMs`
+   * committed it, and no `make_permanent` of it or later committed apply has
+   * ended the soak). Kept in memory only: a restarted node boots its permanent
+   * release, so no soak survives a restart.
+   */
+  soak: z
+    .strictObject({
+      /** The release in soak: the running one. */
+      version: z.string(),
+      /** ISO 8601 time the soak began (the commit). */
+      startedAt: z.string(),
+      /** ISO 8601 time the soak ends: whoever started it decides by then (make it permanent, or roll back). */
+      deadline: z.string(),
+      /** The deadline has passed without a verdict: whoever started the soak is gone; a restart still boots `permanent`. */
+      overdue: z.boolean(),
+    })
+    .optional(),
   /** Set when something the node did could not be recorded in its history. */
   historyProblem: z.string().optional(),
   servers: z.array(serverStatusSchema).optional(),

@@ -39,6 +39,13 @@ export function renderStatus(s: HostStatus): string {
   const lines: string[] = [];
   lines.push(`${s.name} ${s.version}${s.upgrading ? '  (an upgrade is running)' : ''}`);
   lines.push(`  permanent: ${s.permanent}${s.permanent === s.version ? '' : '  (a restart boots this one)'}`);
+  if (s.soak !== undefined) {
+    lines.push(
+      s.soak.overdue
+        ? `  soak:      ${s.soak.version} OVERDUE since ${s.soak.deadline} (started ${s.soak.startedAt}); whoever started it did not decide: make it permanent (relup apply --to ${s.soak.version} with a health check) or roll back`
+        : `  soak:      ${s.soak.version} until ${s.soak.deadline} (started ${s.soak.startedAt}); not permanent until it passes`,
+    );
+  }
   lines.push(`  previous:  ${s.previous.length === 0 ? '(none)' : s.previous.join(', ')}`);
   lines.push(`  installed: ${s.installed.length === 0 ? '(none)' : s.installed.join(', ')}`);
   lines.push(`  release hash: ${s.hash}`);

@@ -35,6 +35,7 @@ export async function upgradeNode(s: Seen, to: string, options: RolloutOptions, 
           dryRun: false,
           // During a soak the new release is not permanent: a restart boots the old one.
           permanent: !soaking,
+          ...(soaking ? { soakMs: options.soakMs! } : {}),
           ...(options.deadlineMs === undefined ? {} : { deadlineMs: options.deadlineMs }),
         });
       } catch (e) {

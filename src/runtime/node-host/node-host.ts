@@ -51,6 +51,8 @@ export interface HostStatus extends NodeStatus {
   stateDir: string;
   /** Set when something the node did could not be recorded in its history (the history still says what a restart boots). */
   historyProblem?: string;
+  /** The running release is in soak (docs/protocol.md#soak). */
+  soak?: { version: string; startedAt: string; deadline: string; overdue: boolean };
 }
 
 export interface HostApplyOutcome extends ApplyOutcome {
@@ -79,6 +81,11 @@ export class NodeHost {
   private running: Promise<unknown> | undefined;
   /** The last history write that failed outside a transaction, until a write succeeds again. */
   private unrecorded: string | undefined;
+  /**
+   * The running release's soak, in memory only: a restart boots the permanent
+   * release, which is never the one in soak, so a soak cannot outlive the process.
+   */
+  private soak: { version: string; startedAt: Date; deadline: Date } | undefined;
 
   private constructor(
     readonly node: RelupNode,
@@ -181,7 +188,12 @@ export class NodeHost {
       history: h.events.slice(-50),
       stateDir: this.options.stateDir,
       ...(problem === undefined ? {} : { historyProblem: problem }),
+      ...(this.soak === undefined ? {} : { soak: this.soakStatus(this.soak) }),
     };
+  }
+
+  private soakStatus(soak: { version: string; startedAt: Date; deadline: Date }): NonNullable<HostStatus['soak']> {
+    return { version: soak.version, startedAt: soak.startedAt.toISOString(), deadline: soak.deadline.toISOString(), overdue: this.now().getTime() > soak.deadline.getTime() };
   }
 
   /**
@@ -245,6 +257,12 @@ export class NodeHost {
       intercept: (steps) => durable(intercept === undefined ? steps : intercept(steps)),
     });
     if (attempt) await this.recordOutcome(outcome, params, placeholders);
+    // A committed apply ends any soak (the release in soak no longer runs, or runs again by a new decision);
+    // one asked with soakMs starts the new release's. A refused or rolled-back apply leaves the soak as it was.
+    if (outcome.status === 'committed') {
+      const at = this.now();
+      this.soak = params.soakMs === undefined ? undefined : { version: outcome.version, startedAt: at, deadline: new Date(at.getTime() + params.soakMs) };
+    }
     return { ...outcome, ...this.releases() };
   }
 
@@ -339,6 +357,8 @@ export class NodeHost {
       if (e instanceof RuntimeError) throw e;
       throw new RuntimeError('state-write-failed', `cannot record ${version} as permanent in ${join(this.options.stateDir, HISTORY_FILE)}: ${messageOf(e)}; the permanent release is still ${this.history.value.permanent}`, `free space in ${this.options.stateDir} (or fix the disk), then try again`);
     });
+    // Making the release in soak permanent is the soak's verdict: it passed.
+    if (this.soak !== undefined && h.permanent === this.soak.version) this.soak = undefined;
     return { permanent: h.permanent };
   }
 
