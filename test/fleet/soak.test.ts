@@ -9,6 +9,7 @@ interface Status {
   version: string;
   permanent: string;
   history: { op: string; status: string }[];
+  soak?: { version: string; startedAt: string; deadline: string; overdue: boolean };
 }
 
 async function statusOf(fleet: Fleet, name: string): Promise<Status> {
@@ -36,6 +37,11 @@ describe('relup apply --soak', { timeout: 180_000 }, () => {
       const apply = runCli(['apply', '--target', 'n1', '--to', '1.2.3', '--soak', '60s', '--health-invoke', 'config.get("enable_cache")', '--health-interval', '100', '--json'], fleet.dir);
       const during = await waitFor(fleet, 'n1', '1.2.3');
       expect(during.permanent).toBe('1.2.2');
+      // The node itself says it is in soak, and until when (docs/protocol.md#soak).
+      expect(during.soak).toMatchObject({ version: '1.2.3', overdue: false });
+      expect(Date.parse(during.soak!.deadline) - Date.parse(during.soak!.startedAt)).toBe(60_000);
+      const text = await runCli(['status', '--target', 'n1'], fleet.dir);
+      expect(text.stdout).toContain(`soak:      1.2.3 until ${during.soak!.deadline}`);
       // The service goes bad in the middle of the soak.
       const c = await fleet.nodes[0]!.connect();
       await c.request('invoke', { module: 'config', function: 'set', args: ['enable_cache', false] });
@@ -50,6 +56,8 @@ describe('relup apply --soak', { timeout: 180_000 }, () => {
       expect(events.some((e) => e.type === 'health' && e.soak === true && e.ok === false)).toBe(true);
       const after = await statusOf(fleet, 'n1');
       expect(after).toMatchObject({ version: '1.2.2', permanent: '1.2.2' });
+      // The revert committed: the soak is over.
+      expect(after.soak).toBeUndefined();
       // The way back was the down path: a second committed transaction, not a restart.
       expect(after.history.map((e) => `${e.op}:${e.status}`)).toEqual(['boot:booted', 'apply:committed', 'apply:committed']);
     } finally {
@@ -63,7 +71,10 @@ describe('relup apply --soak', { timeout: 180_000 }, () => {
       const ok = await runCli(['apply', '--target', 'n1', '--to', '1.2.3', '--soak', '1s', '--health-path', '/version', '--health-interval', '200'], fleet.dir);
       expect(ok.exitCode, ok.stdout + ok.stderr).toBe(0);
       expect(ok.stdout).toContain('soaking until');
-      expect(await statusOf(fleet, 'n1')).toMatchObject({ version: '1.2.3', permanent: '1.2.3' });
+      const passed = await statusOf(fleet, 'n1');
+      expect(passed).toMatchObject({ version: '1.2.3', permanent: '1.2.3' });
+      // make_permanent was the soak's verdict.
+      expect(passed.soak).toBeUndefined();
 
       // Streamed, so the kill lands after the soak began (not while the apply's answer is still on its way).
       const apply = execa('node', [CLI, 'apply', '--target', 'n2', '--to', '1.2.3', '--soak', '60s', '--health-path', '/version', '--health-interval', '100', '--json'], { cwd: fleet.dir, reject: false, stdin: 'ignore', env: { NO_COLOR: '1' } });
@@ -74,7 +85,7 @@ describe('relup apply --soak', { timeout: 180_000 }, () => {
           if (seen.includes('"type":"soak-start"')) resolve();
         });
       });
-      expect((await statusOf(fleet, 'n2')).version).toBe('1.2.3');
+      expect(await statusOf(fleet, 'n2')).toMatchObject({ version: '1.2.3', soak: { version: '1.2.3' } });
       fleet.nodes[1]!.child.kill('SIGKILL');
       await fleet.nodes[1]!.child;
       const r = await apply;
@@ -82,7 +93,9 @@ describe('relup apply --soak', { timeout: 180_000 }, () => {
       // The client saw the node go and could not revert it; it says so rather than claiming a rollback.
       expect(resultOf(String(r.stdout)).rows[0]).toMatchObject({ node: 'n2', outcome: 'revert-failed' });
       await fleet.restart(1);
-      expect(await statusOf(fleet, 'n2')).toMatchObject({ version: '1.2.2', permanent: '1.2.2' });
+      const restarted = await statusOf(fleet, 'n2');
+      expect(restarted).toMatchObject({ version: '1.2.2', permanent: '1.2.2' });
+      expect(restarted.soak).toBeUndefined();
     } finally {
       await fleet.stopAll();
     }
