@@ -132,7 +132,7 @@ export async function runErlangDemo(): Promise<number> {
     show(up.outcome.message ?? up.stderr);
     check(up.exitCode === 0 && up.outcome.status === 'committed', 'the upgrade committed');
     const upGroup = up.outcome.groups?.find((g) => g.processes.includes('game'));
-    show(`suspension window of the game group: ${upGroup?.suspensionMs?.toFixed(2)} ms; whole transaction: ${up.outcome.durationMs?.toFixed(1)} ms`);
+    show(`suspension window of the game group: ${upGroup?.suspensionMs?.toFixed(2)} ms; whole transaction: ${up.outcome.durationMs?.toFixed(1)} ms; staging: ${stagingMs(up.outcome)} ms`);
     check(typeof upGroup?.suspensionMs === 'number', 'the game process was suspended for a measured window');
     check(!ada.closed && (await ada.send('ping')) === 'pong from 1.1.0, ada', 'the open connection survived and its actor runs 1.1.0 code ("pong from 1.1.0, ada")');
     check((await ada.send('player')) === 'score 250, level 3', "ada's score survived and code_change gave her level 3");
@@ -145,7 +145,7 @@ export async function runErlangDemo(): Promise<number> {
     show(down.outcome.message ?? down.stderr);
     check(down.exitCode === 0 && down.outcome.status === 'committed' && down.outcome.version === '1.0.0', 'the node runs 1.0.0 again');
     const downGroup = down.outcome.groups?.find((g) => g.processes.includes('game'));
-    show(`suspension window of the game group: ${downGroup?.suspensionMs?.toFixed(2)} ms; whole transaction: ${down.outcome.durationMs?.toFixed(1)} ms`);
+    show(`suspension window of the game group: ${downGroup?.suspensionMs?.toFixed(2)} ms; whole transaction: ${down.outcome.durationMs?.toFixed(1)} ms; staging: ${stagingMs(down.outcome)} ms`);
     check(!ada.closed && (await ada.send('ping')) === 'pong', 'the same connection answers with 1.0.0 behaviour ("pong")');
     check((await ada.send('player')) === 'score 250', "ada's score is intact and her level is gone (1.0.0's shape)");
 
@@ -177,4 +177,10 @@ interface Outcome {
   version?: string;
   durationMs?: number;
   groups?: { processes: string[]; suspensionMs: number | null }[];
+  journal?: { op: string; durationMs: number }[];
+}
+
+/** The time the node spent staging the new code (the `stage` steps: load the bundle's .beam, or compile, then prepare_loading). */
+function stagingMs(outcome: Outcome): string {
+  return (outcome.journal ?? []).filter((e) => e.op === 'stage').reduce((sum, e) => sum + e.durationMs, 0).toFixed(2);
 }
