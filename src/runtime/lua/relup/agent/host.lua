@@ -67,10 +67,18 @@ local function write_atomic(path, data)
 end
 M.write_atomic = write_atomic
 
-local function iso_now(clock_ms)
-	local ms = clock_ms()
+-- ISO 8601 in UTC with milliseconds, as the Node.js host writes times (Date.prototype.toISOString).
+local function iso_at(ms)
+	ms = math.floor(ms)
 	return os.date("!%Y-%m-%dT%H:%M:%S", ms // 1000) .. format(".%03dZ", ms % 1000)
 end
+
+local function iso_now(clock_ms)
+	return iso_at(clock_ms())
+end
+
+-- At most 7 days, as the protocol bounds it (src/protocol/messages.ts).
+local MAX_SOAK_MS = 604800000
 
 -- Semantic versions compared by precedence (semver.org §11), enough for release versions.
 local function parse_version(v)
@@ -307,6 +315,15 @@ function M.start(opts)
 	return host
 end
 
+-- The soak as `status` shows it; `overdue` once its deadline has passed with no verdict.
+local function soak_status(host)
+	local soak = host.soak
+	if not soak then
+		return nil
+	end
+	return { version = soak.version, startedAt = iso_at(soak.started_ms), deadline = iso_at(soak.deadline_ms), overdue = host.now_ms() > soak.deadline_ms }
+end
+
 function M.status(host)
 	local node = host.node
 	local events = {}
@@ -330,6 +347,7 @@ function M.status(host)
 		timers = json.array(),
 		stateDir = host.state_dir,
 		historyProblem = host.history_problem,
+		soak = soak_status(host),
 	}
 end
 
@@ -380,7 +398,31 @@ local function refuse(host, script, started, now, code, message)
 end
 
 --[[
-Apply `params` ({script, bundle (base64), dryRun, permanent, deadlineMs}).
+Why the apply params `params` must be refused although the request is well
+formed (the protocol's `bad_request`, answered before anything happens), or
+nil: `permanent` is a boolean; `soakMs` an integer number of ms from 1 to 7
+days, and only with `permanent: false` (a release in soak is not permanent yet).
+]]
+function M.apply_params_problem(params)
+	local permanent, soak_ms = params.permanent, params.soakMs
+	if permanent ~= nil and type(permanent) ~= "boolean" then
+		return "permanent must be true or false"
+	end
+	if soak_ms == nil then
+		return nil
+	end
+	if math.type(soak_ms) == nil or soak_ms ~= math.floor(soak_ms) or soak_ms < 1 or soak_ms > MAX_SOAK_MS then
+		return "soakMs must be an integer number of milliseconds from 1 to " .. MAX_SOAK_MS .. " (7 days)"
+	end
+	if permanent ~= false then
+		return "soakMs needs permanent: false (a release in soak is not permanent yet)"
+	end
+	return nil
+end
+
+--[[
+Apply `params` ({script, bundle (base64), dryRun, permanent, deadlineMs, soakMs};
+checked by apply_params_problem first).
 Returns the outcome, or nil, "busy", message. on_event(ev) streams step
 events. `pause()` yields to let the node serve others (status, busy).
 ]]
@@ -554,6 +596,15 @@ function M.apply_exclusive(host, params, on_event, env)
 		local ok, werr = M.write_history(host, "history-outcome")
 		host.history_problem = not ok and ("the outcome of the last apply could not be recorded in " .. host.state_dir .. "/history.json: " .. tostring(werr)) or nil
 	end
+	-- A committed apply ends any soak (the release in soak no longer runs, or runs again by a new
+	-- decision); one asked with soakMs starts the new release's. A refused, rolled-back or dry-run
+	-- apply leaves the soak as it was. Memory only: a restart boots the permanent release, which is
+	-- never the one in soak.
+	if result.status == "committed" then
+		local soak_ms = params.soakMs and math.tointeger(params.soakMs)
+		local at = host.now_ms()
+		host.soak = soak_ms and { version = version, started_ms = at, deadline_ms = at + soak_ms } or nil
+	end
 	local journal = json.array()
 	for i, j in ipairs(result.journal) do
 		journal[i] = j
@@ -649,6 +700,11 @@ function M.make_permanent(host, version)
 			table.remove(h.events)
 		end
 		return nil, "state-write-failed: cannot record " .. version .. " as permanent in " .. host.state_dir .. "/history.json: " .. tostring(werr) .. "; the permanent release is still " .. before
+	end
+	-- Making the release in soak permanent is the soak's verdict: it passed. Another release made
+	-- permanent is no verdict on it.
+	if host.soak and host.soak.version == version then
+		host.soak = nil
 	end
 	return { permanent = version }
 end

@@ -203,6 +203,10 @@ function M.handle(h, req, send, opts)
 		if type(params.script) ~= "table" or type(params.bundle) ~= "string" then
 			return err("bad_request", "apply needs {script, bundle}")
 		end
+		local problem = host.apply_params_problem(params)
+		if problem then
+			return err("bad_request", problem)
+		end
 		local ok, outcome, code, message = pcall(host.apply, h, params, function(ev)
 			send({ type = "event", id = id, event = ev })
 		end, opts.env)
