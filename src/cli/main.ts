@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
+import { realpathSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
 import { styleText } from 'node:util';
 import { ConfigError, EXIT_USAGE, InternalError, NodeError, UserError, EXIT_FAILED } from '../errors/errors.js';
 import type { CommandIo } from './io.js';
@@ -277,7 +279,8 @@ function report(e: unknown, io: CommandIo, debug: boolean): number {
   return EXIT_USAGE;
 }
 
-const isEntry = process.argv[1] !== undefined && import.meta.url === (await import('node:url')).pathToFileURL((await import('node:fs')).realpathSync(process.argv[1])).href;
+// No top-level await: the launcher runs the bundle as a CommonJS script (src/cli/build-cli-bundle.mjs).
+const isEntry = process.argv[1] !== undefined && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href;
 if (isEntry) {
   // A closed pipe (`relup plan … | head`) is not an error worth a stack trace.
   for (const stream of [process.stdout, process.stderr]) {
@@ -287,6 +290,7 @@ if (isEntry) {
     });
   }
   const color = process.stdout.isTTY === true && process.env['NO_COLOR'] === undefined && process.env['CI'] === undefined;
-  const code = await main(hideBin(process.argv), { cwd: process.cwd(), stdout: process.stdout, stderr: process.stderr, color });
-  process.exitCode = code;
+  void main(hideBin(process.argv), { cwd: process.cwd(), stdout: process.stdout, stderr: process.stderr, color }).then((code) => {
+    process.exitCode = code;
+  });
 }

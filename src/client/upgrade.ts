@@ -4,7 +4,7 @@ import type { Appup } from '../appup/appup-model.js';
 import { hasErrors, type Diagnostic } from '../diagnostics/diagnostic.js';
 import { NodeError, UserError } from '../errors/errors.js';
 import { plan } from '../planner/plan.js';
-import { bundleBytes } from '../release/bundle-bytes.js';
+import { packedBundleBytes } from '../runtime/runtime-driver.js';
 import { findRelease, type Catalog } from '../release/release-catalog.js';
 import { join } from 'node:path';
 import { readBundleBytes, readReleaseFiles } from '../release/release-files.js';
@@ -132,5 +132,6 @@ async function bundleOf(catalog: Catalog, release: Release, releasesDir: string 
   }
   const read = await readReleaseFiles(source?.path ?? release.origin);
   if (read.value === undefined) throw new UserError(`cannot read ${release.origin}`, read.diagnostics[0]?.message);
-  return (await bundleBytes(release, read.value.files)).bytes;
+  // With the runtime's build artifacts (an Erlang release's .beam files), as `relup release pack` makes it.
+  return packedBundleBytes(release, read.value.files);
 }

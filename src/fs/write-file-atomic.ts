@@ -10,6 +10,26 @@ import { basename, dirname, join } from 'node:path';
  * history alike.
  */
 export async function writeFileAtomic(path: string, bytes: Uint8Array | string, options: { mode?: number } = {}): Promise<void> {
+  await (await prepareFileAtomic(path, bytes, options)).commit();
+}
+
+/** The first half of writeFileAtomic, done ahead: the content is on disk in a temp file, not yet at `path`. */
+export interface PreparedFile {
+  readonly path: string;
+  /** Rename into place and sync the directory (the second half of writeFileAtomic, with its errors). */
+  commit(): Promise<void>;
+  /** Remove the temp file; nothing at `path` changes. Idempotent, and a no-op after commit. */
+  discard(): Promise<void>;
+}
+
+/**
+ * Write and sync the temp file now, rename it later: the slow, failure-prone
+ * part of a durable write (the data and its fsync) leaves the moment the file
+ * must appear, which then costs a rename and a directory sync. A temp file
+ * left by a crash in between matches ATOMIC_TEMP_FILE and is removed by its
+ * owner at start-up.
+ */
+export async function prepareFileAtomic(path: string, bytes: Uint8Array | string, options: { mode?: number } = {}): Promise<PreparedFile> {
   const temp = join(dirname(path), `.${basename(path)}.${randomUUID()}.tmp`);
   try {
     const handle = await open(temp, 'wx', options.mode ?? 0o644);
@@ -19,11 +39,33 @@ export async function writeFileAtomic(path: string, bytes: Uint8Array | string, 
     } finally {
       await handle.close();
     }
-    await rename(temp, path);
   } catch (e) {
     await rm(temp, { force: true });
     throw e;
   }
+  let settled = false;
+  return {
+    path,
+    commit: async () => {
+      if (settled) throw new Error(`${path}: the prepared write was already committed or discarded`);
+      settled = true;
+      try {
+        await rename(temp, path);
+      } catch (e) {
+        await rm(temp, { force: true });
+        throw e;
+      }
+      await syncDirectory(path);
+    },
+    discard: async () => {
+      if (settled) return;
+      settled = true;
+      await rm(temp, { force: true });
+    },
+  };
+}
+
+async function syncDirectory(path: string): Promise<void> {
   try {
     const dir = await open(dirname(path), 'r');
     try {

@@ -4,7 +4,7 @@ import { error, hasErrors, warning, type Checked, type Diagnostic } from '../dia
 import { parseManifest, type BundleManifest } from './bundle-manifest.js';
 import { writeFileAtomic } from '../fs/write-file-atomic.js';
 import { releaseFromFiles } from './release-from-files.js';
-import { BUNDLE_MANIFEST_FILE, BUNDLE_OWN_FILES } from './release-hash.js';
+import { BUNDLE_BUILD_DIR, BUNDLE_MANIFEST_FILE, BUNDLE_OWN_FILES, isBuildArtifact } from './release-hash.js';
 import { isNotFound, readReleaseFiles, type ReleaseLimits } from './release-files.js';
 import type { BasePackage, Release } from './release-model.js';
 import { bundleBytes } from './bundle-bytes.js';
@@ -23,6 +23,12 @@ export interface PackOptions {
    * release layer only carries it (the base is data).
    */
   describeBase?: (release: Release) => Promise<BasePackage[]>;
+  /**
+   * Build artifacts to ship with the release (paths under relup-build/, e.g.
+   * compiled Erlang modules), made from its files by the runtime's driver.
+   * Listed in manifest.json, outside the release hash (release-hash.ts).
+   */
+  buildArtifacts?: (release: Release, files: ReadonlyMap<string, Uint8Array>) => Promise<Checked<Map<string, Uint8Array>>>;
 }
 
 export interface PackResult {
@@ -61,6 +67,8 @@ export async function packRelease(dir: string, options: PackOptions = {}): Promi
   for (const [path, bytes] of tree.files) {
     if (BUNDLE_OWN_FILES.has(path)) {
       diagnostics.push(warning('pack-manifest-replaced', `${path} in the release directory is not packed; the bundle gets its own`, { file: `${displayPath}/${path}` }, `remove ${path} from the release directory`));
+    } else if (isBuildArtifact(path)) {
+      diagnostics.push(warning('pack-build-replaced', `${path} in the release directory is not packed: ${BUNDLE_BUILD_DIR}/ holds the build artifacts relup makes when it packs`, { file: `${displayPath}/${path}` }, `remove ${BUNDLE_BUILD_DIR}/ from the release directory`));
     } else {
       files.set(path, bytes);
     }
@@ -78,7 +86,14 @@ export async function packRelease(dir: string, options: PackOptions = {}): Promi
       return refuse(error('pack-base-unreadable', `cannot record the packages ${displayPath} declares: ${e instanceof Error ? e.message : String(e)}`, { file: release.manifestFile, line: release.packagesLine ?? 1 }, 'install them (npm install) or remove them from packages: in release.yaml'));
     }
   }
-  const { bytes, manifest } = await bundleBytes(release, files);
+  let artifacts = new Map<string, Uint8Array>();
+  if (options.buildArtifacts !== undefined) {
+    const built = await options.buildArtifacts(release, files);
+    diagnostics.push(...built.diagnostics);
+    if (built.value === undefined || hasErrors(built.diagnostics)) return { value: undefined, diagnostics };
+    artifacts = built.value;
+  }
+  const { bytes, manifest } = await bundleBytes(release, files, artifacts);
   const bundlePath = join(outDir, bundleFileName(release));
 
   const existing = await readExisting(bundlePath);

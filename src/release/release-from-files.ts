@@ -3,7 +3,7 @@ import { error, hasErrors, warning, type Checked, type Diagnostic } from '../dia
 import { suggestion } from '../diagnostics/did-you-mean.js';
 import { YamlSource, validateYaml } from '../yaml/yaml-source.js';
 import { comparePaths } from './release-path.js';
-import { BUNDLE_MANIFEST_FILE, releaseHash, sha256Hex } from './release-hash.js';
+import { BUNDLE_BUILD_DIR, BUNDLE_MANIFEST_FILE, isBuildArtifact, releaseHash, sha256Hex } from './release-hash.js';
 import { parseManifest } from './bundle-manifest.js';
 import type { ReleaseFiles } from './release-files.js';
 import { DEFAULT_RESTART_INTENSITY, type BasePackage, type Release, type ReleaseModule, type ReleaseProcess } from './release-model.js';
@@ -106,6 +106,10 @@ function checkRules(manifest: ReleaseManifest, tree: ReleaseFiles, source: YamlS
   const names = [...modules.keys()];
   const fileOwner = new Map<string, string>();
   for (const [name, m] of modules) {
+    if (isBuildArtifact(m.file)) {
+      out.push(error('release-module-file-reserved', `module ${name}: ${JSON.stringify(m.file)} is under ${BUNDLE_BUILD_DIR}/, where bundles keep build artifacts (outside the release hash)`, source.locate(['modules', name, 'file']), `move the file out of ${BUNDLE_BUILD_DIR}/`));
+      continue;
+    }
     if (!tree.files.has(m.file)) {
       out.push(
         error(

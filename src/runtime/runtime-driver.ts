@@ -1,10 +1,13 @@
-import type { Diagnostic } from '../diagnostics/diagnostic.js';
+import { hasErrors, type Checked, type Diagnostic } from '../diagnostics/diagnostic.js';
+import { formatDiagnostic } from '../diagnostics/format-diagnostic.js';
+import { UserError } from '../errors/errors.js';
+import { bundleBytes } from '../release/bundle-bytes.js';
 import type { BasePackage, Release, RuntimeKind } from '../release/release-model.js';
 
 /**
- * What relup's runtime-neutral layers (check, pack) ask of a runtime: for
- * now, to compile and check the modules of a release the way its nodes would,
- * without starting one. Each runtime implements it in its own folder
+ * What relup's runtime-neutral layers (check, pack) ask of a runtime: to
+ * compile and check the modules of a release the way its nodes would, without
+ * starting one, and the build artifacts its bundles carry. Each runtime implements it in its own folder
  * (src/runtime/<name>/<name>-driver.ts); this file only maps a runtime kind
  * to its driver, loaded lazily so a command pays only for the runtime it uses.
  */
@@ -21,6 +24,33 @@ export interface RuntimeDriver {
    * hash of the installed tree, recorded in the bundle's manifest.json.
    */
   describeBase?(release: Release, releaseDir: string): Promise<BasePackage[]>;
+  /**
+   * Build artifacts its nodes load instead of compiling (paths under
+   * relup-build/, see src/release/release-hash.ts), made from `files` as the
+   * release is packed; errors for modules that do not build. Deterministic:
+   * the same files give the same bytes.
+   */
+  buildArtifacts?(release: Release, files: ReadonlyMap<string, Uint8Array>): Promise<Checked<Map<string, Uint8Array>>>;
+}
+
+/** The build artifacts `release`'s runtime ships in its bundles (none for a runtime without a builder). */
+export async function buildArtifactsOf(release: Release, files: ReadonlyMap<string, Uint8Array>): Promise<Checked<Map<string, Uint8Array>>> {
+  const driver = await driverFor(release.runtime);
+  return driver?.buildArtifacts === undefined ? { value: new Map(), diagnostics: [] } : driver.buildArtifacts(release, files);
+}
+
+/**
+ * The bundle of a release read from a directory, in memory, with the build
+ * artifacts of its runtime: what `relup apply` uploads and a node boots when
+ * given a directory. Throws a UserError when a module does not build (`relup
+ * check` reports the same, located).
+ */
+export async function packedBundleBytes(release: Release, files: ReadonlyMap<string, Uint8Array>): Promise<Buffer> {
+  const built = await buildArtifactsOf(release, files);
+  if (built.value === undefined || hasErrors(built.diagnostics)) {
+    throw new UserError(`${release.origin} does not build: ${built.diagnostics.filter((d) => d.severity === 'error').map((d) => formatDiagnostic(d, { color: false })).join('; ')}`, 'fix what is said above; `relup check` reports it located');
+  }
+  return (await bundleBytes(release, files, built.value)).bytes;
 }
 
 /** The driver of `runtime`, or undefined when relup has none for it yet (callers say so: they never skip silently). */

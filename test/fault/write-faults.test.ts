@@ -14,7 +14,8 @@ import { scratchProject } from './helpers/real-cells.js';
 /**
  * Issue 9.8: the disk fills up, or a write fails, while the node records what
  * it does. Every durable write of the node (its history at boot, the
- * `started` record of an attempt, the bundle installed at commit, the history
+ * `started` record of an attempt, the bundle written before the point of no
+ * return and renamed into place at commit, the history
  * at commit, the outcome record, make_permanent) is made to fail on a real
  * node with RELUP_FAULTS `write:<what>:<how>` — `enospc` (nothing written)
  * and `eio-after` (the new file renamed into place, then the directory sync
@@ -85,14 +86,16 @@ async function apply(node: RealNode, direction: Direction): Promise<{ status: st
   return { status: outcome.status, ...(outcome.failure === undefined ? {} : { code: outcome.failure.code }), ...(outcome.failure?.step === undefined ? {} : { step: outcome.failure.step.op }) };
 }
 
-const WRITES = ['history-started', 'bundle', 'history-commit', 'history-outcome', 'history-permanent'] as const;
+const WRITES = ['history-started', 'bundle-prepare', 'bundle', 'history-commit', 'history-outcome', 'history-permanent'] as const;
 const HOWS = ['enospc', 'eio-after'] as const;
 
 /** What each failing write must lead to (up: 1.2.2 → 1.2.3). */
 const EXPECTED: Record<(typeof WRITES)[number], { status: string; code?: string; runs: string }> = {
   // Nothing has changed yet: the attempt is refused.
   'history-started': { status: 'refused', code: 'state-write-failed', runs: '1.2.2' },
-  // Part of the commit step: the upgrade rolls back in place.
+  // The bundle's bytes are written and synced before the point of no return: a disk that cannot take them refuses.
+  'bundle-prepare': { status: 'refused', code: 'state-write-failed', runs: '1.2.2' },
+  // Part of the commit step (the prepared bundle renamed into place): the upgrade rolls back in place.
   bundle: { status: 'rolled-back', code: 'state-write-failed', runs: '1.2.2' },
   'history-commit': { status: 'rolled-back', code: 'state-write-failed', runs: '1.2.2' },
   // The commit is on disk already; only the figures of the outcome are lost, and status says so.

@@ -10,7 +10,7 @@ import { projectOptions } from '../project-options.js';
 import { printDiagnostics } from '../print-diagnostics.js';
 import { resolveReleaseArg } from './resolve-release-arg.js';
 import type { BasePackage, Release } from '../../release/release-model.js';
-import { driverFor } from '../../runtime/runtime-driver.js';
+import { buildArtifactsOf, driverFor } from '../../runtime/runtime-driver.js';
 
 export interface PackArgs {
   release: string;
@@ -27,7 +27,7 @@ export async function run(raw: Record<string, unknown>, io: CommandIo): Promise<
   const outDir = args.outDir === undefined ? undefined : resolveIn(io.cwd, args.outDir);
   // Pack refuses what `relup check` refuses: a module its nodes could not load is never shipped.
   const modules = await moduleFindings(dir, display(io.cwd, dir));
-  const result = hasErrors(modules) ? { value: undefined, diagnostics: [] } : await packRelease(dir, { displayPath: display(io.cwd, dir), describeBase: (release) => describeBase(release, dir), ...(outDir === undefined ? {} : { outDir }) });
+  const result = hasErrors(modules) ? { value: undefined, diagnostics: [] } : await packRelease(dir, { displayPath: display(io.cwd, dir), describeBase: (release) => describeBase(release, dir), buildArtifacts: buildArtifactsOf, ...(outDir === undefined ? {} : { outDir }) });
   result.diagnostics = [...modules, ...result.diagnostics];
   printDiagnostics(result.diagnostics, io);
   const packed = result.value;

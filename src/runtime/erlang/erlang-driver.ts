@@ -5,13 +5,14 @@ import { existsSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa, type ResultPromise } from 'execa';
-import { error, hasErrors, warning, type Diagnostic } from '../../diagnostics/diagnostic.js';
+import { error, hasErrors, warning, type Checked, type Diagnostic } from '../../diagnostics/diagnostic.js';
 import { UserError } from '../../errors/errors.js';
 import { formatDiagnostic } from '../../diagnostics/format-diagnostic.js';
-import { bundleBytes } from '../../release/bundle-bytes.js';
+import { BUNDLE_BUILD_DIR } from '../../release/release-hash.js';
 import type { Release } from '../../release/release-model.js';
 import { ReleaseStore } from '../node-host/release-store.js';
-import { releaseFileDisplay } from '../runtime-driver.js';
+import { packedBundleBytes, releaseFileDisplay } from '../runtime-driver.js';
+import { beamModuleName } from './beam-module-name.js';
 
 /**
  * The Erlang/OTP runtime seen from TypeScript: compile and check `.erl`
@@ -50,43 +51,119 @@ export async function erlangAvailable(): Promise<{ ok: true; version: string } |
 
 /**
  * Compile every `.erl` module of an Erlang release with `erlc +deterministic`
- * and report each compile error as a located diagnostic (file:line:col).
+ * and report each compile error as a located diagnostic (file:line:col); a
+ * `.beam` module must define the module it is named after.
  * `readFile` reads a file of the release by its release path.
  */
 export async function checkModules(release: Release, readFile: (path: string) => Promise<Uint8Array>): Promise<Diagnostic[]> {
-  if (release.runtime !== 'erlang') return [];
-  const diagnostics: Diagnostic[] = [];
+  return (await compileModules(release, readFile)).diagnostics;
+}
+
+/**
+ * The `.beam` of every `.erl` module, compiled with `erlc +deterministic` (the
+ * same source and OTP give the same bytes), as `relup-build/<module>.beam`:
+ * bundles carry them and nodes load them instead of compiling
+ * (docs/runtime-erlang.md). Without erlc the bundle gets none and says so (a
+ * warning): its nodes then compile the sources themselves. A `.beam` module
+ * of the release needs no artifact: it is loaded as it is.
+ */
+export async function buildArtifacts(release: Release, files: ReadonlyMap<string, Uint8Array>): Promise<Checked<Map<string, Uint8Array>>> {
+  if (release.runtime !== 'erlang') return { value: new Map(), diagnostics: [] };
+  const compiled = await compileModules(release, async (p) => files.get(p) ?? new Uint8Array());
+  if (hasErrors(compiled.diagnostics)) return { value: undefined, diagnostics: compiled.diagnostics };
+  const notInstalled = compiled.diagnostics.filter((d) => d.code === 'erlang-not-installed');
+  if (notInstalled.length > 0) {
+    return {
+      value: new Map(),
+      diagnostics: [warning('erlang-beams-not-built', `${release.name} ${release.version} is packed without .beam files (erlc is not installed here): its nodes will compile the sources while staging`, { file: release.manifestFile }, INSTALL_HINT)],
+    };
+  }
+  const artifacts = new Map<string, Uint8Array>();
+  for (const [name, beam] of [...compiled.beams].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) artifacts.set(beamArtifactPath(name), beam);
+  return { value: artifacts, diagnostics: [] };
+}
+
+/** Where a bundle keeps the compiled code of module `name` (relup_release.erl looks there). */
+export function beamArtifactPath(name: string): string {
+  return `${BUNDLE_BUILD_DIR}/${name}.beam`;
+}
+
+/** What erlc made of one source: its output and, when it compiled, the .beam. */
+interface ErlcRun {
+  exitCode: number | undefined;
+  missing: boolean;
+  output: string;
+  beam?: Uint8Array;
+}
+
+/** One erlc run per module name and source content in this process: `relup release pack` checks, then builds, the same sources. */
+const erlcRuns = new Map<string, Promise<ErlcRun>>();
+
+function erlc(name: string, source: Uint8Array): Promise<ErlcRun> {
+  const key = `${name}\0${createHash('sha256').update(source).digest('hex')}`;
+  let run = erlcRuns.get(key);
+  if (run === undefined) {
+    run = compileOne(name, source);
+    erlcRuns.set(key, run);
+    // Failures are not kept: a missing erlc may be installed while a long-lived process runs.
+    run.then((r) => r.beam === undefined && erlcRuns.delete(key), () => erlcRuns.delete(key));
+  }
+  return run;
+}
+
+async function compileOne(name: string, source: Uint8Array): Promise<ErlcRun> {
   const dir = await mkdtemp(join(tmpdir(), 'relup-erlc-'));
   try {
-    for (const m of release.modules) {
-      const shown = releaseFileDisplay(release, m.file);
-      if (m.file.endsWith('.beam')) continue;
-      if (!m.file.endsWith('.erl')) {
-        diagnostics.push(error('erlang-module-file', `module ${m.name} is ${m.file}; an Erlang module is a .erl source or a .beam file`, { file: release.manifestFile, line: m.line }, `rename it to ${m.name}.erl`));
-        continue;
-      }
-      if (basename(m.file, '.erl') !== m.name) {
-        diagnostics.push(error('erlang-module-name', `module ${m.name} is in ${m.file}; Erlang requires the file to be named after its module`, { file: release.manifestFile, line: m.line }, `rename the file to ${m.name}.erl or the module entry to ${basename(m.file, '.erl')}`));
-        continue;
-      }
-      const src = join(dir, `${m.name}.erl`);
-      await writeFile(src, await readFile(m.file));
-      // Run in the scratch directory on the bare file name, so erlc's messages name `<module>.erl`.
-      const r = await execa('erlc', ['+deterministic', '-o', dir, `${m.name}.erl`], { cwd: dir, reject: false, stdin: 'ignore', all: true });
-      if (r.exitCode === 0) continue;
-      if ((r as { code?: string }).code === 'ENOENT' || r.failed && r.exitCode === undefined) {
-        // Not installed here: say the modules were not checked, rather than pretend they were.
-        diagnostics.push(warning('erlang-not-installed', `the Erlang modules of ${release.name} ${release.version} were not compiled: erlc is not installed here`, { file: release.manifestFile }, INSTALL_HINT));
-        break;
-      }
-      const text = String(r.all ?? '');
-      const found = parseErlcErrors(text, `${m.name}.erl`, shown);
-      diagnostics.push(...(found.length > 0 ? found : [error('erlang-compile-error', `${m.file} does not compile: ${text.trim() || `erlc exited with ${r.exitCode}`}`, { file: shown }, INSTALL_HINT)]));
-    }
+    await writeFile(join(dir, `${name}.erl`), source);
+    // Run in the scratch directory on the bare file name, so erlc's messages name `<module>.erl`.
+    const r = await execa('erlc', ['+deterministic', '-o', dir, `${name}.erl`], { cwd: dir, reject: false, stdin: 'ignore', all: true });
+    const missing = (r as { code?: string }).code === 'ENOENT' || (r.failed && r.exitCode === undefined);
+    const output = String(r.all ?? '');
+    if (r.exitCode !== 0) return { exitCode: r.exitCode, missing, output };
+    return { exitCode: 0, missing: false, output, beam: await readFile(join(dir, `${name}.beam`)) };
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
-  return diagnostics;
+}
+
+/** Compile (or, for `.beam` files, read) every module: the findings, and the .beam of each `.erl` that compiled. */
+async function compileModules(release: Release, readFile: (path: string) => Promise<Uint8Array>): Promise<{ diagnostics: Diagnostic[]; beams: Map<string, Uint8Array> }> {
+  const diagnostics: Diagnostic[] = [];
+  const beams = new Map<string, Uint8Array>();
+  if (release.runtime !== 'erlang') return { diagnostics, beams };
+  for (const m of release.modules) {
+    const shown = releaseFileDisplay(release, m.file);
+    if (m.file.endsWith('.beam')) {
+      const found = beamModuleName(await readFile(m.file));
+      if ('problem' in found) {
+        diagnostics.push(error('erlang-beam-invalid', `${m.file} cannot be loaded as module ${m.name}: ${found.problem}`, { file: shown }, `give a .beam made by erlc (erlc +deterministic ${m.name}.erl), or the ${m.name}.erl source`));
+      } else if (found.name !== m.name) {
+        diagnostics.push(error('erlang-module-name', `${m.file} holds module ${found.name}, but release.yaml names it ${m.name}`, { file: release.manifestFile, line: m.line }, `rename the module entry to ${found.name}, or ship the .beam of ${m.name}`));
+      }
+      continue;
+    }
+    if (!m.file.endsWith('.erl')) {
+      diagnostics.push(error('erlang-module-file', `module ${m.name} is ${m.file}; an Erlang module is a .erl source or a .beam file`, { file: release.manifestFile, line: m.line }, `rename it to ${m.name}.erl`));
+      continue;
+    }
+    if (basename(m.file, '.erl') !== m.name) {
+      diagnostics.push(error('erlang-module-name', `module ${m.name} is in ${m.file}; Erlang requires the file to be named after its module`, { file: release.manifestFile, line: m.line }, `rename the file to ${m.name}.erl or the module entry to ${basename(m.file, '.erl')}`));
+      continue;
+    }
+    const r = await erlc(m.name, await readFile(m.file));
+    if (r.beam !== undefined) {
+      beams.set(m.name, r.beam);
+      continue;
+    }
+    if (r.missing) {
+      // Not installed here: say the modules were not checked, rather than pretend they were.
+      diagnostics.push(warning('erlang-not-installed', `the Erlang modules of ${release.name} ${release.version} were not compiled: erlc is not installed here`, { file: release.manifestFile }, INSTALL_HINT));
+      break;
+    }
+    const found = parseErlcErrors(r.output, `${m.name}.erl`, shown);
+    diagnostics.push(...(found.length > 0 ? found : [error('erlang-compile-error', `${m.file} does not compile: ${r.output.trim() || `erlc exited with ${r.exitCode}`}`, { file: shown }, INSTALL_HINT)]));
+  }
+  return { diagnostics, beams };
 }
 
 /** erlc prints `file:line:col: message` (warnings say `Warning:`); only errors are findings. */
@@ -154,7 +231,7 @@ export async function startErlangNode(options: ErlangNodeOptions): Promise<Erlan
   if (options.release !== undefined || !(await exists(bootBundle))) {
     // A bundle is kept byte for byte (its manifest.sig included); a directory is packed.
     const isBundle = (await stat(source)).isFile();
-    await writeFile(bootBundle, isBundle ? await readFile(source) : (await bundleBytes(release, files)).bytes, { mode: 0o600 });
+    await writeFile(bootBundle, isBundle ? await readFile(source) : await packedBundleBytes(release, files), { mode: 0o600 });
   }
   const boot = {
     socket: options.socket,
@@ -216,4 +293,4 @@ async function exists(path: string): Promise<boolean> {
 
 
 /** The Erlang entry of src/runtime/runtime-driver.ts. */
-export const erlangDriver = { runtime: 'erlang' as const, checkModules };
+export const erlangDriver = { runtime: 'erlang' as const, checkModules, buildArtifacts };

@@ -43,7 +43,8 @@ import type { DurableWrite } from './node-host.js';
  * Failing writes to the state directory (a full disk, a dying disk):
  * `write:<what>:<how>`, e.g. `RELUP_FAULTS=write:history-commit:enospc`, where
  * `<what>` is one of the node's durable writes (DURABLE_WRITES: the history at
- * boot, the `started` record of an attempt, the bundle installed at commit,
+ * boot, the `started` record of an attempt, the bundle's bytes written and
+ * synced before the point of no return, its rename into place at commit,
  * the history at commit, the outcome record, make_permanent) and `<how>` is
  * - `enospc`: the write fails before anything is written (ENOSPC);
  * - `eio`: the same with EIO;
@@ -159,7 +160,7 @@ export function injectFaults(faults: ReadonlyMap<number, Fault>, options: FaultO
   };
 }
 
-export const DURABLE_WRITES: readonly DurableWrite[] = ['history-boot', 'history-started', 'bundle', 'history-commit', 'history-outcome', 'history-permanent'];
+export const DURABLE_WRITES: readonly DurableWrite[] = ['history-boot', 'history-started', 'bundle-prepare', 'bundle', 'history-commit', 'history-outcome', 'history-permanent'];
 const WRITE_FAULTS = ['enospc', 'eio', 'eio-after'] as const;
 export type WriteFault = (typeof WRITE_FAULTS)[number];
 

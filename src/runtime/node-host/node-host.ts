@@ -5,7 +5,7 @@ import { NodeError } from '../../errors/errors.js';
 import { formatDiagnostic } from '../../diagnostics/format-diagnostic.js';
 import { hasErrors } from '../../diagnostics/diagnostic.js';
 import { bundleBytes } from '../../release/bundle-bytes.js';
-import { ATOMIC_TEMP_FILE } from '../../fs/write-file-atomic.js';
+import { ATOMIC_TEMP_FILE, type PreparedFile } from '../../fs/write-file-atomic.js';
 import { checkFileTrust, checkPathTrust } from '../../fs/check-path-trust.js';
 import { lockDirectory, type DirectoryLock } from '../../fs/directory-lock.js';
 import type { ApplyParams } from '../../protocol/messages.js';
@@ -17,7 +17,7 @@ import { HISTORY_FILE, HistoryLog, installedOf, previousOf, readHistory, recordE
 import { ReleaseStore } from './release-store.js';
 
 /** Every write the node makes to its state directory; fault injection can make any of them fail. */
-export type DurableWrite = 'history-boot' | 'history-started' | 'bundle' | 'history-commit' | 'history-outcome' | 'history-permanent';
+export type DurableWrite = 'history-boot' | 'history-started' | 'bundle-prepare' | 'bundle' | 'history-commit' | 'history-outcome' | 'history-permanent';
 
 export interface HostOptions {
   /** The release to boot when the state directory has no permanent release yet (directory or bundle). */
@@ -230,6 +230,21 @@ export class NodeHost {
     }
     // Recorded before anything changes, so an attempt cut short by a crash of the node is in the history.
     const attempt = !params.dryRun;
+    // The bundle's bytes go to disk and are synced now, before the point of no return, so that the commit
+    // step (inside every suspension window) only renames them into place. A disk that cannot take them
+    // refuses the upgrade here, with nothing changed.
+    let prepared: PreparedFile | undefined;
+    if (attempt && recorded === undefined) {
+      try {
+        await durably(this.options, 'bundle-prepare', async () => {
+          prepared = await this.store.prepareInstall(release, received.bytes);
+        });
+      } catch (e) {
+        // The write may have happened before the error (eio-after): nothing of it is kept.
+        await prepared?.discard().catch(() => undefined);
+        return refuse('state-write-failed', `cannot write ${this.store.pathOf(release)} (${messageOf(e)}); free space in the state directory`);
+      }
+    }
     const placeholders = new Set<HistoryEvent>();
     if (attempt) {
       const event: HistoryEvent = { at: this.now().toISOString(), op: 'apply', from: params.script.from.version, to: params.script.to.version, status: 'started' };
@@ -244,7 +259,7 @@ export class NodeHost {
       check: (step, ctx) => performer.check(step, ctx),
       perform: async (step, ctx) => {
         await performer.perform(step, ctx);
-        if (step.op === 'commit') placeholders.add(await this.recordCommit(step, ctx, params, received.image!, received.bytes, recorded !== undefined, started));
+        if (step.op === 'commit') placeholders.add(await this.recordCommit(step, ctx, params, received.image!, prepared, started));
       },
       settle: (result) => performer.settle(result),
     });
@@ -256,6 +271,8 @@ export class NodeHost {
       // Outermost, so the record of the commit follows the commit step as any fault injected into it leaves it.
       intercept: (steps) => durable(intercept === undefined ? steps : intercept(steps)),
     });
+    // Not committed (or committed without needing it): the prepared bundle was never put in place.
+    await prepared?.discard().catch(() => undefined);
     if (attempt) await this.recordOutcome(outcome, params, placeholders);
     // A committed apply ends any soak (the release in soak no longer runs, or runs again by a new decision);
     // one asked with soakMs starts the new release's. A refused or rolled-back apply leaves the soak as it was.
@@ -274,10 +291,11 @@ export class NodeHost {
    * registered before the write, rule 1), so memory, status and disk never
    * disagree about what runs.
    */
-  private async recordCommit(step: Step, ctx: StepContext, params: ApplyParams, image: ReleaseImage, bytes: Uint8Array, alreadyInstalled: boolean, started: number): Promise<HistoryEvent> {
+  private async recordCommit(step: Step, ctx: StepContext, params: ApplyParams, image: ReleaseImage, prepared: PreparedFile | undefined, started: number): Promise<HistoryEvent> {
     const { release } = image;
-    if (!alreadyInstalled) {
-      await durably(this.options, 'bundle', () => this.store.install(release, bytes)).catch((e: unknown) => {
+    // `prepared` is undefined when the release was already installed (its bundle is on disk and recorded).
+    if (prepared !== undefined) {
+      await durably(this.options, 'bundle', () => prepared.commit()).catch((e: unknown) => {
         throw new RuntimeError('state-write-failed', `cannot install ${this.store.pathOf(release)}: ${messageOf(e)}`, `free space in ${this.options.stateDir} (or fix the disk), then apply again`);
       });
     }

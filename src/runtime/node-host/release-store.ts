@@ -8,7 +8,7 @@ import { readBundleBytes, readReleaseFiles, type ReleaseFiles } from '../../rele
 import { verifyFiles } from '../../release/verify-release.js';
 import type { Release } from '../../release/release-model.js';
 import type { ReleaseImage } from '../node/release-image.js';
-import { ATOMIC_TEMP_FILE, writeFileAtomic } from '../../fs/write-file-atomic.js';
+import { ATOMIC_TEMP_FILE, prepareFileAtomic, writeFileAtomic, type PreparedFile } from '../../fs/write-file-atomic.js';
 import { checkFileTrust } from '../../fs/check-path-trust.js';
 import { NodeError } from '../../errors/errors.js';
 
@@ -100,6 +100,15 @@ export class ReleaseStore {
   /** Keep the bundle of a release the node now has, written atomically. */
   async install(release: Release, bytes: Uint8Array, write: (path: string, bytes: Uint8Array) => Promise<void> = defaultWrite): Promise<void> {
     await write(this.pathOf(release), bytes);
+  }
+
+  /**
+   * The bundle written and synced under a temp name, to be put in place by
+   * `commit()` (a rename) or dropped by `discard()`: an upgrade writes it
+   * before its point of no return, so the commit step only renames it.
+   */
+  async prepareInstall(release: Release, bytes: Uint8Array): Promise<PreparedFile> {
+    return prepareFileAtomic(this.pathOf(release), bytes, { mode: 0o600 });
   }
 }
 

@@ -295,6 +295,15 @@ describe.runIf(ready)('a Lua node on Silly', { timeout: 60_000 }, () => {
     conn.close();
   });
 
+  test('invoke answers what the function returns: nothing is null (a health check reads it), not an empty object', async () => {
+    const project = await sillyProject();
+    const { target } = await startNode(silly, project, { version: '1.2.2' });
+    const conn = await open(target);
+    expect(await conn.request('invoke', { module: 'config', function: 'get', args: ['no_such_key'] })).toBeNull();
+    expect(await conn.request('invoke', { module: 'config', function: 'get', args: ['timeout'] })).toBe(30);
+    conn.close();
+  });
+
   test('a second node on the same state directory is refused, naming the first', async () => {
     const project = await sillyProject();
     const first = await startNode(silly, project, { version: '1.2.2' });

@@ -208,7 +208,8 @@ manifest_id(Files) ->
     {maps:get(<<"name">>, M), maps:get(<<"version">>, M)}.
 
 %% The spec of a release: identity from manifest.json, modules from its
-%% .erl/.beam files (an Erlang module's name is its file's name), processes
+%% .erl/.beam files (an Erlang module's name is its file's name; the
+%% bundle's build artifacts are not modules of their own), processes
 %% and start from the boot options (release.yaml, read by the driver).
 spec_of(Files, Opts) ->
     {Name, Version} = manifest_id(Files),
@@ -222,7 +223,7 @@ spec_of(Files, Opts) ->
 modules_of(Files) ->
     maps:from_list([{binary_to_atom(filename:basename(P, filename:extension(P)), utf8),
                      #{file => P, hash => relup_release:sha256_hex(B)}}
-                    || {P, B} <- maps:to_list(Files), lists:member(filename:extension(P), [<<".erl">>, <<".beam">>])]).
+                    || {P, B} <- maps:to_list(relup_release:release_files(Files)), lists:member(filename:extension(P), [<<".erl">>, <<".beam">>])]).
 
 start_release(Mode, Files, _StateDir, Opts, History) ->
     Spec = spec_of(Files, Opts),
@@ -238,7 +239,7 @@ start_release(Mode, Files, _StateDir, Opts, History) ->
 
 compile_all(#{modules := Mods}, Files) ->
     maps:fold(fun(Mod, #{file := P}, {ok, Acc}) ->
-                      case relup_release:module_code(Mod, P, maps:get(P, Files)) of
+                      case relup_release:module_code(Mod, P, Files) of
                           {ok, Bin} -> {ok, Acc#{Mod => Bin}};
                           {error, _} = E -> E
                       end;

@@ -1,10 +1,17 @@
 %% Releases as the agent sees them: bundles (.tar.gz with manifest.json),
-%% the release hash (docs/release.md), and module code compiled or read
-%% from the bundle. Nothing here touches the running code.
+%% the release hash (docs/release.md), and module code read from the
+%% bundle's .beam files (or compiled from its sources when it has none).
+%% Nothing here touches the running code.
 -module(relup_release).
--export([unpack/1, release_hash/1, sha256_hex/1, module_code/3, module_binary/3, find_by_hash/2, verify/2]).
+-export([unpack/1, release_hash/1, sha256_hex/1, module_code/3, find_by_hash/2, verify/2,
+         release_files/1, code_origin/3]).
 
 -define(OWN_FILES, [<<"manifest.json">>, <<"manifest.sig">>]).
+%% Build artifacts (src/release/release-hash.ts): the .beam of each .erl,
+%% compiled by `erlc +deterministic` when the bundle was packed. Listed in
+%% manifest.json (so verified, and signed with it), but not part of the
+%% release hash: the release is its sources.
+-define(BUILD_DIR, "relup-build/").
 
 %% Unpack bundle bytes in memory: #{Path => Bytes}. Links, absolute paths
 %% and `..` are refused (a bundle never writes outside itself; here it never
@@ -77,13 +84,21 @@ check_manifest(Files) ->
         _ -> {error, <<"bundle-manifest-invalid: manifest.json is missing or not a relup manifest">>}
     end.
 
-%% sha256 of one line "<file sha256>  <path>\n" per file, sorted by path
-%% (byte order equals code-unit order for the ASCII paths releases use).
+%% sha256 of one line "<file sha256>  <path>\n" per file of the release,
+%% sorted by path (byte order equals code-unit order for the ASCII paths
+%% releases use).
 -spec release_hash(#{binary() => binary()}) -> binary().
 release_hash(Files) ->
-    Lines = [[sha256_hex(Bytes), <<"  ">>, Path, <<"\n">>]
-             || {Path, Bytes} <- lists:sort(maps:to_list(Files)), not lists:member(Path, ?OWN_FILES)],
+    Lines = [[sha256_hex(Bytes), <<"  ">>, Path, <<"\n">>] || {Path, Bytes} <- lists:sort(maps:to_list(release_files(Files)))],
     sha256_hex(iolist_to_binary(Lines)).
+
+%% The files of the release itself: not the bundle's manifest and signature, not its build artifacts.
+-spec release_files(#{binary() => binary()}) -> #{binary() => binary()}.
+release_files(Files) ->
+    maps:filter(fun(Path, _) -> not lists:member(Path, ?OWN_FILES) andalso not is_build_artifact(Path) end, Files).
+
+is_build_artifact(<<?BUILD_DIR, _/binary>>) -> true;
+is_build_artifact(_) -> false.
 
 sha256_hex(Bytes) -> << <<(hex(N))>> || <<N:4>> <= crypto:hash(sha256, Bytes) >>.
 
@@ -93,23 +108,38 @@ hex(N) -> $a + N - 10.
 %% The file of a release whose sha256 is Hash (a `stage` step names a module by its hash).
 -spec find_by_hash(#{binary() => binary()}, binary()) -> {ok, binary(), binary()} | error.
 find_by_hash(Files, Hash) ->
-    case [{P, B} || {P, B} <- maps:to_list(Files), sha256_hex(B) =:= Hash] of
+    case [{P, B} || {P, B} <- maps:to_list(release_files(Files)), sha256_hex(B) =:= Hash] of
         [{P, B} | _] -> {ok, P, B};
         [] -> error
     end.
 
-%% The object code of module Name from its release file: a .beam as is, an
-%% .erl compiled in memory with +deterministic (so the same source gives the
-%% same binary everywhere). Errors are located (file:line).
--spec module_code(atom(), binary(), binary()) -> {ok, binary()} | {error, binary()}.
-module_code(Name, Path, Bytes) ->
-    case filename:extension(Path) of
-        <<".beam">> -> check_beam(Name, Path, Bytes);
-        <<".erl">> -> compile_source(Name, Path, Bytes);
-        Ext -> {error, <<"module file ", Path/binary, " is neither .erl nor .beam (", Ext/binary, ")">>}
+%% The object code of module Name, whose release file is Path: the .beam
+%% the bundle carries for it (relup-build/<Name>.beam) when it has one, so
+%% nothing is compiled on the node; else the release file itself, a .beam
+%% as is or an .erl compiled here in memory with +deterministic (a bundle
+%% packed where erlc was missing). The .beam must define module Name.
+%% Errors are located (file:line).
+-spec module_code(atom(), binary(), #{binary() => binary()}) -> {ok, binary()} | {error, binary()}.
+module_code(Name, Path, Files) ->
+    case code_origin(Name, Path, Files) of
+        {built, Beam} -> check_beam(Name, Beam, maps:get(Beam, Files));
+        release ->
+            Bytes = maps:get(Path, Files),
+            case filename:extension(Path) of
+                <<".beam">> -> check_beam(Name, Path, Bytes);
+                <<".erl">> -> compile_source(Name, Path, Bytes);
+                Ext -> {error, <<"module file ", Path/binary, " is neither .erl nor .beam (", Ext/binary, ")">>}
+            end
     end.
 
-module_binary(Name, Path, Bytes) -> module_code(Name, Path, Bytes).
+%% Where the code of module Name comes from: the bundle's build artifact, or the release file.
+-spec code_origin(atom(), binary(), #{binary() => binary()}) -> {built, binary()} | release.
+code_origin(Name, Path, Files) ->
+    Built = <<?BUILD_DIR, (atom_to_binary(Name, utf8))/binary, ".beam">>,
+    case filename:extension(Path) =:= <<".erl">> andalso maps:is_key(Built, Files) of
+        true -> {built, Built};
+        false -> release
+    end.
 
 check_beam(Name, Path, Bin) ->
     case beam_lib:info(Bin) of

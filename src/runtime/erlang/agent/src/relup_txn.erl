@@ -325,14 +325,15 @@ check(<<"stage">>, #{<<"module">> := M, <<"hash">> := H}, T = #t{files = Files})
     Mod = binary_to_atom(M, utf8),
     case relup_release:find_by_hash(Files, H) of
         error -> fail(<<"hash-mismatch">>, <<"no file of the release has the hash the script gives module ", M/binary>>, T);
-        {ok, Path, Bytes} ->
-            case relup_release:module_code(Mod, Path, Bytes) of
+        {ok, Path, _Source} ->
+            %% The bundle's .beam when it carries one (compiled when it was packed), else the source compiled here.
+            case relup_release:module_code(Mod, Path, Files) of
                 {error, Why} -> fail(<<"compile-error">>, Why, T);
                 {ok, Bin} ->
                     %% Prepared aside: nothing of the running code changes until finish_loading.
                     case code:prepare_loading([{Mod, binary_to_list(Path), Bin}]) of
                         {ok, Prepared} -> T#t{staged = (T#t.staged)#{Mod => {Bin, Prepared}}};
-                        {error, Why} -> fail(<<"stage-failed">>, iolist_to_binary(io_lib:format("module ~s cannot be loaded: ~0p", [M, Why])), T)
+                        {error, Why} -> fail(<<"stage-failed">>, iolist_to_binary(io_lib:format("module ~s cannot be loaded: ~0p~s", [M, Why, built_hint(Mod, Path, Files)])), T)
                     end
             end
     end;
@@ -782,7 +783,7 @@ manifest_map(Files) ->
 modules_of(Files) ->
     maps:from_list([{binary_to_atom(filename:basename(P, filename:extension(P)), utf8),
                      #{file => P, hash => relup_release:sha256_hex(B)}}
-                    || {P, B} <- maps:to_list(Files), lists:member(filename:extension(P), [<<".erl">>, <<".beam">>])]).
+                    || {P, B} <- maps:to_list(relup_release:release_files(Files)), lists:member(filename:extension(P), [<<".erl">>, <<".beam">>])]).
 
 group_report(#{<<"id">> := Id} = G, T, ResumedAt) ->
     Susp = case {maps:find(Id, T#t.suspended_at), ResumedAt} of
@@ -814,6 +815,15 @@ describe(Status, Failure, Rollback, T, Version, Duration) ->
     end).
 
 %% ---- helpers ----
+
+%% A .beam packed by a newer OTP than the node's does not load (badfile): say where it came from.
+built_hint(Mod, Path, Files) ->
+    case relup_release:code_origin(Mod, Path, Files) of
+        {built, Beam} -> io_lib:format(" (its code is ~s, compiled when the bundle was packed; this node runs OTP ~s: pack the release with an OTP no newer than the node's)",
+                                       [Beam, erlang:system_info(otp_release)]);
+        release -> ""
+    end.
+
 
 manifest(Files) ->
     case relup_json:decode(maps:get(<<"manifest.json">>, Files, <<>>)) of

@@ -170,9 +170,12 @@ function M.states(node)
 end
 
 -- A plain copy of data: tables by value (cycles and other modules cut), functions and userdata named.
+-- JSON's null is a table sentinel in Silly: kept as is, or it would be copied into an empty object.
 function M.plain(v, depth, skip)
 	local t = type(v)
-	if t == "table" then
+	if v == json.null then
+		return v
+	elseif t == "table" then
 		if depth > 20 or skip[v] then
 			return "<table>"
 		end
