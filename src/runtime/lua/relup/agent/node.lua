@@ -170,10 +170,13 @@ function M.states(node)
 end
 
 -- A plain copy of data: tables by value (cycles and other modules cut), functions and userdata named.
--- JSON's null is a table sentinel in Silly: kept as is, or it would be copied into an empty object.
+-- JSON's null is a table sentinel in Silly: kept as is, or it would be copied into an empty object
+-- (required on first use, as in M.states).
+local null
 function M.plain(v, depth, skip)
+	null = null or require("relup.agent.json").null
 	local t = type(v)
-	if v == json.null then
+	if v == null then
 		return v
 	elseif t == "table" then
 		if depth > 20 or skip[v] then
