@@ -1,19 +1,27 @@
-// `npm run build` step 2 (after tsc): the CLI as one ES module file,
-// dist/cli/relup.js, bundled by esbuild from tsc's output and its
-// dependencies. One file starts faster than ~300 (Node.js resolves, reads and
-// links each module of a graph separately: ~80–115 ms of `relup plan` was the
-// module loader, docs/performance.md). tsc still emits dist/ for the types and
-// the library entry points (`relup`, `relup/node`).
+// `npm run build` step 2 (after tsc): the CLI as shipped, in dist/cli/bundle/:
 //
-// Every module keeps the `import.meta.url` it had in dist/ or node_modules/:
-// code that finds files next to itself (the Lua runtime's vendor tree, yargs'
-// locales, the demo's releases) must see the same paths in the bundle. Only the
-// entry keeps the bundle's own URL: main.ts compares it with process.argv[1]
-// to know it is the program being run.
+// - cli.cjs: dist/cli/main.js and every dependency, bundled by esbuild into
+//   one CommonJS file. CommonJS because Node.js 20 can keep V8's compiled code
+//   across runs only for scripts (`vm.Script` `cachedData`), not for ES
+//   modules (`module.enableCompileCache` is 22.1+); one file because esbuild
+//   splits only ES modules. Each command's modules stay lazy: esbuild turns
+//   main.ts's `import('./commands/…')` into functions that evaluate them on
+//   first use.
+// - relup.js (package.json bin): src/cli/cli-launcher.ts, bundled, with the
+//   build id and the precomputed `relup --help` text defined in. It runs
+//   cli.cjs with a V8 code cache (src/cli/code-cache.ts).
+//
+// tsc still emits dist/ for the types and the library entry points (`relup`,
+// `relup/node`). Every module keeps the `import.meta.url` it had in dist/ or
+// node_modules/: code that finds files next to itself (the Lua runtime's
+// vendor tree, yargs' locales) must see the same paths in the bundle. Only the
+// entry gets the bundle's own URL: main.ts compares it with process.argv[1] to
+// know it is the program being run.
 import { execFileSync } from 'node:child_process';
 import { chmod, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { createHash } from 'node:crypto';
 import { build } from 'esbuild';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -21,41 +29,80 @@ const entry = resolve(root, 'dist/cli/main.js');
 // Built aside and swapped in with two renames: tests and benches may be running the CLI while someone builds.
 const finaldir = resolve(root, 'dist/cli/bundle');
 const outdir = resolve(root, `dist/cli/bundle.${process.pid}.tmp`);
-const outfile = resolve(outdir, 'cli.js');
+const outfile = resolve(outdir, 'cli.cjs');
 const launcher = resolve(outdir, 'relup.js');
 
+// In a CommonJS file `import.meta` is empty: every module's `import.meta.url`
+// becomes its old file's URL, computed from the bundle's (__relupBundleUrl,
+// declared at the top of the file below; not `require(…)` inline, since some
+// modules declare a `require` of their own), and the entry's becomes the
+// bundle's own.
+const bundleUrl = '__relupBundleUrl';
 const keepImportMetaUrl = {
   name: 'keep-import-meta-url',
   setup(b) {
     b.onLoad({ filter: /\.(m|c)?js$/ }, async (args) => {
       const text = await readFile(args.path, 'utf8');
-      if (args.path === entry || !text.includes('import.meta.url')) return undefined;
+      if (!text.includes('import.meta.url')) return undefined;
+      if (args.path === entry) return { contents: text.replaceAll('import.meta.url', bundleUrl), loader: 'js' };
       const rel = relative(dirname(outfile), args.path).split(sep).join('/');
-      return { contents: text.replaceAll('import.meta.url', `new URL(${JSON.stringify(rel)}, import.meta.url).href`), loader: 'js' };
+      return { contents: text.replaceAll('import.meta.url', `new URL(${JSON.stringify(rel)}, ${bundleUrl}).href`), loader: 'js' };
     });
   },
 };
 
+// string-width (yargs, cliui and wrap-ansi each import a version) builds
+// Unicode-property regular expressions (`\p{RGI_Emoji}` with the v flag) and
+// an Intl.Segmenter when it loads: 25–40 ms of every run, for a function only
+// help layout calls. Each import gets a stand-in that loads the real module on
+// its first call (esbuild evaluates a module reached only by require() when
+// it is first required).
+const lazyStringWidth = {
+  name: 'lazy-string-width',
+  setup(b) {
+    b.onResolve({ filter: /^string-width$/ }, async (args) => {
+      if (args.pluginData === 'real') return undefined;
+      const real = await b.resolve(args.path, { kind: args.kind, importer: args.importer, resolveDir: args.resolveDir, pluginData: 'real' });
+      if (real.errors.length > 0) return { errors: real.errors };
+      return { path: real.path, namespace: 'lazy-string-width' };
+    });
+    b.onLoad({ filter: /.*/, namespace: 'lazy-string-width' }, (args) => ({
+      contents: `let width;\nexport default function stringWidth(text, options) {\n  width ??= require(${JSON.stringify(args.path)}).default;\n  return width(text, options);\n}\n`,
+      loader: 'js',
+      resolveDir: dirname(args.path),
+    }));
+  },
+};
+
 await rm(outdir, { recursive: true, force: true });
+const minify = process.env.RELUP_BUILD_NO_MINIFY === undefined;
 const result = await build({
-  entryPoints: { cli: entry },
-  outdir,
-  splitting: true,
-  chunkNames: 'chunk-[hash]',
+  entryPoints: [entry],
+  outfile,
   bundle: true,
   platform: 'node',
-  format: 'esm',
+  format: 'cjs',
   target: 'node20',
-  // CommonJS dependencies call require(); an ES module bundle has none of its own.
-  banner: { js: "import { createRequire as __relupCreateRequire } from 'node:module';\nconst require = __relupCreateRequire(import.meta.url);" },
-  plugins: [keepImportMetaUrl],
+  plugins: [lazyStringWidth, keepImportMetaUrl],
   legalComments: 'none',
-  minify: process.env.RELUP_BUILD_NO_MINIFY === undefined,
+  minify,
   keepNames: false,
   metafile: true,
   logLevel: 'warning',
 });
-const bytes = Object.values(result.metafile.outputs).reduce((n, o) => n + o.bytes, 0);
+// The launcher compiles cli.cjs inside a function wrapper, where a hashbang is
+// a syntax error; the URL declaration goes after esbuild's "use strict", which
+// is a directive only as the first statement.
+{
+  let code = await readFile(outfile, 'utf8');
+  if (code.startsWith('#!')) code = code.slice(code.indexOf('\n') + 1);
+  const strict = /^"use strict";\n?/.exec(code)?.[0] ?? '';
+  const declaration = 'var __relupBundleUrl = require("node:url").pathToFileURL(__filename).href;\n';
+  await writeFile(outfile, `${strict}${declaration}${code.slice(strict.length)}`);
+}
+const bytes = (await readFile(outfile)).length;
+// Names the code cache files: a cache is valid for one build of cli.cjs only.
+const buildId = createHash('sha256').update(await readFile(outfile)).digest('hex').slice(0, 16);
 
 // `relup --help` is answered by the launcher from text yargs itself printed
 // here, at the two widths main.ts lays help out at (100 columns when not a
@@ -65,28 +112,21 @@ const bytes = Object.values(result.metafile.outputs).reduce((n, o) => n + o.byte
 const helpAt = (columns) =>
   execFileSync(process.execPath, ['--import', `data:text/javascript,process.stdout.columns=${columns}`, outfile, '--help'], { encoding: 'utf8', env: { ...process.env, LC_ALL: 'en_US.UTF-8', NO_COLOR: '1' } });
 const help = { 100: helpAt(100), 110: helpAt(110) };
-await writeFile(
-  launcher,
-  `#!/usr/bin/env node
-// Generated by src/cli/build-cli-bundle.mjs: the \`relup\` command. Prints the top-level help
-// yargs printed at build time when that is all it is asked for, else runs the bundled CLI.
-const args = process.argv.slice(2);
-const env = process.env;
-const english = [env.LC_ALL, env.LC_MESSAGES, env.LANG, env.LANGUAGE].every((v) => v === undefined || v === '' || /^(C|POSIX|en)([._@-]|$)/i.test(v));
-const help = ${JSON.stringify(help)}[Math.min(110, process.stdout.columns ?? 100)];
-if (english && help !== undefined && args.length === 1 && (args[0] === '--help' || args[0] === '-h')) {
-  process.stdout.write(help);
-} else {
-  // The CLI runs only as the program itself (it compares its URL with argv[1]).
-  const { fileURLToPath } = await import('node:url');
-  process.argv[1] = fileURLToPath(new URL('./cli.js', import.meta.url));
-  await import('./cli.js');
-}
-`,
-);
+await build({
+  entryPoints: [resolve(root, 'dist/cli/cli-launcher.js')],
+  outfile: launcher,
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: 'node20',
+  define: { RELUP_BUILD_ID: JSON.stringify(buildId), RELUP_HELP: JSON.stringify(help) },
+  banner: { js: '// Generated by src/cli/build-cli-bundle.mjs from src/cli/cli-launcher.ts and src/cli/code-cache.ts: the `relup` command.' },
+  legalComments: 'none',
+  logLevel: 'warning',
+});
 await chmod(launcher, 0o755);
 const old = `${finaldir}.${process.pid}.old`;
 await rename(finaldir, old).catch(() => undefined);
 await rename(outdir, finaldir);
 await rm(old, { recursive: true, force: true });
-process.stdout.write(`dist/cli/bundle/: ${(bytes / 1024).toFixed(0)} KiB from ${Object.keys(result.metafile.inputs).length} modules, ${Object.keys(result.metafile.outputs).length} files; launcher dist/cli/bundle/relup.js\n`);
+process.stdout.write(`dist/cli/bundle/cli.cjs: ${(bytes / 1024).toFixed(0)} KiB from ${Object.keys(result.metafile.inputs).length} modules (build ${buildId}); launcher dist/cli/bundle/relup.js\n`);

@@ -150,6 +150,20 @@ export function pruneOtherBuilds(dir: string, keepPrefix: string, nowMs = Date.n
 }
 
 /**
+ * Which cache a run uses: its command (and subcommand), so that each file holds
+ * the code that command runs. Help and version runs share one: they run none
+ * of a command's code, and must not leave their cache under its name.
+ */
+export function commandKey(argv: string[]): string {
+  if (argv.some((a) => a === '--help' || a === '-h' || a === 'help' || a === '--version')) return 'help';
+  const words = argv.filter((a) => !a.startsWith('-'));
+  const word = (w: string | undefined) => (w !== undefined && /^[a-z][a-z-]{0,30}$/.test(w) ? w : undefined);
+  const [first, second] = [word(words[0]), word(words[1])];
+  if (first === undefined) return 'other';
+  return ['node', 'appup', 'keys', 'release'].includes(first) && second !== undefined ? `${first}-${second}` : first;
+}
+
+/**
  * Compiles and runs `file` as CommonJS, with the code cache when there is a
  * good one, and writes one at exit when there was none. Returns the outcome.
  */
