@@ -98,6 +98,9 @@ const result = await build({
   if (code.startsWith('#!')) code = code.slice(code.indexOf('\n') + 1);
   const strict = /^"use strict";\n?/.exec(code)?.[0] ?? '';
   const declaration = 'var __relupBundleUrl = require("node:url").pathToFileURL(__filename).href;\n';
+  // The launcher reads it as latin1 (code-cache.ts): esbuild's default ASCII charset must hold.
+  const nonAscii = /[^\x00-\x7f]/.exec(code);
+  if (nonAscii !== null) throw new Error(`dist/cli/bundle/cli.cjs: non-ASCII character at offset ${nonAscii.index}; keep esbuild's charset ascii`);
   await writeFile(outfile, `${strict}${declaration}${code.slice(strict.length)}`);
 }
 const bytes = (await readFile(outfile)).length;

@@ -34,7 +34,7 @@ const HEADER_BYTES = 24; // magic u32, crc32 u32, source size f64, source mtime 
 export type CacheOutcome = 'hit' | 'miss' | 'corrupt' | 'stale' | 'rejected' | 'off';
 
 export interface CodeCacheOptions {
-  /** The CommonJS file to run. */
+  /** The CommonJS file to run; ASCII only (it is read as latin1). */
   file: string;
   /** Names the cache file: the build id, the command, Node.js version and architecture. */
   cacheName: string;
@@ -87,7 +87,8 @@ function readSource(file: string): { source: string; stamp: SourceStamp } {
       if (n === 0) break;
       done += n;
     }
-    return { source: bytes.toString('utf8', 0, done), stamp: { size, mtimeMs } };
+    // The build keeps cli.cjs ASCII (esbuild escapes the rest), so latin1 reads it exactly and skips UTF-8 decoding (~4 ms).
+    return { source: bytes.toString('latin1', 0, done), stamp: { size, mtimeMs } };
   } finally {
     closeSync(fd);
   }

@@ -132,6 +132,7 @@ export async function main(argv: string[], io: CommandIo): Promise<number> {
           .option('on-failure', { choices: ['rollback', 'leave'] as const, describe: 'with --fleet: when a node fails, roll back the nodes upgraded in this rollout, or leave them and report', defaultDescription: 'rollback' })
           .option('soak', { type: 'string', describe: 'keep the new release not permanent this long (500ms, 30s, 2m), checking health; a failing check rolls it back' })
           .option('health-path', { type: 'string', describe: "health check: GET this path on the node's HTTP service, 2xx is healthy" })
+          .option('health-port', { type: 'number', describe: "with --health-path: the port of the node's HTTP service (needed for Erlang and Lua nodes, which report no servers)", defaultDescription: 'the first server in the node\'s status' })
           .option('health-invoke', { type: 'string', describe: 'health check: call module.function, or module.function(JSON args), of the running release; true or {ok:true} is healthy' })
           .option('health-timeout', { type: 'number', describe: 'ms each health check may take', defaultDescription: '5000' })
           .option('health-interval', { type: 'number', describe: 'ms between health checks during a soak', defaultDescription: '1000' })

@@ -65,6 +65,8 @@ export const targetSchema = z
 export const healthSchema = z.strictObject({
   /** GET this path on the node's HTTP service (its first server's port); healthy when it answers 2xx. */
   path: z.string().regex(/^\//, 'a path starting with /').optional(),
+  /** The port of that service; default: the first HTTP server the node reports in status (Erlang and Lua nodes report none). */
+  port: z.number().int().min(1).max(65535).optional(),
   /** Call this function of the running release (protocol `invoke`); healthy when it returns true or { ok: true }. */
   invoke: z.strictObject({ module: z.string().min(1), function: z.string().min(1), args: z.array(z.unknown()).optional() }).optional(),
   /** Each check gives up after this many ms. */

@@ -1,4 +1,6 @@
 import { readFile, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { NodeRow, RolloutResult } from '../../src/client/fleet/fleet-types.js';
@@ -54,6 +56,34 @@ describe('relup apply --fleet, edge cases', { timeout: 180_000 }, () => {
       for (const n of fleet.names) expect(await statusOf(fleet, n)).toMatchObject({ version: '1.2.2', permanent: '1.2.2' });
     } finally {
       await fleet.stopAll();
+    }
+  });
+
+  it('--health-port: GET the health path on the given port, not on the first server the node reports', async () => {
+    // Stands in for a service relup cannot see in status (an Erlang or Lua node's): /ok answers what `healthy` says.
+    let healthy = true;
+    const service = createServer((req, res) => {
+      res.statusCode = req.url === '/ok' ? (healthy ? 200 : 503) : 404;
+      res.end();
+    });
+    await new Promise<void>((resolve) => service.listen(0, '127.0.0.1', resolve));
+    const port = (service.address() as AddressInfo).port;
+    const fleet = await startFleet(2, {});
+    try {
+      // The demo's own server answers 404 on /ok: passing means the check went to `port`.
+      const ok = await runCli(['apply', '--target', 'n1', '--to', '1.2.3', '--health-path', '/ok', '--health-port', String(port), '--json'], fleet.dir);
+      expect(ok.exitCode, ok.stdout + ok.stderr).toBe(0);
+      expect(row(resultOf(ok.stdout), 'n1')).toMatchObject({ outcome: 'committed', version: '1.2.3' });
+      healthy = false;
+      const bad = await runCli(['apply', '--target', 'n2', '--to', '1.2.3', '--health-path', '/ok', '--health-port', String(port), '--json'], fleet.dir);
+      expect(bad.exitCode).toBe(1);
+      expect(row(resultOf(bad.stdout), 'n2')).toMatchObject({ outcome: 'reverted', version: '1.2.2' });
+      expect(row(resultOf(bad.stdout), 'n2').detail).toContain(`:${port}/ok answered 503`);
+      const usage = await runCli(['apply', '--target', 'n2', '--to', '1.2.3', '--health-port', String(port)], fleet.dir);
+      expect(usage.exitCode).toBe(2);
+    } finally {
+      await fleet.stopAll();
+      await new Promise((resolve) => service.close(resolve));
     }
   });
 

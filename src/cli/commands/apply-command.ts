@@ -28,7 +28,7 @@ export interface ApplyArgs {
 /** `relup apply`: plan from the node's release to --to (default newest) and have the node apply it. */
 export async function run(raw: Record<string, unknown>, io: CommandIo): Promise<number> {
   // A fleet rollout, a soak or a health check (on one node: a fleet of one) is its own command (docs/fleet.md).
-  if (['fleet', 'soak', 'healthPath', 'healthInvoke'].some((k) => raw[k] !== undefined)) return (await import('./fleet-apply-command.js')).run(raw, io);
+  if (['fleet', 'soak', 'healthPath', 'healthPort', 'healthInvoke'].some((k) => raw[k] !== undefined)) return (await import('./fleet-apply-command.js')).run(raw, io);
   return applyTo(raw as unknown as ApplyArgs, io, 'apply');
 }
 

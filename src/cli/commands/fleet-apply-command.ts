@@ -23,6 +23,7 @@ export interface FleetApplyArgs {
   onFailure?: FailurePolicy;
   soak?: string;
   healthPath?: string;
+  healthPort?: number;
   healthInvoke?: string;
   healthTimeout?: number;
   healthInterval?: number;
@@ -115,7 +116,7 @@ export async function run(raw: Record<string, unknown>, io: CommandIo): Promise<
   return result.ok ? EXIT_OK : EXIT_FAILED;
 }
 
-function healthCheck(args: FleetApplyArgs, configured: { path?: string | undefined; invoke?: { module: string; function: string; args?: unknown[] | undefined } | undefined; timeoutMs?: number | undefined } | undefined): HealthCheck | undefined {
+function healthCheck(args: FleetApplyArgs, configured: { path?: string | undefined; port?: number | undefined; invoke?: { module: string; function: string; args?: unknown[] | undefined } | undefined; timeoutMs?: number | undefined } | undefined): HealthCheck | undefined {
   const path = args.healthPath ?? configured?.path;
   let invoke: HealthCheck['invoke'] = configured?.invoke === undefined ? undefined : { module: configured.invoke.module, function: configured.invoke.function, ...(configured.invoke.args === undefined ? {} : { args: configured.invoke.args }) };
   if (args.healthInvoke !== undefined) {
@@ -130,8 +131,11 @@ function healthCheck(args: FleetApplyArgs, configured: { path?: string | undefin
     invoke = { module: m[1]!, function: m[2]!, args: callArgs };
   }
   if (path !== undefined && !path.startsWith('/')) throw new UserError(`--health-path "${path}" must start with /`, 'e.g. --health-path /health');
+  const port = args.healthPort ?? configured?.port;
+  if (port !== undefined && (!Number.isInteger(port) || port < 1 || port > 65535)) throw new UserError(`--health-port ${String(port)} is not a port`, 'a whole number from 1 to 65535');
+  if (port !== undefined && path === undefined) throw new UserError('--health-port is the port of --health-path', 'add --health-path /PATH');
   if (path === undefined && invoke === undefined) return undefined;
-  return { ...(path === undefined ? {} : { path }), ...(invoke === undefined ? {} : { invoke }), timeoutMs: args.healthTimeout ?? configured?.timeoutMs ?? 5000 };
+  return { ...(path === undefined ? {} : { path }), ...(port === undefined ? {} : { port }), ...(invoke === undefined ? {} : { invoke }), timeoutMs: args.healthTimeout ?? configured?.timeoutMs ?? 5000 };
 }
 
 const ms = (n: number | null) => (n === null ? '-' : n >= 1000 ? `${(n / 1000).toFixed(2)} s` : `${n.toFixed(n < 10 ? 2 : 0)} ms`);

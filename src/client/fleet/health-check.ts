@@ -3,6 +3,8 @@ import type { Connection } from '../connection.js';
 export interface HealthCheck {
   /** GET http://<host>:<port><path> on the node's service (its first HTTP server); 2xx is healthy. */
   path?: string;
+  /** The service's port; default: the first server in the node's status (only Node.js nodes report servers). */
+  port?: number;
   /** A function of the running release, called through the control channel; `true` or `{ ok: true }` is healthy. */
   invoke?: { module: string; function: string; args?: unknown[] };
   timeoutMs: number;
@@ -30,9 +32,8 @@ export async function checkHealth(check: HealthCheck, connection: Connection, ho
 
 async function check1(check: HealthCheck, connection: Connection, host: string): Promise<HealthResult> {
   if (check.path !== undefined) {
-    const status = (await withTimeout(connection.request('status', {}), check.timeoutMs)) as { servers?: { port: number }[] };
-    const port = status.servers?.[0]?.port;
-    if (port === undefined) return { ok: false, detail: `health path ${check.path}: the node runs no HTTP server` };
+    const port = check.port ?? ((await withTimeout(connection.request('status', {}), check.timeoutMs)) as { servers?: { port: number }[] }).servers?.[0]?.port;
+    if (port === undefined) return { ok: false, detail: `health path ${check.path}: the node reports no HTTP server (Erlang and Lua nodes report none): give the service's port with --health-port or health.port` };
     const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}${check.path}`;
     try {
       const res = await fetch(url, { signal: AbortSignal.timeout(check.timeoutMs) });
