@@ -83,6 +83,7 @@ const result = await build({
   platform: 'node',
   format: 'cjs',
   target: 'node20',
+  charset: 'ascii', // esbuild's default, relied on: the launcher reads the file as latin1
   plugins: [lazyStringWidth, keepImportMetaUrl],
   legalComments: 'none',
   minify,
