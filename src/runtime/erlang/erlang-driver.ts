@@ -1,5 +1,5 @@
 import { createHash, type KeyObject } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { existsSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
@@ -188,7 +188,7 @@ export async function compileAgent(cacheDir: string): Promise<string> {
   await mkdir(tmp, { recursive: true, mode: 0o700 });
   await execa('erlc', ['+deterministic', '-o', tmp, ...names.map((n) => join(AGENT_SOURCE_DIR, n))], { stdin: 'ignore' });
   await rm(ebin, { recursive: true, force: true });
-  await import('node:fs/promises').then((fs) => fs.rename(tmp, ebin));
+  await rename(tmp, ebin);
   return ebin;
 }
 
