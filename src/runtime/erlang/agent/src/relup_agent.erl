@@ -33,7 +33,10 @@
     %% Outside work held past the point of no return (see enter/1):
     holding = false,         %% false | {true, Waiter | none}
     held = [],               %% callers of enter/1 waiting for the transaction to settle, newest first
-    inflight = 0             %% control-socket calls/invokes running now
+    inflight = 0,            %% control-socket calls/invokes running now
+    %% The running release's soak (docs/protocol.md, Soak): none | {Version, StartedMs, DeadlineMs}, system
+    %% time. In memory only: a restart boots the permanent release, never the one in soak.
+    soak = none
 }).
 
 start_link(Opts) -> gen_server:start_link({local, ?SERVER}, ?MODULE, Opts, []).
@@ -357,7 +360,7 @@ handle_call(commit_undo, _From, St = #st{txn = {_, _, _}}) ->
     commit_undo(St);
 handle_call({apply_end, Outcome}, _From, St = #st{txn = {Ref, _, _}}) ->
     erlang:demonitor(Ref, [flush]),
-    St1 = record_outcome(Outcome, St),
+    St1 = soak_after(Outcome, record_outcome(Outcome, St)),
     #st{history = H} = St1,
     {reply, {maps:get(<<"permanent">>, H), previous(St1)}, St1#st{txn = none, suspended = #{}, placeholders = [], committed = none}};
 handle_call({make_permanent, Version}, _From, St = #st{spec = #{name := Name}}) ->
@@ -367,6 +370,8 @@ handle_call({make_permanent, Version}, _From, St = #st{spec = #{name := Name}}) 
                                                      <<"to">> => Version, <<"status">> => <<"ok">>}, #{permanent => Version}),
             %% The permanent release changes only once it is on disk: a restart must boot what status says.
             case write_history(St, 'history-permanent', H) of
+                %% Making the release in soak permanent is the soak's verdict: it passed.
+                {ok, St1 = #st{soak = {Version, _, _}}} -> {reply, {ok, #{permanent => Version}}, St1#st{soak = none}};
                 {ok, St1} -> {reply, {ok, #{permanent => Version}}, St1};
                 {error, Why, St1} ->
                     {reply, {error, iolist_to_binary(["state-write-failed: cannot record ", Version, " as permanent in ", history_path(St), ": ", Why,
@@ -487,6 +492,16 @@ commit_undo(St = #st{committed = {Spec, Code, Before}, history = H}) ->
                                                            [maps:get(<<"current">>, H), maps:get(<<"permanent">>, H), Why]))}, St1}
     end.
 
+%% A committed apply ends any soak (the release in soak no longer runs, or
+%% runs again by a new decision); one with soakMs starts its release's,
+%% from now (the commit just settled). A refused, rolled-back or dry-run
+%% apply leaves the soak as it was.
+soak_after(#{status := <<"committed">>, version := V, soak_ms := Ms}, St) when is_integer(Ms) ->
+    Now = erlang:system_time(millisecond),
+    St#st{soak = {V, Now, Now + Ms}};
+soak_after(#{status := <<"committed">>}, St) -> St#st{soak = none};
+soak_after(_, St) -> St.
+
 %% After a transaction: this attempt's placeholder events (started, the
 %% commit record) are replaced by its outcome. The release fields were
 %% settled durably by the transaction itself (commit step or its undo), so
@@ -565,7 +580,7 @@ reason(Why) -> iolist_to_binary(io_lib:format("~0p", [Why])).
 
 %% ---- status ----
 
-status(#st{spec = Spec, history = H, txn = Txn, suspended = Susp, state_dir = Dir, history_problem = Problem}) ->
+status(#st{spec = Spec, history = H, txn = Txn, suspended = Susp, state_dir = Dir, history_problem = Problem, soak = Soak}) ->
     #{name := Name, version := V, hash := Hash, modules := Mods} = Spec,
     Status = #{name => Name, version => V, hash => Hash,
       modules => [#{name => atom_to_binary(M, utf8), hash => maps:get(hash, Info), version => V}
@@ -578,7 +593,14 @@ status(#st{spec = Spec, history = H, txn = Txn, suspended = Susp, state_dir = Di
       installed => relup_history:installed(H),
       history => lists:nthtail(max(0, length(maps:get(<<"events">>, H)) - 50), maps:get(<<"events">>, H)),
       stateDir => list_to_binary(Dir)},
-    case Problem of none -> Status; _ -> Status#{historyProblem => Problem} end.
+    WithProblem = case Problem of none -> Status; _ -> Status#{historyProblem => Problem} end,
+    case Soak of
+        none -> WithProblem;
+        %% Overdue is computed when asked: the node does not act on a deadline, it only says it passed.
+        {SoakV, Started, Deadline} ->
+            WithProblem#{soak => #{version => SoakV, startedAt => relup_history:iso(Started), deadline => relup_history:iso(Deadline),
+                                  overdue => erlang:system_time(millisecond) > Deadline}}
+    end.
 
 %% The releases a rollback can return to: installed, older than the one running, newest first.
 previous(#st{history = H, spec = #{version := V}}) -> relup_history:previous(H#{<<"current">> => V}).

@@ -69,9 +69,15 @@ request(Agent, S, Id, <<"make_permanent">>, #{<<"version">> := V}) when is_binar
         {error, Why} -> send(S, error_msg(Id, bad_request, Why))
     end;
 request(Agent, S, Id, <<"apply">>, #{<<"script">> := Script, <<"bundle">> := B64} = P) when is_map(Script), is_binary(B64) ->
-    %% The transaction runs in its own process, not linked to this
-    %% connection: if the client goes away it finishes or rolls back anyway.
-    spawn(fun() -> relup_txn:apply(Agent, S, Id, Script, B64, P) end);
+    case soak_problem(P) of
+        none ->
+            %% The transaction runs in its own process, not linked to this
+            %% connection: if the client goes away it finishes or rolls back anyway.
+            spawn(fun() -> relup_txn:apply(Agent, S, Id, Script, B64, P) end);
+        Problem ->
+            %% Refused before anything happens: no attempt is recorded (docs/protocol.md, Soak).
+            send(S, error_msg(Id, bad_request, Problem))
+    end;
 request(Agent, S, Id, <<"states">>, _) ->
     spawn(fun() -> send(S, result(Id, #{modules => #{}, processes => states(Agent)})) end);
 request(Agent, S, Id, <<"call">>, #{<<"process">> := Name, <<"message">> := Msg}) when is_binary(Name) ->
@@ -103,6 +109,18 @@ request(_Agent, S, Id, Op, _) when Op =:= <<"apply">>; Op =:= <<"make_permanent"
     send(S, error_msg(Id, bad_request, <<"invalid params for ", Op/binary>>));
 request(_Agent, S, Id, Op, _) ->
     send(S, error_msg(Id, unknown_op, <<"unknown op ", (to_bin(Op))/binary>>)).
+
+%% `soakMs` (docs/protocol.md, Soak): an integer of ms from 1 to 7 days, and
+%% only with `permanent: false` (permanent defaults to true): a release in
+%% soak is by definition not permanent yet.
+soak_problem(#{<<"soakMs">> := Ms}) when not is_integer(Ms); Ms < 1; Ms > 604800000 ->
+    <<"soakMs must be an integer number of ms from 1 to 604800000 (7 days)">>;
+soak_problem(#{<<"soakMs">> := _} = P) ->
+    case maps:get(<<"permanent">>, P, true) of
+        false -> none;
+        _ -> <<"soakMs needs permanent: false (a release in soak is not permanent yet)">>
+    end;
+soak_problem(_) -> none.
 
 states(Agent) ->
     maps:from_list([{atom_to_binary(N, utf8), state_of(N)} || {N, _} <- gen_server:call(Agent, processes)]).

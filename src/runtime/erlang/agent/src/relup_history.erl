@@ -11,7 +11,7 @@
 %% the current one, newest first. A rollback goes to previous[0] and never
 %% to a newer release, so rolling back twice walks further back, never forth.
 -module(relup_history).
--export([read/1, write/2, record/3, new/3, mark_interrupted/1, without_started/1, remove_temp_files/1, now_iso/0,
+-export([read/1, write/2, record/3, new/3, mark_interrupted/1, without_started/1, remove_temp_files/1, now_iso/0, iso/1,
          previous/1, installed/1, compare_versions/2, max_installed/0, write_durably/3]).
 
 -define(HISTORY_FILE, "history.json").
@@ -147,5 +147,8 @@ without_started(#{<<"events">> := Events} = H) ->
         _ -> H
     end.
 
-now_iso() ->
-    list_to_binary(calendar:system_time_to_rfc3339(erlang:system_time(millisecond), [{unit, millisecond}, {offset, "Z"}])).
+now_iso() -> iso(erlang:system_time(millisecond)).
+
+%% ISO 8601 in UTC with milliseconds, of a system time in ms (as JavaScript's toISOString writes it).
+iso(Ms) ->
+    list_to_binary(calendar:system_time_to_rfc3339(Ms, [{unit, millisecond}, {offset, "Z"}])).

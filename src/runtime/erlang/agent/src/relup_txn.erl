@@ -83,9 +83,9 @@ apply(Agent, Sock, Id, Script, B64, Params) ->
                                             message => iolist_to_binary(io_lib:format("~p:~0p ~0p", [C, W, St]))}),
                     erlang:raise(C, W, St)
                 end,
-            Outcome = Outcome0#{dry_run => DryRun, permanent => Permanent},
+            Outcome = Outcome0#{dry_run => DryRun, permanent => Permanent, soak_ms => maps:get(<<"soakMs">>, Params, none)},
             {Perm, Prev} = gen_server:call(Agent, {apply_end, Outcome}, infinity),
-            Final = maps:without([dry_run], Outcome#{permanent => Perm, previous => Prev}),
+            Final = maps:without([dry_run, soak_ms], Outcome#{permanent => Perm, previous => Prev}),
             relup_conn:send(Sock, #{type => result, id => Id, result => Final}),
             %% Held outside work runs once the outcome is out (relup_agent:enter/1).
             gen_server:cast(Agent, release_hold)
