@@ -154,6 +154,14 @@ export function goals(results) {
     g.push([`big release (${fmt(big.release.modules)} modules, ${big.release.changed} changed, ${fmt(big.release.processes)} processes): transaction, median`, '< 100 ms', `${ms(big.transactionMs)} ms`, big.goals.transactionUnder100Ms.met]);
     g.push(['big release: longest suspension window', '≤ 10 ms', `${ms(big.windowsMs.max)} ms`, big.goals.noWindowOver10Ms.met]);
   }
+  // The Erlang runtime (bench/erlang-bench.js): relup beside OTP's release_handler on the same app.
+  const erl = results.erlang?.goals;
+  if (erl) {
+    g.push(['Erlang node: failed requests through upgrade + rollback under load', '0', fmt(erl.failed.value), erl.failed.met]);
+    g.push(['Erlang node: dropped connections', '0', fmt(erl.dropped.value), erl.dropped.met]);
+    g.push(['Erlang node: suspension window p99 under load', '≤ 5 ms', `${ms(erl.suspensionP99Ms.value)} ms`, erl.suspensionP99Ms.met]);
+    if (erl.inPlaceRollback) g.push(['Erlang node: an upgrade whose code_change raises is rolled back in place (release_handler restarts the node)', 'rolled-back', `${erl.inPlaceRollback.value}${erl.inPlaceRollback.releaseHandler ? `; release_handler: ${erl.inPlaceRollback.releaseHandler}` : ''}`, erl.inPlaceRollback.met]);
+  }
   const mem = results.memory?.goal;
   if (mem) {
     const span = mem.to < 10_000 ? ` (the issue's span is 100 → 10,000: \`--long\`)` : '';
@@ -186,5 +194,6 @@ export function summaryLines(results) {
   if (results.cli) out.push(...cliSection(results.cli), '');
   if (results.state) out.push(...stateSection(results.state), '');
   if (results.big) out.push(...bigSection(results.big), '');
+  if (results.erlang?.summary) out.push(...results.erlang.summary, '');
   return out;
 }

@@ -1,0 +1,117 @@
+// Where the Erlang suspension window's time goes, and what would bring its
+// p99 under 5 ms (issue 10, "Speed"). Runs the relup scenario of
+// erlang-bench.js (the same load: a rate stream plus long-lived connections,
+// in a separate process) against the agent as it is and against copies of the
+// agent changed in one way each — compiled into a temporary directory and put
+// first on the node's code path with ERL_ZFLAGS="-pa <dir>" (a later -pa goes first); the agent's
+// sources are not touched. A variant proves it ran (relup_txn:bench_variant/0
+// answers its name through `invoke`) or the run fails.
+//
+//   node bench/erlang-window-bench.js [--variants=as-is,defer-purge,…] [--rounds=N]
+//        [--rate=N] [--long-lived=N] [--generator-nice=N] [--quick]
+//
+// Variants (each one change to a copy of src/runtime/erlang/agent/src):
+//   as-is         the agent as it is
+//   defer-purge   `purge` (soft) steps run after the processes are resumed, not inside the window
+//   no-fsync      no fsync in the durable writes: the upper bound of taking the commit's fsyncs
+//                 out of the window (NOT safe as such: a measurement only)
+//   defer-purge+no-fsync   both
+//   high-priority the transaction's process runs at `process_flag(priority, high)`
+// Everything listens on 127.0.0.1; every child process is stopped at the end, by pid.
+import { cp, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { REPO, round, runCleanups } from './lib.js';
+import { relupScenario, settingsFor } from './erlang-bench.js';
+
+const AGENT = join(REPO, 'src', 'runtime', 'erlang', 'agent', 'src');
+const load1 = () => loadavg().map((x) => round(x, 2));
+
+/** Each patch: [file, from, to] text replacements; every `from` must be found (or the patch is stale). */
+const PATCHES = {
+  'defer-purge': [
+    // The soft purge is left for after the resume: the module goes to the background purge list.
+    ['relup_txn.erl', '            case code:soft_purge(Mod) of\n                true -> T1;\n                false ->\n                    Ps = [P || P <- processes(), erlang:check_process_code(P, Mod)],\n                    T1#t{lingering',
+      '            case false of\n                true -> T1;\n                false ->\n                    Ps = [],\n                    T1#t{lingering'],
+    ['relup_txn.erl', '            [spawn(fun() -> background_purge(M, ?BACKGROUND_PURGE_MS) end) || M <- T#t.lingering];', '            ok;'],
+    ['relup_txn.erl', '    put(resumed_at, now_ms()),\n', '    put(resumed_at, now_ms()),\n    Result =:= committed andalso [spawn(fun() -> background_purge(M, ?BACKGROUND_PURGE_MS) end) || M <- T#t.lingering],\n'],
+    // The note "old code stays loaded" is not true any more in this variant: dropped.
+    ['relup_txn.erl', '                         notes = [iolist_to_binary(io_lib:format("the old code of ~s stays loaded until ~s move to the current code (purged in the background then)", [M, describe_pids(Ps)])) | T1#t.notes]}', '                         notes = [] ++ Ps ++ T1#t.notes}'],
+  ],
+  'no-fsync': [['relup_history.erl', '            ok = file:sync(Fd)', '            ok']],
+  'high-priority': [['relup_txn.erl', 'apply(Agent, Sock, Id, Script, B64, Params) ->\n    Started = now_ms(),', 'apply(Agent, Sock, Id, Script, B64, Params) ->\n    process_flag(priority, high),\n    Started = now_ms(),']],
+};
+PATCHES['defer-purge+no-fsync'] = [...PATCHES['defer-purge'], ...PATCHES['no-fsync']];
+PATCHES['defer-purge+no-fsync+high-priority'] = [...PATCHES['defer-purge+no-fsync'], ...PATCHES['high-priority']];
+
+async function buildVariant(dir, name) {
+  const src = join(dir, `src-${name}`);
+  const ebin = join(dir, `ebin-${name}`);
+  await cp(AGENT, src, { recursive: true });
+  for (const [file, from, to] of PATCHES[name] ?? []) {
+    const text = await readFile(join(src, file), 'utf8');
+    if (!text.includes(from)) throw new Error(`variant ${name}: the agent changed, ${file} no longer holds:\n${from}`);
+    await writeFile(join(src, file), text.replace(from, to));
+  }
+  // The proof that the variant is the code that ran.
+  const txn = await readFile(join(src, 'relup_txn.erl'), 'utf8');
+  await writeFile(join(src, 'relup_txn.erl'), txn.replace('-export([apply/6]).', `-export([apply/6, bench_variant/0]).\nbench_variant() -> <<"${name}">>.`));
+  await execa('mkdir', ['-p', ebin]);
+  const names = (await readdir(src)).filter((n) => n.endsWith('.erl'));
+  await execa('erlc', ['+deterministic', '-o', ebin, ...names.map((n) => join(src, n))], { stdin: 'ignore' });
+  return ebin;
+}
+
+export async function runWindowBench({ quick = false, variants = ['as-is', 'defer-purge', 'no-fsync', 'defer-purge+no-fsync', 'high-priority'], overrides = {}, log = () => undefined } = {}) {
+  const settings = settingsFor(quick, { rounds: 3, ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)) });
+  const work = await mkdtemp(join(tmpdir(), 'relup-erlang-window-'));
+  const rows = [];
+  try {
+    await cp(join(REPO, 'examples', 'erlang'), join(work, 'app'), { recursive: true });
+    for (const v of variants) {
+      if (v !== 'as-is' && !PATCHES[v]) throw new Error(`unknown variant ${v}; known: as-is, ${Object.keys(PATCHES).join(', ')}`);
+      const ebin = await buildVariant(work, v);
+      const before = load1();
+      log(`variant ${v} (load average ${before.join(', ')})`);
+      const app = join(work, `app-${v}`);
+      await cp(join(work, 'app'), app, { recursive: true });
+      const r = await relupScenario(app, settings, { env: { ERL_ZFLAGS: `-pa ${ebin}` }, expectVariant: v });
+      const b = r.breakdown;
+      const part = (re) => Object.entries(b).filter(([k]) => re.test(k));
+      rows.push({
+        variant: v,
+        loadAverageBefore: before,
+        loadAverageAfter: load1(),
+        failed: r.load.failed,
+        dropped: r.load.droppedLongLived,
+        window: b.window,
+        purgeP50Ms: round(part(/^purge/).reduce((s, [, x]) => s + x.p50, 0), 3),
+        commitMs: b['commit (durable writes)'],
+        outsideStepsMs: b['outside the steps'],
+        breakdown: b,
+      });
+      log(`  window p50 ${b.window.p50} p99 ${b.window.p99} max ${b.window.max} ms; commit p50 ${b['commit (durable writes)']?.p50} max ${b['commit (durable writes)']?.max}; purges p50 ${rows.at(-1).purgeP50Ms}; outside steps p50 ${b['outside the steps'].p50}; failed ${r.load.failed}, dropped ${r.load.droppedLongLived}`);
+    }
+    return { settings, rows };
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+if (process.argv[1] !== undefined && process.argv[1].endsWith('erlang-window-bench.js')) {
+  const argv = process.argv.slice(2);
+  const opt = (name) => argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+  const num = (name) => (opt(name) === undefined ? undefined : Number(opt(name)));
+  try {
+    const result = await runWindowBench({
+      quick: argv.includes('--quick'),
+      variants: opt('variants')?.split(','),
+      overrides: { rounds: num('rounds'), rate: num('rate'), longLived: num('long-lived'), generatorNice: num('generator-nice') },
+      log: (l) => process.stderr.write(`${l}\n`),
+    });
+    console.log(JSON.stringify(result, null, 2));
+  } finally {
+    await runCleanups();
+  }
+}
