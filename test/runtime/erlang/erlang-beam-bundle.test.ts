@@ -5,7 +5,7 @@
  * sources, the beams covered by the manifest, a beam of another module or a
  * tampered one refused before anything changes.
  */
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -166,6 +166,21 @@ describe.runIf(ok)('Erlang bundles carry .beam files', { timeout: 120_000 }, () 
     expect(await c.request('status', {})).toMatchObject({ version: '1.0.0', permanent: '1.0.0' });
     expect(await c.request('call', { process: 'counter', message: { op: 'version' } })).toBe('1.0.0');
     expect(await c.request('call', { process: 'counter', message: { op: 'get' } })).toBe(1);
+    c.close();
+  });
+
+  it('packed where erlc is missing: the pack says so, carries no beams, and its nodes compile the sources', async () => {
+    const project = await confProject();
+    const bin = await testdir();
+    await symlink(process.execPath, join(bin, 'node'));
+    const packed = await runCli(['release', 'pack', 'releases/1.1.0', '--out-dir', 'nobeams'], project, { PATH: bin });
+    expect(packed.exitCode, packed.stderr).toBe(0);
+    expect(packed.stderr).toContain('erlang-not-installed');
+    expect(packed.stderr).toContain('erlang-beams-not-built');
+    const files = (await readReleaseFiles(join(project, 'nobeams', 'conf-1.1.0.tar.gz'))).value!.files;
+    expect([...files.keys()].filter((p) => p.startsWith('relup-build/'))).toEqual([]);
+    const c = await boot(project, join(project, 'nobeams', 'conf-1.1.0.tar.gz'));
+    expect(await c.request('call', { process: 'counter', message: { op: 'version' } })).toBe('1.1.0');
     c.close();
   });
 
