@@ -34,8 +34,10 @@ const HEADER_BYTES = 24; // magic u32, crc32 u32, source size f64, source mtime 
 export type CacheOutcome = 'hit' | 'miss' | 'corrupt' | 'stale' | 'rejected' | 'off';
 
 export interface CodeCacheOptions {
-  /** The CommonJS file to run; ASCII only (it is read as latin1). */
+  /** The CommonJS file to run. */
   file: string;
+  /** 'latin1' for a file known to be ASCII: the same text without UTF-8 decoding (~4 ms for the 1.2 MB bundle). */
+  sourceEncoding?: 'latin1' | 'utf8';
   /** Names the cache file: the build id, the command, Node.js version and architecture. */
   cacheName: string;
   /** Where cache files may live, in order of preference: read from the first that has the file, written to the first that takes it. */
@@ -76,7 +78,7 @@ export function defaultCacheDirs(bundleDir: string, env: NodeJS.ProcessEnv = pro
   return [join(bundleDir, 'code-cache'), join(userCache, 'relup', 'code-cache')];
 }
 
-function readSource(file: string): { source: string; stamp: SourceStamp } {
+function readSource(file: string, encoding: 'latin1' | 'utf8'): { source: string; stamp: SourceStamp } {
   const fd = openSync(file, 'r');
   try {
     const { size, mtimeMs } = fstatSync(fd);
@@ -87,8 +89,7 @@ function readSource(file: string): { source: string; stamp: SourceStamp } {
       if (n === 0) break;
       done += n;
     }
-    // The build keeps cli.cjs ASCII (esbuild escapes the rest), so latin1 reads it exactly and skips UTF-8 decoding (~4 ms).
-    return { source: bytes.toString('latin1', 0, done), stamp: { size, mtimeMs } };
+    return { source: bytes.toString(encoding, 0, done), stamp: { size, mtimeMs } };
   } finally {
     closeSync(fd);
   }
@@ -170,7 +171,7 @@ export function commandKey(argv: string[]): string {
  */
 export function runWithCodeCache(options: CodeCacheOptions): CacheOutcome {
   const { file, cacheName, cacheDirs } = options;
-  const { source, stamp } = readSource(file);
+  const { source, stamp } = readSource(file, options.sourceEncoding ?? 'utf8');
   const found = readCache(cacheDirs, cacheName);
   let outcome: CacheOutcome = 'miss';
   let cachedData: Buffer | undefined;
