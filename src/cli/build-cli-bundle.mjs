@@ -76,6 +76,33 @@ const lazyStringWidth = {
 };
 
 await rm(outdir, { recursive: true, force: true });
+// Built-ins that cost a few ms to load and that many runs never use: node:tls
+// (~5 ms, more under load) is imported by the client's connection and the
+// node's control server, but only TCP targets with TLS need it; node:crypto
+// (~3–7 ms) by the client's authentication, which a Unix socket skips, so
+// `relup status` paid for both. Imports of these (only the functions named
+// here: another one fails the build) get functions that load the built-in on
+// first call.
+const lazyBuiltins = {
+  'node:tls': ['connect', 'createServer'],
+  'node:crypto': ['createHash', 'createHmac', 'createPrivateKey', 'createPublicKey', 'generateKeyPairSync', 'randomBytes', 'randomUUID', 'sign', 'timingSafeEqual', 'verify'],
+};
+const lazyBuiltin = {
+  name: 'lazy-builtin',
+  setup(b) {
+    const filter = new RegExp(`^(${Object.keys(lazyBuiltins).join('|')})$`);
+    b.onResolve({ filter }, (args) => (args.kind === 'import-statement' && args.namespace === 'file' ? { path: args.path, namespace: 'lazy-builtin' } : undefined));
+    b.onLoad({ filter: /.*/, namespace: 'lazy-builtin' }, (args) => ({
+      contents: [
+        'let loaded;',
+        `const load = () => (loaded ??= require(${JSON.stringify(args.path)}));`,
+        ...lazyBuiltins[args.path].map((name) => `export function ${name}(...args) {\n  return load().${name}(...args);\n}`),
+      ].join('\n'),
+      loader: 'js',
+    }));
+  },
+};
+
 const minify = process.env.RELUP_BUILD_NO_MINIFY === undefined;
 const result = await build({
   entryPoints: [entry],
@@ -85,7 +112,7 @@ const result = await build({
   format: 'cjs',
   target: 'node20',
   charset: 'ascii', // esbuild's default: strings and names escaped, so a minified file is ASCII (read as latin1)
-  plugins: [lazyStringWidth, keepImportMetaUrl],
+  plugins: [lazyStringWidth, lazyBuiltin, keepImportMetaUrl],
   legalComments: 'none',
   minify,
   keepNames: false,
