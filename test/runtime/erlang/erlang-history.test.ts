@@ -8,6 +8,9 @@
 import { cp, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { bundleBytes } from '../../../src/release/bundle-bytes.js';
+import { readReleaseFiles } from '../../../src/release/release-files.js';
+import { releaseFromFiles } from '../../../src/release/release-from-files.js';
 import { erlangAvailable, startErlangNode, type ErlangNode } from '../../../src/runtime/erlang/erlang-driver.js';
 import { runCli } from '../../helpers/run-cli.js';
 import { runtimeGate } from '../../helpers/runtimes.js';
@@ -96,8 +99,11 @@ describe.runIf(ok)('Erlang nodes: current, permanent, previous', { timeout: 120_
     const tmp = join(dir, 'tmp');
     await mkdir(tmp);
     await Promise.all(Array.from({ length: 200 }, (_, i) => mkdir(join(tmp, `relup-compile-${i + 1}`))));
+    // A bundle without .beam files, so the node compiles (a directory is packed with them, and nothing would be).
+    const read = (await readReleaseFiles(join(dir, 'releases', '1.0.0'))).value!;
+    await writeFile(join(dir, 'sources-only.tar.gz'), (await bundleBytes(releaseFromFiles(read).value!, read.files)).bytes);
     const socket = join(dir, 'node.sock');
-    const node = await startErlangNode({ release: join(dir, 'releases', '1.0.0'), socket, stateDir: join(dir, 'state'), env: { TMPDIR: tmp } });
+    const node = await startErlangNode({ release: join(dir, 'sources-only.tar.gz'), socket, stateDir: join(dir, 'state'), env: { TMPDIR: tmp } });
     nodes.push(node);
     const status = await runCli(['status', '--target', socket, '--json'], dir);
     expect(JSON.parse(status.stdout)).toMatchObject({ version: '1.0.0' });
