@@ -103,6 +103,8 @@ function erlc(name: string, source: Uint8Array): Promise<ErlcRun> {
   const key = `${name}\0${createHash('sha256').update(source).digest('hex')}`;
   let run = erlcRuns.get(key);
   if (run === undefined) {
+    // Bounded, for a long-lived process that packs many releases: forgetting only costs a compile.
+    if (erlcRuns.size >= 4096) erlcRuns.clear();
     run = compileOne(name, source);
     erlcRuns.set(key, run);
     // Failures are not kept: a missing erlc may be installed while a long-lived process runs.
