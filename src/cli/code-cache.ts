@@ -113,7 +113,8 @@ function writeCache(dirs: string[], name: string, bytes: Buffer): string | undef
     const path = join(dir, name);
     const tmp = `${path}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
     try {
-      mkdirSync(dir, { recursive: true });
+      // Private: a cache file is code this CLI runs, as trusted as the directory it sits in.
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
       writeFileSync(tmp, bytes);
       renameSync(tmp, path);
       return path;
