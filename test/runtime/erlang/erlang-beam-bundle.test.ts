@@ -169,6 +169,19 @@ describe.runIf(ok)('Erlang bundles carry .beam files', { timeout: 120_000 }, () 
     c.close();
   });
 
+  it('a bundle without beams whose source does not compile is refused while staging, at the file and line, and nothing changes', async () => {
+    const project = await confProject();
+    const source = join(project, 'releases', '1.1.0', 'counter.erl');
+    await writeFile(source, (await readFile(source, 'utf8')).replace('handle_cast(_Msg, S) -> {noreply, S}.', 'handle_cast(_Msg, S) -> {noreply, S}'));
+    const c = await boot(project, join(project, 'releases', '1.0.0'));
+    const bundle = await bundleWith(project, '1.1.0', new Map());
+    const outcome = (await c.request('apply', { script: await plan(project), bundle: bundle.toString('base64') })) as Outcome;
+    expect(outcome).toMatchObject({ status: 'refused', failure: { code: 'compile-error' } });
+    expect(outcome.failure!.message).toMatch(/counter\.erl:1[0-9]:\d+: /);
+    expect(await c.request('call', { process: 'counter', message: { op: 'version' } })).toBe('1.0.0');
+    c.close();
+  });
+
   it('packed where erlc is missing: the pack says so, carries no beams, and its nodes compile the sources', async () => {
     const project = await confProject();
     const bin = await testdir();
