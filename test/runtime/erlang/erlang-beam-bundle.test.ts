@@ -154,6 +154,8 @@ describe.runIf(ok)('Erlang bundles carry .beam files', { timeout: 120_000 }, () 
     const refused = (await c.request('apply', { script, bundle: tampered.toString('base64') })) as Outcome;
     expect(refused).toMatchObject({ status: 'refused', failure: { code: 'bundle-invalid' } });
     expect(refused.failure!.message).toContain('bundle-hash-mismatch');
+    // Nor does a node boot it.
+    await expect(startErlangNode({ release: join(project, 'tampered.tar.gz'), socket: join(project, 'run', 'never.sock'), stateDir: join(project, 'never'), watchStdin: false })).rejects.toThrow(/bundle-hash-mismatch/);
 
     // A valid manifest over a beam that defines another module: the agent checks the module name while staging.
     const other = await erlc('other', '-module(other).\n-export([f/0]).\nf() -> ok.\n');
