@@ -31,7 +31,7 @@ const MAGIC = 0x52_4c_43_31; // "RLC1"
 const HEADER_BYTES = 24; // magic u32, crc32 u32, source size f64, source mtime ms f64
 
 /** What happened to the cache in this run; printed with RELUP_DEBUG_CODE_CACHE=1, asserted by the tests. */
-export type CacheOutcome = 'hit' | 'miss' | 'corrupt' | 'stale' | 'rejected' | 'off';
+export type CacheOutcome = 'hit' | 'miss' | 'corrupt' | 'stale' | 'rejected';
 
 export interface CodeCacheOptions {
   /** The CommonJS file to run. */
