@@ -204,23 +204,26 @@ export async function relupScenario(dir, settings, { env, expectVariant } = {}) 
   }
   // An upgrade that fails after its point of no return (1.2.0: game:code_change/3 raises), under a fresh load (its figures apart).
   let failedUpgrade = null;
-  if (settings.failing) {
-    const g2 = await startLoad(node.port, settings, { prefix: 'f' });
-    let r2;
-    let window;
-    try {
-      await sleep(settings.settleMs);
-      const r = await relupCli(dir, node.socket, ['apply', '--to', '1.2.0'], { exitCode: 1 });
-      window = r.window;
-      failedUpgrade = { status: r.outcome.status, message: r.outcome.message, nodeMs: r.outcome.durationMs, windows: (r.outcome.groups ?? []).map((g) => g.suspensionMs).filter((x) => typeof x === 'number'), rollback: r.outcome.rollback };
-      await sleep(settings.settleMs);
-    } finally {
-      r2 = await g2.stop();
+  try {
+    if (settings.failing) {
+      const g2 = await startLoad(node.port, settings, { prefix: 'f' });
+      let r2;
+      let window;
+      try {
+        await sleep(settings.settleMs);
+        const r = await relupCli(dir, node.socket, ['apply', '--to', '1.2.0'], { exitCode: 1 });
+        window = r.window;
+        failedUpgrade = { status: r.outcome.status, message: r.outcome.message, nodeMs: r.outcome.durationMs, windows: (r.outcome.groups ?? []).map((g) => g.suspensionMs).filter((x) => typeof x === 'number'), rollback: r.outcome.rollback };
+        await sleep(settings.settleMs);
+      } finally {
+        r2 = await g2.stop();
+      }
+      failedUpgrade.load = loadFigures(r2, window ? [window] : []);
+      failedUpgrade.summary = `${failedUpgrade.status} in place in ${ms(failedUpgrade.nodeMs)} ms: ${failedUpgrade.load.droppedLongLived} connections dropped, ${failedUpgrade.load.failed} requests failed, ${failedUpgrade.load.lostOrDoubledScores} scores lost`;
     }
-    failedUpgrade.load = loadFigures(r2, window ? [window] : []);
-    failedUpgrade.summary = `${failedUpgrade.status} in place in ${ms(failedUpgrade.nodeMs)} ms: ${failedUpgrade.load.droppedLongLived} connections dropped, ${failedUpgrade.load.failed} requests failed, ${failedUpgrade.load.lostOrDoubledScores} scores lost`;
+  } finally {
+    await node.stop();
   }
-  await node.stop();
   const breakdowns = changes.flatMap((c) => c.breakdown);
   return {
     seconds: (performance.now() - started) / 1000,

@@ -17,6 +17,11 @@
 //                 out of the window (NOT safe as such: a measurement only)
 //   defer-purge+no-fsync   both
 //   high-priority the transaction's process runs at `process_flag(priority, high)`
+//   resume-at-step  NOT safe, a floor: each process resumed at its `resume` step (as release_handler does)
+//   agent-high    the agent's gen_server (which does the commit's writes) at priority high, from its init
+//   (and combinations, joined by +, as listed in PATCHES)
+//   sbwt-none     the agent as it is, the emulator started with +sbwt none (+sbwtdcpu, +sbwtdio): no busy-waiting schedulers
+//   all           defer-purge + no-fsync + high-priority + sbwt-none
 // Everything listens on 127.0.0.1; every child process is stopped at the end, by pid.
 import { cp, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
@@ -44,10 +49,25 @@ const PATCHES = {
 };
 PATCHES['defer-purge+no-fsync'] = [...PATCHES['defer-purge'], ...PATCHES['no-fsync']];
 PATCHES['defer-purge+no-fsync+high-priority'] = [...PATCHES['defer-purge+no-fsync'], ...PATCHES['high-priority']];
+// The agent's gen_server too (the commit's durable half runs there, called by the transaction).
+PATCHES['agent-high'] = [['relup_agent.erl', 'init(Opts) ->\n    process_flag(trap_exit, true),', 'init(Opts) ->\n    process_flag(trap_exit, true),\n    process_flag(priority, high),']];
+PATCHES['defer-purge+high-priority+agent-high'] = [...PATCHES['defer-purge'], ...PATCHES['high-priority'], ...PATCHES['agent-high']];
+PATCHES['defer-purge+no-fsync+high-priority+agent-high'] = [...PATCHES['defer-purge+no-fsync'], ...PATCHES['high-priority'], ...PATCHES['agent-high']];
+// A measurement of the floor, NOT safe: each process is resumed at its `resume` step (as release_handler
+// does), not when the transaction settles, and the window is timed to there. What the window would be if it
+// held only the group's own steps (suspend, switch, migrate), under the same load.
+PATCHES['resume-at-step'] = [
+  ['relup_txn.erl', 'perform(<<"resume">>, #{<<"process">> := Name}, T0) ->\n    _ = live(Name, T0),', 'perform(<<"resume">>, #{<<"process">> := Name}, T0) ->\n    EarlyPid = live(Name, T0),\n    _ = (catch sys:resume(EarlyPid, 5000)),\n    put(early_resumed_at, now_ms()),'],
+  ['relup_txn.erl', '{{ok, S}, R} when is_number(R) -> R - S;', '{{ok, S}, R} when is_number(R) -> case get(early_resumed_at) of undefined -> R - S; E -> E - S end;'],
+];
+// Emulator flags only (the agent as it is): schedulers that do not busy-wait leave the shared cores to the others.
+PATCHES['sbwt-none'] = [];
+PATCHES['all'] = [...PATCHES['defer-purge+no-fsync+high-priority']];
+const FLAGS = { 'sbwt-none': '+sbwt none +sbwtdcpu none +sbwtdio none', all: '+sbwt none +sbwtdcpu none +sbwtdio none' };
 
 async function buildVariant(dir, name) {
-  const src = join(dir, `src-${name}`);
-  const ebin = join(dir, `ebin-${name}`);
+  const src = join(dir, `src-${name.replaceAll('+', '-')}`);
+  const ebin = join(dir, `ebin-${name.replaceAll('+', '-')}`);
   await cp(AGENT, src, { recursive: true });
   for (const [file, from, to] of PATCHES[name] ?? []) {
     const text = await readFile(join(src, file), 'utf8');
@@ -64,19 +84,20 @@ async function buildVariant(dir, name) {
 }
 
 export async function runWindowBench({ quick = false, variants = ['as-is', 'defer-purge', 'no-fsync', 'defer-purge+no-fsync', 'high-priority'], overrides = {}, log = () => undefined } = {}) {
-  const settings = settingsFor(quick, { rounds: 3, ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)) });
+  const settings = settingsFor(quick, { rounds: 3, failing: false, ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)) });
   const work = await mkdtemp(join(tmpdir(), 'relup-erlang-window-'));
   const rows = [];
   try {
     await cp(join(REPO, 'examples', 'erlang'), join(work, 'app'), { recursive: true });
-    for (const v of variants) {
+    for (const [n, v] of variants.entries()) {
       if (v !== 'as-is' && !PATCHES[v]) throw new Error(`unknown variant ${v}; known: as-is, ${Object.keys(PATCHES).join(', ')}`);
       const ebin = await buildVariant(work, v);
       const before = load1();
       log(`variant ${v} (load average ${before.join(', ')})`);
-      const app = join(work, `app-${v}`);
+      // Short: the node's Unix socket lives there (a path is at most 107 bytes).
+      const app = join(work, `app-${n}`);
       await cp(join(work, 'app'), app, { recursive: true });
-      const r = await relupScenario(app, settings, { env: { ERL_ZFLAGS: `-pa ${ebin}` }, expectVariant: v });
+      const r = await relupScenario(app, settings, { env: { ERL_ZFLAGS: `${FLAGS[v] ?? ''} -pa ${ebin}` }, expectVariant: PATCHES[v]?.length ? v : 'as-is' });
       const b = r.breakdown;
       const part = (re) => Object.entries(b).filter(([k]) => re.test(k));
       rows.push({
