@@ -114,6 +114,7 @@ export async function bootTarget(root, otp, ctlEbin, port, version) {
   });
   let out = '';
   let buffer = '';
+  let readies = 0;
   const waiting = [];
   let readyResolve;
   const ready = new Promise((r) => (readyResolve = r));
@@ -125,7 +126,10 @@ export async function bootTarget(root, otp, ctlEbin, port, version) {
     while ((k = buffer.indexOf('\n')) >= 0) {
       const line = buffer.slice(0, k);
       buffer = buffer.slice(k + 1);
-      if (line === 'rh_ctl ready') readyResolve();
+      if (line === 'rh_ctl ready') {
+        readies += 1;
+        readyResolve();
+      }
       const m = /^rh_ctl ([\d.]+) (.*)$/.exec(line);
       if (m) waiting.shift()?.({ ms: Number(m[1]), result: m[2] });
     }
@@ -142,6 +146,8 @@ export async function bootTarget(root, otp, ctlEbin, port, version) {
     pid: child.pid,
     output: () => out,
     exited: dead,
+    /** How many times rh_ctl started: 2 after the node restarted itself (init:restart/0). */
+    readies: () => readies,
     cmd(expr) {
       return new Promise((resolve) => {
         waiting.push(resolve);
@@ -231,21 +237,29 @@ export async function releaseHandlerScenario(work, settings, { log = () => undef
     const a = performance.timeOrigin + performance.now();
     const inst = await node.cmd('release_handler:install_release("1.2.0").');
     const answeredAt = performance.timeOrigin + performance.now();
-    // What happened to the node: still running (the old release?), or gone (release_handler restarts the emulator).
-    const gone = await Promise.race([node.exited, sleep(15_000).then(() => null)]);
+    // What happened to the node. release_handler's install_release/1 answers {error, …} and then calls
+    // init:restart/0 (its error_action, restart by default): the node restarts in the same OS process,
+    // every application stopped and booted again on the permanent release. `reboot` would end the OS process
+    // (heart would start it again). Watch for either, and for the service to answer again.
+    let how = 'the node kept running';
     let restartedMs = null;
-    let how;
     let oldNodeLog = null;
+    const until = Date.now() + 20_000;
+    let gone = null;
+    while (Date.now() < until && node.readies() < 2 && gone === null) {
+      gone = await Promise.race([node.exited, sleep(25).then(() => null)]);
+    }
     if (gone) {
       oldNodeLog = node.output().slice(-3000);
-      how = `the node exited (code ${gone.code ?? gone.signal}) ${Math.round(gone.at - a)} ms after install_release was called`;
+      how = `the node's OS process exited (code ${gone.code ?? gone.signal}) ${Math.round(gone.at - a)} ms after install_release was called; started again by the bench, as heart would`;
       await node.stop();
-      // As heart (or an operator, or systemd) would: start it again; it boots its permanent release.
       node = await bootTarget(root, otp, ctlEbin, port, first);
-      for (let k = 0; k < 200 && !(await pingOnce(port)); k++) await sleep(25);
+    } else if (node.readies() >= 2) {
+      how = 'release_handler restarted the node in place (init:restart/0: every application stopped and booted again on the permanent release, same OS process)';
+    }
+    if (gone || node.readies() >= 2) {
+      for (let k = 0; k < 400 && !(await pingOnce(port)); k++) await sleep(25);
       restartedMs = performance.timeOrigin + performance.now() - a;
-    } else {
-      how = 'the node kept running';
     }
     const which = await node.cmd('release_handler:which_releases().');
     const after = await node.cmd('sys:get_state(game).');
@@ -260,7 +274,7 @@ export async function releaseHandlerScenario(work, settings, { log = () => undef
   const installs = steps.filter((s) => s.installMs !== undefined);
   const suspendMs = installs.flatMap((s) => s.suspendMs);
   const failedSummary = failure.backInServiceMs !== null
-    ? `node restarted: back in ${Math.round(failure.backInServiceMs)} ms, ${failure.load.droppedLongLived} connections dropped, ${failure.load.failed} requests failed, state lost`
+    ? `node restarted (${failure.how.startsWith('release_handler restarted') ? 'init:restart/0' : 'process exit'}): back in ${Math.round(failure.backInServiceMs)} ms, ${failure.load.droppedLongLived} connections dropped, ${failure.load.failed} requests failed, state lost`
     : `install_release answered ${failure.installResult}`;
   log(`  release_handler: built in ${Math.round(buildMs)} ms; failing upgrade: ${failure.how}`);
   return {

@@ -3,7 +3,8 @@
 %% release. No distribution, epmd or cookie: it reads one Erlang expression
 %% per line on stdin (e.g. `release_handler:install_release("1.1.0").`),
 %% evaluates it and prints `rh_ctl <milliseconds> <result>` on one line. When
-%% stdin closes (the bench is gone) the node halts.
+%% stdin closes (the bench is gone) the node halts. `rh_ctl ready` is printed
+%% at every start (again after an init:restart/0).
 %%
 %% It also times the game gen_server's suspensions: a receive trace, filtered
 %% to the {system, _, suspend | resume} messages sys:suspend/1 and
@@ -21,14 +22,23 @@ main() ->
 
 loop() ->
     case io:get_line('') of
-        eof -> erlang:halt(0);
-        {error, _} -> erlang:halt(0);
+        Gone when Gone =:= eof; element(1, Gone) =:= error -> stdin_gone();
         Line ->
             T0 = erlang:monotonic_time(microsecond),
             R = try eval(Line) catch C:W -> {C, W} end,
             Ms = (erlang:monotonic_time(microsecond) - T0) / 1000,
             io:format("rh_ctl ~.3f ~0p~n", [Ms, R]),
             loop()
+    end.
+
+%% stdin closed: the bench is gone, halt. Unless the node is restarting
+%% (release_handler's init:restart/0 after a failed install stops every
+%% application and the I/O server with it): then this process just ends, and
+%% the restarted node runs `-s rh_ctl main` again, on the same stdin.
+stdin_gone() ->
+    case init:get_status() of
+        {started, _} -> erlang:halt(0);
+        _ -> exit(normal)
     end.
 
 eval(Line) ->
