@@ -267,7 +267,7 @@ export async function restartScenario(dir, settings) {
  * 1.1.0 with a game:code_change/3 that raises going up (the same 1.2.0 the
  * release_handler scenario builds), reached from 1.0.0 by 1.1.0's instructions.
  */
-async function prepareFailingRelease(work) {
+export async function prepareFailingRelease(work) {
   const { failingGame } = await import('./erlang-release-handler-bench.js');
   const to = join(work, 'releases', '1.2.0');
   await cp(join(work, 'releases', '1.1.0'), to, { recursive: true });
