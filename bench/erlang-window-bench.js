@@ -10,7 +10,8 @@
 //   node bench/erlang-window-bench.js [--variants=as-is,defer-purge,…] [--rounds=N]
 //        [--rate=N] [--long-lived=N] [--generator-nice=N] [--quick]
 //
-// Variants (each one change to a copy of src/runtime/erlang/agent/src):
+// Variants (each one change to a copy of src/runtime/erlang/agent/src; by default
+// as-is, defer-purge, defer-purge+no-commit-write, resume-at-step):
 //   as-is         the agent as it is
 //   defer-purge   `purge` (soft) steps run after the processes are resumed, not inside the window
 //   no-fsync      no fsync in the durable writes: the upper bound of taking the commit's fsyncs
@@ -18,6 +19,7 @@
 //   defer-purge+no-fsync   both
 //   high-priority the transaction's process runs at `process_flag(priority, high)`
 //   resume-at-step  NOT safe, a floor: each process resumed at its `resume` step (as release_handler does)
+//   no-commit-write  NOT safe, a measurement: the commit writes no history (as if prepared before the window)
 //   agent-high    the agent's gen_server (which does the commit's writes) at priority high, from its init
 //   (and combinations, joined by +, as listed in PATCHES)
 //   sbwt-none     the agent as it is, the emulator started with +sbwt none (+sbwtdcpu, +sbwtdio): no busy-waiting schedulers
@@ -60,6 +62,11 @@ PATCHES['resume-at-step'] = [
   ['relup_txn.erl', 'perform(<<"resume">>, #{<<"process">> := Name}, T0) ->\n    _ = live(Name, T0),', 'perform(<<"resume">>, #{<<"process">> := Name}, T0) ->\n    EarlyPid = live(Name, T0),\n    _ = (catch sys:resume(EarlyPid, 5000)),\n    put(early_resumed_at, now_ms()),'],
   ['relup_txn.erl', '{{ok, S}, R} when is_number(R) -> R - S;', '{{ok, S}, R} when is_number(R) -> case get(early_resumed_at) of undefined -> R - S; E -> E - S end;'],
 ];
+// A measurement only, NOT safe: the commit does not write the history (the bundle install, done once per
+// version, stays). What the window would be if the commit's writes were prepared before the first suspend
+// and the commit only renamed a file into place (that rename is not in this figure).
+PATCHES['no-commit-write'] = [['relup_agent.erl', "case write_history(St, 'history-commit', H1) of", 'case {ok, St#st{history = H1}} of']];
+PATCHES['defer-purge+no-commit-write'] = [...PATCHES['defer-purge'], ...PATCHES['no-commit-write']];
 // Emulator flags only (the agent as it is): schedulers that do not busy-wait leave the shared cores to the others.
 PATCHES['sbwt-none'] = [];
 PATCHES['all'] = [...PATCHES['defer-purge+no-fsync+high-priority']];
@@ -83,7 +90,7 @@ async function buildVariant(dir, name) {
   return ebin;
 }
 
-export async function runWindowBench({ quick = false, variants = ['as-is', 'defer-purge', 'no-fsync', 'defer-purge+no-fsync', 'high-priority'], overrides = {}, log = () => undefined } = {}) {
+export async function runWindowBench({ quick = false, variants = ['as-is', 'defer-purge', 'defer-purge+no-commit-write', 'resume-at-step'], overrides = {}, log = () => undefined } = {}) {
   const settings = settingsFor(quick, { rounds: 3, failing: false, ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)) });
   const work = await mkdtemp(join(tmpdir(), 'relup-erlang-window-'));
   const rows = [];
