@@ -1,4 +1,4 @@
-// Why a failing upgrade of the Erlang demo ends `rollback-failed` instead of
+// Why a failing upgrade of the Erlang demo ended `rollback-failed` instead of
 // `rolled-back`, and what step order fixes it (issue 10: "in-place rollback
 // where release_handler restarts the node"). No load: an Erlang node on
 // 1.0.0 with three idle client connections is sent the planner's script for
@@ -11,6 +11,11 @@
 // purging that old slot, which would kill them, so it refuses (correctly)
 // and the outcome is rollback-failed with chat_server left on 1.2.0's code.
 // With the migration first, the failure comes before chat_server is touched.
+//
+// The planner now orders it so (docs/relup-script.md: a group's plain modules
+// switch after its migrations), so both scripts print `rolled-back`; the
+// script stays as the measurement behind that rule, and
+// test/runtime/erlang/erlang-plain-rollback.test.ts guards it.
 //
 //   node bench/erlang-rollback-order.js      (after `npm run build`; needs erl)
 // Everything on 127.0.0.1 and a Unix socket; the node is stopped by pid.

@@ -23,8 +23,9 @@ type Switched = Instruction & { op: 'load' | 'update' | 'add' };
  * Before the point of no return: everything that can fail without touching the
  * running system (bundle hashes, version guard, staging new code, functions
  * and processes exist). After it, per suspend group: suspend → (down, dynamic:
- * migrate in the old code) → switch, dependencies first → (up, or down static:
- * migrate in the new code) → resume in reverse order.
+ * migrate in the old code) → switch the modules the migrations need,
+ * dependencies first → (up, or down static: migrate in the new code) → switch
+ * the group's other modules → resume in reverse order.
  */
 export function buildSteps({ from, to, direction, groups, deps, checked }: BuildInput): { steps: Step[]; groups: SuspendGroup[]; pointOfNoReturn: number } {
   const steps: Step[] = [];
@@ -95,16 +96,38 @@ export function buildSteps({ from, to, direction, groups, deps, checked }: Build
     if (direction === 'down') {
       for (const module of [...updates].reverse()) pushMigrate(steps, id, module, 'from');
     }
-    for (const module of modules) {
+    // Switched before the migrations: every module with a migration or a suspended process, and what they
+    // depend on; the others (plain code, whose callers move at their next call) switch after the migrations.
+    // A rollback must make the old code current again, and on a runtime with two code versions (Erlang) that
+    // purges the code processes of a switched plain module may still run: a migration that fails before
+    // such a switch leaves nothing to purge, so the upgrade rolls back in place.
+    const early = anchoredModules(modules, updates);
+    const switchStep = (module: string): Step => {
       const ins = checked.switched.get(module)!;
-      steps.push({ op: 'switch', group: id, module, kind: ins.op, reason: switchReason(ins, deps.get(module) ?? [], to.version, position) });
-    }
+      return { op: 'switch', group: id, module, kind: ins.op, reason: switchReason(ins, deps.get(module) ?? [], to.version, position) };
+    };
+    for (const module of modules.filter((m) => early.has(m))) steps.push(switchStep(module));
     // Up (and down, static): the incoming code migrates after it is in place, dependencies first.
     for (const module of updates) pushMigrate(steps, id, module, 'to');
+    for (const module of modules.filter((m) => !early.has(m))) steps.push(switchStep(module));
     for (const process of [...suspended].reverse()) {
       steps.push({ op: 'resume', group: id, process, reason: `${process} resumes and handles the messages that waited, in order` });
     }
   });
+
+  /** The modules of a group that a migration needs switched first: those with processes or a migration, and their dependencies (transitively). */
+  function anchoredModules(modules: readonly string[], updates: readonly string[]): Set<string> {
+    const inGroup = new Set(modules);
+    const todo = updates.filter((m) => processesOf(m).length > 0 || (checked.switched.get(m) as UpdateInstruction).migration !== undefined);
+    const anchored = new Set<string>();
+    while (todo.length > 0) {
+      const m = todo.pop()!;
+      if (anchored.has(m)) continue;
+      anchored.add(m);
+      for (const d of deps.get(m) ?? []) if (inGroup.has(d)) todo.push(d);
+    }
+    return anchored;
+  }
 
   function pushMigrate(out: Step[], group: number, module: string, side: 'from' | 'to'): void {
     const ins = checked.switched.get(module) as UpdateInstruction;

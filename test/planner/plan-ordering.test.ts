@@ -47,6 +47,18 @@ describe('planner ordering', () => {
     expect(migrate).toMatchObject({ release: 'from', direction: 'down', version: '2.0.0', processes: ['players'] });
   });
 
+  it('switches a group\'s plain modules (no process, no migration, nothing a migration needs) after its migrations', () => {
+    // chat depends on game (so they share a group) but has no process and no migration: the Erlang demo's chat_server.
+    const f = release('3.0.0', { game: {}, chat: { deps: ['game'] }, util: {} }, { players: 'game' });
+    const t = release('3.1.0', { game: { code: 'g2', deps: ['util'], exports: ex }, chat: { code: 'c2', deps: ['game'] }, util: { code: 'u2' } }, { players: 'game' });
+    const r = plan({ from: f, to: t, appups: appups(appup('3.1.0', [entry('3.0.0', [update('game', { migration: 'up', deps: ['util'] }), load('chat', { deps: ['game'] }), load('util')])])) });
+    expect(r.diagnostics).toEqual([]);
+    const after = summary(r.script!.steps.slice(r.script!.pointOfNoReturn + 1));
+    // util is game's dependency, so it switches before game's migration; chat waits until the migration is done,
+    // so a failing migration leaves it untouched (nothing of it to purge on the way back).
+    expect(after.slice(0, 6)).toEqual(['suspend:players', 'switch:util', 'switch:game', 'migrate:game', 'switch:chat', 'resume:players']);
+  });
+
   it('checks everything that can fail before the point of no return', () => {
     const r = plan({ from, to, appups: a });
     const before = summary(r.script!.steps.slice(0, r.script!.pointOfNoReturn));
