@@ -5,10 +5,13 @@
  * step, so a write that fails rolls the upgrade back in place
  * (`state-write-failed`), and memory, status and history.json agree on what
  * runs and what a restart boots. Writes fail on a real Erlang node through
- * RELUP_FAULTS=write:<what>:<how>.
+ * RELUP_FAULTS=write:<what>:<how>. The bundle's bytes are written and
+ * fsynced before the point of no return (a temp file in releases/; the
+ * commit only renames it): a disk that cannot take them refuses the upgrade
+ * (`bundle-prepare`), and no temp file outlives the apply or a restart.
  */
-import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Connection } from '../../../src/client/connection.js';
@@ -44,13 +47,20 @@ async function boot(dir: string, env: Record<string, string> = {}, restart = fal
   return { node, socket, c };
 }
 
+/** Temp files in the state directory and its releases/ (a write cut short, a prepared bundle never renamed). */
+async function tempFiles(dir: string): Promise<string[]> {
+  const state = join(dir, 'state');
+  return [...(await readdir(state)), ...(await readdir(join(state, 'releases')))].filter((n) => n.includes('.tmp'));
+}
+
 type Status = { version: string; permanent: string; previous: string[]; installed: string[]; historyProblem?: string; history: { op: string; status: string }[] };
 
 describe.runIf(ok)('Erlang nodes: a durable commit', { timeout: 120_000 }, () => {
   it.each([
     ['write:history-commit:enospc', 'the history write fails before anything is written'],
     ['write:history-commit:eio-after', 'the new history is renamed into place, then the write reports EIO'],
-    ['write:bundle:enospc', 'the bundle cannot be installed'],
+    ['write:bundle:enospc', 'the prepared bundle cannot be renamed into place'],
+    ['write:bundle:eio-after', 'the prepared bundle is renamed into place, then the write reports EIO'],
   ])('%s (%s) rolls the upgrade back in place with state-write-failed; memory, status and disk agree', async (fault) => {
     const dir = await confProject();
     const { node, socket, c } = await boot(dir, { RELUP_FAULTS: fault }, true);
@@ -74,7 +84,9 @@ describe.runIf(ok)('Erlang nodes: a durable commit', { timeout: 120_000 }, () =>
     const history = JSON.parse(await readFile(join(dir, 'state', 'history.json'), 'utf8'));
     expect(history).toMatchObject({ current: '1.0.0', permanent: '1.0.0' });
     expect(Object.keys(history.installed)).toEqual(['1.0.0']);
-    if (fault.startsWith('write:bundle')) expect(existsSync(join(dir, 'state', 'releases', 'conf-1.1.0.tar.gz'))).toBe(false);
+    if (fault === 'write:bundle:enospc') expect(existsSync(join(dir, 'state', 'releases', 'conf-1.1.0.tar.gz'))).toBe(false);
+    // The prepared bundle was renamed or discarded: no temp file is left.
+    expect(await tempFiles(dir)).toEqual([]);
     c.close();
 
     // A restart (without the fault) boots what status said.
@@ -84,6 +96,97 @@ describe.runIf(ok)('Erlang nodes: a durable commit', { timeout: 120_000 }, () =>
     nodes.push(again);
     const c2 = await Connection.open({ kind: 'unix', path: socket });
     expect(await c2.request('status', {})).toMatchObject({ version: '1.0.0', permanent: '1.0.0' });
+    c2.close();
+  });
+
+  it.each([
+    ['write:bundle-prepare:enospc', 'nothing is written'],
+    ['write:bundle-prepare:eio', 'nothing is written'],
+    ['write:bundle-prepare:eio-after', 'the temp file is written and synced, then the write reports EIO'],
+  ])('%s (%s): a bundle that cannot be written before the point of no return refuses the upgrade; nothing changed, no temp file left', async (fault) => {
+    const dir = await confProject();
+    const { node, socket, c } = await boot(dir, { RELUP_FAULTS: fault }, true);
+    for (let i = 0; i < 2; i++) await c.request('call', { process: 'counter', message: { op: 'incr' } });
+    const before = await c.request('states', {});
+
+    const r = await runCli(['apply', '--target', socket, '--to', '1.1.0', '--json'], dir);
+    expect(r.exitCode, r.stdout + r.stderr).toBe(1);
+    const out = JSON.parse(r.stdout);
+    expect(out).toMatchObject({ status: 'refused', version: '1.0.0', permanent: '1.0.0', previous: [], failure: { code: 'state-write-failed' }, journal: [] });
+    expect(out.failure.message).toContain('conf-1.1.0.tar.gz');
+
+    // Nothing changed: code, state, status, disk.
+    expect(await c.request('call', { process: 'counter', message: { op: 'version' } })).toBe('1.0.0');
+    expect(await c.request('states', {})).toEqual(before);
+    const status = (await c.request('status', {})) as Status;
+    expect(status).toMatchObject({ version: '1.0.0', permanent: '1.0.0', previous: [], installed: ['1.0.0'], upgrading: false });
+    expect(status.historyProblem).toBeUndefined();
+    expect(status.history.at(-1)).toMatchObject({ op: 'apply', status: 'refused' });
+    const history = JSON.parse(await readFile(join(dir, 'state', 'history.json'), 'utf8'));
+    expect(history).toMatchObject({ current: '1.0.0', permanent: '1.0.0' });
+    expect(Object.keys(history.installed)).toEqual(['1.0.0']);
+    expect(existsSync(join(dir, 'state', 'releases', 'conf-1.1.0.tar.gz'))).toBe(false);
+    expect(await tempFiles(dir)).toEqual([]);
+    c.close();
+
+    // Without the fault, the same upgrade commits.
+    node.child.kill('SIGTERM');
+    await node.child;
+    const again = await startErlangNode({ socket, stateDir: join(dir, 'state') });
+    nodes.push(again);
+    const applied = await runCli(['apply', '--target', socket, '--to', '1.1.0', '--json'], dir);
+    expect(applied.exitCode, applied.stdout + applied.stderr).toBe(0);
+    expect(JSON.parse(applied.stdout)).toMatchObject({ status: 'committed', version: '1.1.0' });
+    expect(await tempFiles(dir)).toEqual([]);
+  });
+
+  it('the bundle is on disk (a synced temp file) before the point of no return, and the commit renames it into place', async () => {
+    const dir = await confProject();
+    const { c } = await boot(dir);
+    const plan = JSON.parse((await runCli(['plan', '1.0.0', '1.1.0', '--json'], dir)).stdout) as { steps: { op: string }[] };
+    expect((await runCli(['release', 'pack', 'releases/1.1.0', '--out-dir', 'out'], dir)).exitCode).toBe(0);
+    const bytes = await readFile(join(dir, 'out', 'conf-1.1.0.tar.gz'));
+    const releases = join(dir, 'state', 'releases');
+    let atPonr: { names: string[]; prepared: Buffer[] } | undefined;
+    const outcome = (await c.request('apply', { script: plan, bundle: bytes.toString('base64') }, (e) => {
+      const event = e as unknown as { op: string; status: string };
+      if (event.op !== 'point_of_no_return' || event.status !== 'start') return;
+      const names = readdirSync(releases);
+      atPonr = { names, prepared: names.filter((n) => n.startsWith('.conf-1.1.0.tar.gz.tmp')).map((n) => readFileSync(join(releases, n))) };
+    })) as { status: string };
+    expect(outcome.status).toBe('committed');
+    // At the point of no return: the whole bundle under a temp name, not yet at its own.
+    expect(atPonr?.names).not.toContain('conf-1.1.0.tar.gz');
+    expect(atPonr?.prepared).toHaveLength(1);
+    expect(atPonr!.prepared[0]!.equals(bytes)).toBe(true);
+    // After the commit: in place, and the temp name is gone.
+    expect((await readFile(join(releases, 'conf-1.1.0.tar.gz'))).equals(bytes)).toBe(true);
+    expect(await tempFiles(dir)).toEqual([]);
+    c.close();
+  });
+
+  it('a dry run writes no bundle, and a restart removes the temp files a crash left in the state directory', async () => {
+    const dir = await confProject();
+    const { node, socket, c } = await boot(dir);
+    const dry = await runCli(['apply', '--target', socket, '--to', '1.1.0', '--dry-run', '--json'], dir);
+    expect(dry.exitCode, dry.stdout + dry.stderr).toBe(0);
+    expect(JSON.parse(dry.stdout)).toMatchObject({ status: 'dry-run' });
+    expect(await tempFiles(dir)).toEqual([]);
+    expect(existsSync(join(dir, 'state', 'releases', 'conf-1.1.0.tar.gz'))).toBe(false);
+    c.close();
+
+    // A node killed between the prepare and the commit (or between write and rename) leaves such files.
+    node.child.kill('SIGKILL');
+    await node.child;
+    const releases = join(dir, 'state', 'releases');
+    await writeFile(join(releases, '.conf-1.1.0.tar.gz.tmp-4711'), 'a prepared bundle never renamed');
+    await writeFile(join(releases, 'conf-1.1.0.tar.gz.tmp-4712'), 'a temp file named as earlier agents named them');
+    await writeFile(join(dir, 'state', '.history.json.tmp-4713'), '{');
+    const again = await startErlangNode({ socket, stateDir: join(dir, 'state') });
+    nodes.push(again);
+    const c2 = await Connection.open({ kind: 'unix', path: socket });
+    expect(await c2.request('status', {})).toMatchObject({ version: '1.0.0', installed: ['1.0.0'] });
+    expect(await tempFiles(dir)).toEqual([]);
     c2.close();
   });
 

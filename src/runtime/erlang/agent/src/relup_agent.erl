@@ -203,8 +203,19 @@ bundle_path(StateDir, Name, Version) ->
 %% old state or the whole bundle, never a torn one.
 install(StateDir, Name, Version, Bytes) ->
     Final = bundle_path(StateDir, Name, Version),
-    Tmp = Final ++ ".tmp-" ++ integer_to_list(erlang:unique_integer([positive])),
-    relup_history:write_durably(Tmp, Final, Bytes).
+    relup_history:write_durably(relup_history:temp_name(Final), Final, Bytes).
+
+%% Where an upgrade to Version (release Hash) prepares its bundle before its
+%% point of no return: `installed` when that exact release is installed
+%% already (the commit then writes no bundle), else {Final, Tmp}: the
+%% transaction writes and fsyncs the bytes to Tmp, the commit renames Tmp to
+%% Final (commit_record), and a transaction that does not commit deletes Tmp.
+bundle_target(#st{state_dir = Dir, history = H, spec = #{name := Name}}, V, Hash) ->
+    Final = bundle_path(Dir, Name, V),
+    case maps:get(V, maps:get(<<"installed">>, H), none) =:= Hash andalso filelib:is_regular(Final) of
+        true -> installed;
+        false -> {Final, relup_history:temp_name(Final)}
+    end.
 
 manifest_id(Files) ->
     {ok, M} = relup_json:decode(maps:get(<<"manifest.json">>, Files)),
@@ -354,8 +365,10 @@ handle_call({apply_begin, Script, Opts}, {TxnPid, _}, St = #st{txn = none}) ->
     end;
 handle_call({apply_begin, _, _}, _From, St = #st{txn = {_, F, T}}) ->
     {reply, {busy, iolist_to_binary(io_lib:format("an upgrade ~s -> ~s is running", [F, T]))}, St};
-handle_call({commit_record, NewSpec, NewCode, Bytes, Event, Permanent}, _From, St = #st{txn = {_, _, _}}) ->
-    commit_record(NewSpec, NewCode, Bytes, Event, Permanent, St);
+handle_call({bundle_target, V, Hash}, _From, St = #st{txn = {_, _, _}}) ->
+    {reply, bundle_target(St, V, Hash), St};
+handle_call({commit_record, NewSpec, NewCode, Prepared, Event, Permanent}, _From, St = #st{txn = {_, _, _}}) ->
+    commit_record(NewSpec, NewCode, Prepared, Event, Permanent, St);
 handle_call(commit_undo, _From, St = #st{txn = {_, _, _}}) ->
     commit_undo(St);
 handle_call({apply_end, Outcome}, _From, St = #st{txn = {Ref, _, _}}) ->
@@ -444,17 +457,22 @@ terminate(_Reason, #st{listen = L, socket_path = Path, state_dir = Dir, lock = L
 %% The durable half of the commit step (as the Node.js host's recordCommit):
 %% run by the evaluator at `commit`, before the transaction settles. The
 %% agent adopts the new release, installs its bundle (unless that exact
-%% release is installed) and writes the history naming it. If a write fails
+%% release is installed: the bytes were written and fsynced before the point
+%% of no return, see bundle_target/3, so this is a rename) and writes the
+%% history naming it. If a write fails
 %% the step fails and the whole upgrade rolls back in place
 %% (state-write-failed); the evaluator registered the undo (commit_undo)
 %% before calling, rule 1. So memory, status and disk never disagree about
 %% what runs and what a restart boots.
-commit_record(NewSpec0, NewCode, Bytes, Event, Permanent, St = #st{state_dir = Dir, spec = Spec0, history = H0}) ->
+commit_record(NewSpec0, NewCode, Prepared, Event, Permanent, St = #st{state_dir = Dir, spec = Spec0, history = H0}) ->
     #{name := Name, version := V, hash := Hash} = NewSpec0,
     Path = bundle_path(Dir, Name, V),
-    Install = case maps:get(V, maps:get(<<"installed">>, H0), none) =:= Hash andalso filelib:is_regular(Path) of
-        true -> ok;
-        false -> relup_faults:durable(bundle, fun() -> install(Dir, Name, V, Bytes) end)
+    Install = case Prepared of
+        installed -> ok;
+        %% Prepared by the transaction before its point of no return (bundle_target/3): only the rename is left.
+        {_Final, Tmp} -> relup_faults:durable(bundle, fun() -> relup_history:rename_into_place(Tmp, Path) end);
+        %% Every apply that can reach its commit prepared its bundle (relup_txn:prepare_bundle/3): a bug, and the upgrade rolls back.
+        none -> {error, <<"the bundle was not prepared before the point of no return">>}
     end,
     case Install of
         {error, Why} ->

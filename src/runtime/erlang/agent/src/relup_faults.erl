@@ -3,8 +3,11 @@
 %% the protocol), the same form as the Node.js node's
 %% (src/runtime/node-host/fault-injection.ts), e.g.
 %% RELUP_FAULTS=write:history-commit:enospc. <what> is one of the node's
-%% durable writes: history-boot, history-started, bundle (installed at boot
-%% or at commit), history-commit, history-outcome, history-permanent; <how>:
+%% durable writes: history-boot, history-started, bundle-prepare (an
+%% upgrade's bundle written and fsynced under a temporary name before the
+%% point of no return), bundle (installed at boot, or the prepared bundle
+%% renamed into place at commit), history-commit, history-outcome,
+%% history-permanent; <how>:
 %% - enospc: the write fails before anything is written;
 %% - eio: the same with EIO;
 %% - eio-after: the new file is written and renamed into place, then the
@@ -14,7 +17,7 @@
 -module(relup_faults).
 -export([check/0, durable/2]).
 
--define(WHATS, ["history-boot", "history-started", "bundle", "history-commit", "history-outcome", "history-permanent"]).
+-define(WHATS, ["history-boot", "history-started", "bundle-prepare", "bundle", "history-commit", "history-outcome", "history-permanent"]).
 -define(HOWS, ["enospc", "eio", "eio-after"]).
 
 %% ok, or why RELUP_FAULTS has a write part that is not write:<what>:<how>.

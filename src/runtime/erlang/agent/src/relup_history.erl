@@ -12,7 +12,8 @@
 %% to a newer release, so rolling back twice walks further back, never forth.
 -module(relup_history).
 -export([read/1, write/2, record/3, new/3, mark_interrupted/1, without_started/1, remove_temp_files/1, now_iso/0, iso/1,
-         previous/1, installed/1, compare_versions/2, max_installed/0, write_durably/3]).
+         previous/1, installed/1, compare_versions/2, max_installed/0, write_durably/3,
+         prepare_durably/2, rename_into_place/2, temp_name/1]).
 
 -define(HISTORY_FILE, "history.json").
 -define(MAX_EVENTS, 500).
@@ -54,6 +55,16 @@ write(StateDir, History) ->
 %% file or the whole new one, never a torn one. Used for the history and for
 %% installed bundles.
 write_durably(Tmp, Final, Bytes) ->
+    case prepare_durably(Tmp, Bytes) of
+        ok -> rename_into_place(Tmp, Final);
+        {error, _} = E -> E
+    end.
+
+%% The first half of write_durably, done ahead: the bytes are on disk (synced)
+%% under Tmp, not yet at their final name. An upgrade prepares its bundle so
+%% before its point of no return, and its commit step only renames it. A
+%% failed write leaves no temp file behind.
+prepare_durably(Tmp, Bytes) ->
     try
         {ok, Fd} = file:open(Tmp, [write, raw, binary]),
         try
@@ -62,18 +73,42 @@ write_durably(Tmp, Final, Bytes) ->
         after
             file:close(Fd)
         end,
-        ok = file:change_mode(Tmp, 8#600),
-        ok = file:rename(Tmp, Final)
+        ok = file:change_mode(Tmp, 8#600)
     catch error:{badmatch, {error, Why}} ->
         _ = file:delete(Tmp),
         {error, Why}
     end.
 
-%% Temporary files of a write cut short by a crash: never read, only removed.
+%% The second half: the prepared file takes its final name (atomically).
+rename_into_place(Tmp, Final) ->
+    case file:rename(Tmp, Final) of
+        ok -> ok;
+        {error, Why} ->
+            _ = file:delete(Tmp),
+            {error, Why}
+    end.
+
+%% Temporary files of a write cut short by a crash (the history's in the
+%% state directory; bundles' in releases/, a prepared bundle of an upgrade
+%% the node did not live to commit or discard among them): never read, only
+%% removed.
 remove_temp_files(StateDir) ->
     {ok, Names} = file:list_dir(StateDir),
     [file:delete(filename:join(StateDir, N)) || N <- Names, lists:prefix("." ?HISTORY_FILE ".tmp-", N)],
+    Releases = filename:join(StateDir, "releases"),
+    case file:list_dir(Releases) of
+        {ok, Bundles} ->
+            %% .<bundle>.tmp-N, and <bundle>.tmp-N as agents before this one named them.
+            [file:delete(filename:join(Releases, N)) || N <- Bundles, string:find(N, ".tar.gz.tmp-") =/= nomatch];
+        {error, _} -> ok
+    end,
     ok.
+
+%% The temporary name a bundle is written under before it is renamed to
+%% Final: hidden (a leading dot), so no listing of installed bundles sees it,
+%% and matched by remove_temp_files/1.
+temp_name(Final) ->
+    filename:join(filename:dirname(Final), "." ++ filename:basename(Final) ++ ".tmp-" ++ integer_to_list(erlang:unique_integer([positive]))).
 
 new(Name, Version, Hash) ->
     #{<<"format">> => 2, <<"name">> => Name, <<"current">> => Version, <<"permanent">> => Version,

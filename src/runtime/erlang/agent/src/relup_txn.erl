@@ -45,6 +45,7 @@
     stopped = [], brutal = [], notes = [], lingering = [],
     verified = false, version_checked = false,
     hold_at = none,        %% when outside work started to be held (the point of no return)
+    prepared = none,       %% none | installed | {Final, Tmp}: the bundle written before the point of no return (prepare_bundle/3)
     version,
     journal = [],          %% newest first
     undo = []              %% [{Ref, [{What, Fun | none}]}] newest first
@@ -126,7 +127,7 @@ run(T, B64) ->
                                 ToHash when Recorded =/= ToHash ->
                                     Refuse(<<"version-conflict">>, <<"this node already has a different ", Name/binary, " ", To/binary,
                                                                      " installed (a rebuilt release is a new version: bump it)">>);
-                                ToHash -> transact(T#t{files = Files, bytes = Bytes}, Base);
+                                ToHash -> prepare_bundle(T#t{files = Files, bytes = Bytes}, Base, Refuse);
                                 Other -> Refuse(<<"bundle-invalid">>, iolist_to_binary(io_lib:format(
                                            "the uploaded bundle does not verify: bundle-release-hash-unexpected: uploaded bundle holds release ~s..., not ~s... that the script upgrades to",
                                            [binary:part(Other, 0, 16), binary:part(ToHash, 0, 16)])))
@@ -163,6 +164,37 @@ shape_problem(#{<<"format">> := 1, <<"steps">> := Steps, <<"pointOfNoReturn">> :
         _ -> iolist_to_binary(io_lib:format("pointOfNoReturn (~b) does not index the point_of_no_return step", [P]))
     end;
 shape_problem(_) -> <<"the script is not a relup script of format 1">>.
+
+%% The bundle's bytes go to disk now (written and fsynced under a temporary
+%% name in the releases directory), before the point of no return, so that
+%% the commit step — inside every suspension window — only renames them into
+%% place (relup_agent:commit_record/6). A disk that cannot take them refuses
+%% the upgrade here, with nothing changed (state-write-failed). The
+%% temporary file is deleted however the transaction ends (after a commit it
+%% is already renamed); one left by a crash of the node is removed at its
+%% next boot (relup_history:remove_temp_files/1). A dry run writes nothing.
+prepare_bundle(T = #t{dry_run = true}, Base, _Refuse) -> transact(T, Base);
+prepare_bundle(T = #t{script = Script}, Base, Refuse) ->
+    #{<<"to">> := #{<<"version">> := To, <<"hash">> := ToHash}} = Script,
+    case gen_server:call(T#t.agent, {bundle_target, To, ToHash}, infinity) of
+        installed -> transact(T#t{prepared = installed}, Base);
+        {Final, Tmp} = Target ->
+            case relup_faults:durable('bundle-prepare', fun() -> relup_history:prepare_durably(Tmp, T#t.bytes) end) of
+                ok ->
+                    try transact(T#t{prepared = Target}, Base)
+                    after _ = file:delete(Tmp)
+                    end;
+                {error, Why} ->
+                    %% The write may have happened before the error (eio-after): nothing of it is kept.
+                    _ = file:delete(Tmp),
+                    Refuse(<<"state-write-failed">>, iolist_to_binary(io_lib:format("cannot write ~s (~s); free space in the state directory (or fix the disk), then apply again",
+                                                                                   [Final, write_error(Why)])))
+            end
+    end.
+
+write_error({Why, renamed}) -> write_error(Why);
+write_error(Why) when is_atom(Why) -> atom_to_list(Why);
+write_error(Why) -> io_lib:format("~0p", [Why]).
 
 %% ---- the transaction ----
 
@@ -517,7 +549,7 @@ perform(<<"commit">>, #{<<"version">> := V}, T0) ->
               <<"to">> => V, <<"status">> => <<"committed">>,
               <<"message">> => iolist_to_binary(io_lib:format("committed at step ~b (commit)", [length(maps:get(<<"steps">>, T1#t.script))])),
               <<"durationMs">> => round(now_ms() - T1#t.started)},
-    case gen_server:call(T1#t.agent, {commit_record, new_spec(T1), T1#t.code, T1#t.bytes, Event, T1#t.permanent}, infinity) of
+    case gen_server:call(T1#t.agent, {commit_record, new_spec(T1), T1#t.code, T1#t.prepared, Event, T1#t.permanent}, infinity) of
         ok -> T1#t{version = V};
         {error, Why} -> fail(<<"state-write-failed">>, Why, T1)
     end;
