@@ -15,7 +15,7 @@ import { CLI } from '../helpers/repo-paths.js';
 import { runCli } from '../helpers/run-cli.js';
 import { runtimeGate } from '../helpers/runtimes.js';
 import { testdir } from '../helpers/testdir.js';
-import { cliTarget, openNode, type ConformanceRuntime, type RunningNode } from './harness.js';
+import { cliTarget, openNode, trackNodes, until, type ConformanceRuntime } from './harness.js';
 import { RUNTIMES } from './runtimes/index.js';
 
 interface Status {
@@ -27,20 +27,7 @@ interface Status {
   history: { op: string; status: string; from?: string; to: string }[];
 }
 
-const running: RunningNode[] = [];
-afterEach(async () => {
-  await Promise.all(running.splice(0).map((n) => n.kill().catch(() => undefined)));
-});
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, ms = 15_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+const running = trackNodes(afterEach);
 
 for (const runtime of RUNTIMES) {
   const ok = await runtimeGate(runtime.name, `conformance suite (${runtime.name})`, () => runtime.available());

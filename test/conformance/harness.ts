@@ -135,3 +135,23 @@ export function cliTarget(node: RunningNode): { target: string; env: Record<stri
 
 /** The versions every runtime's conformance app must provide. */
 export const CONFORMANCE_VERSIONS = ['1.0.0', '1.1.0', '1.2.0', '1.3.0'] as const;
+
+/** Poll `probe` (every `everyMs`) until it gives a value; fail after `ms` saying what never happened. */
+export async function until<T>(what: string, probe: () => Promise<T | undefined>, ms = 15_000, everyMs = 20): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+/** The nodes a test file started; each file kills its own after every test. */
+export function trackNodes(afterEach: (fn: () => Promise<void>) => void): RunningNode[] {
+  const running: RunningNode[] = [];
+  afterEach(async () => {
+    await Promise.all(running.splice(0).map((n) => n.kill().catch(() => undefined)));
+  });
+  return running;
+}

@@ -18,7 +18,7 @@ import { statusResultSchema } from '../../src/protocol/status-result.js';
 import { runCli } from '../helpers/run-cli.js';
 import { runtimeGate } from '../helpers/runtimes.js';
 import { testdir } from '../helpers/testdir.js';
-import { cliTarget, openNode, type RunningNode } from './harness.js';
+import { cliTarget, openNode, trackNodes, until } from './harness.js';
 import { RUNTIMES } from './runtimes/index.js';
 
 interface Soak {
@@ -41,20 +41,7 @@ const ISO_UTC_MS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 /** Long enough that no scenario outlives it: a soak of this length is never overdue here. */
 const LONG_SOAK_MS = 600_000;
 
-const running: RunningNode[] = [];
-afterEach(async () => {
-  await Promise.all(running.splice(0).map((n) => n.kill().catch(() => undefined)));
-});
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, ms = 15_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const running = trackNodes(afterEach);
 
 for (const runtime of RUNTIMES) {
   const ok = await runtimeGate(runtime.name, `conformance soak (${runtime.name})`, () => runtime.available());
