@@ -1,4 +1,4 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { HistoryCorruptError, HistoryLog, previousOf, readHistory, recordEvent, writeHistory, type History } from '../../src/runtime/node-host/release-history.js';
@@ -70,5 +70,50 @@ describe('release history', () => {
     await expect(log.update((h) => ({ ...h, permanent: '9.9.9' }))).rejects.toThrow(/ENOSPC/);
     expect(log.value.permanent).toBe('1.0.4');
     expect((await readHistory(dir))!.permanent).toBe('1.0.4');
+  });
+
+  it('HistoryLog.prepare writes ahead; the update then only renames it, unless another write came in between', async () => {
+    const dir = await testdir({});
+    await writeHistory(dir, base);
+    const calls: string[] = [];
+    const log = new HistoryLog(
+      dir,
+      base,
+      async (d, h, label) => {
+        calls.push(`write ${label}`);
+        await writeHistory(d, h);
+      },
+      async (file, label) => {
+        calls.push(`rename ${label}`);
+        await file.commit();
+      },
+    );
+    const temps = async () => (await readdir(dir)).filter((n) => n.endsWith('.tmp'));
+    const commit = (h: History) => recordEvent(h, { at, op: 'apply', from: '1.0.0', to: '1.1.0', status: 'committed' }, { current: '1.1.0', installed: { version: '1.1.0', hash: 'h110' } });
+
+    const ahead = await log.prepare(commit);
+    expect(ahead).toBeDefined();
+    expect(await temps()).toHaveLength(1);
+    // Nothing visible yet: the file and the value are the old ones.
+    expect((await readHistory(dir))?.current).toBe('1.0.0');
+    expect(log.value).toBe(base);
+    const after = await log.update(() => {
+      throw new Error('the prepared history is used: the change is not computed again');
+    }, 'history-commit', ahead);
+    expect(after).toBe(ahead!.next);
+    expect(calls).toEqual(['rename history-commit']);
+    expect((await readHistory(dir))?.current).toBe('1.1.0');
+    expect(await temps()).toEqual([]);
+
+    // A write between prepare and update (a make_permanent): the prepared file is dropped and the change runs on the latest.
+    calls.length = 0;
+    const down = (h: History) => recordEvent(h, { at, op: 'apply', from: '1.1.0', to: '1.0.0', status: 'committed' }, { current: '1.0.0' });
+    const stale = await log.prepare(down);
+    await log.update((h) => recordEvent(h, { at, op: 'make_permanent', to: '1.1.0', status: 'ok' }, { permanent: '1.1.0' }), 'history-permanent');
+    const final = await log.update(down, 'history-commit', stale);
+    expect(calls).toEqual(['write history-permanent', 'write history-commit']);
+    expect(final).toMatchObject({ current: '1.0.0', permanent: '1.1.0' });
+    expect(await readHistory(dir)).toMatchObject({ current: '1.0.0', permanent: '1.1.0' });
+    expect(await temps()).toEqual([]);
   });
 });

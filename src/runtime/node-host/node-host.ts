@@ -9,11 +9,11 @@ import { ATOMIC_TEMP_FILE, type PreparedFile } from '../../fs/write-file-atomic.
 import { checkFileTrust, checkPathTrust } from '../../fs/check-path-trust.js';
 import { lockDirectory, type DirectoryLock } from '../../fs/directory-lock.js';
 import type { ApplyParams } from '../../protocol/messages.js';
-import type { Step } from '../../script/script-schema.js';
 import { startNode, RuntimeError, type ApplyOptions, type ApplyOutcome, type LogSink, type NodeStatus, type RelupNode, type StepContext, type StepEvent, type StepPerformer } from '../node/relup-node.js';
 import type { ReleaseImage } from '../node/release-image.js';
 import { messageOf } from '../node/runtime-error.js';
-import { HISTORY_FILE, HistoryLog, installedOf, previousOf, readHistory, recordEvent, writeHistory, type History, type HistoryEvent } from './release-history.js';
+import { HISTORY_FILE, HistoryLog, installedOf, previousOf, readHistory, recordEvent, writeHistory, type History, type HistoryEvent, type PreparedHistory } from './release-history.js';
+import type { Release } from '../../release/release-model.js';
 import { ReleaseStore } from './release-store.js';
 
 /** Every write the node makes to its state directory; fault injection can make any of them fail. */
@@ -159,7 +159,12 @@ export class NodeHost {
         history = { format: 2, name, current: version, permanent: version, installed: { [version]: hash }, events: [{ at: now().toISOString(), op: 'boot', to: version, status: 'booted' }] };
       }
       node = await startNode({ image, ...(options.config === undefined ? {} : { config: options.config }), ...(options.log === undefined ? {} : { log: options.log }), ...(options.timers === undefined ? {} : { timers: options.timers }), ...(options.states === undefined ? {} : { states: options.states }) });
-      const historyLog = new HistoryLog(stateDir, onDisk ?? history, (dir, h, label) => durably(options, label as DurableWrite, () => writeHistory(dir, h)));
+      const historyLog = new HistoryLog(
+        stateDir,
+        onDisk ?? history,
+        (dir, h, label) => durably(options, label as DurableWrite, () => writeHistory(dir, h)),
+        (file, label) => durably(options, label as DurableWrite, () => file.commit()),
+      );
       // A node whose boot is not on record would disagree with its disk (the history could still name another current release).
       await historyLog.update(() => ({ ...history }), 'history-boot').catch(async (e: unknown) => {
         // A new state directory had no history: leave none (a failed write may have put the new file in place).
@@ -251,15 +256,23 @@ export class NodeHost {
       try {
         await this.history.update((h) => recordEvent(h, event), 'history-started');
       } catch (e) {
+        await prepared?.discard().catch(() => undefined);
         return refuse('state-write-failed', `cannot record the attempt in ${join(this.options.stateDir, HISTORY_FILE)} (${messageOf(e)}); free space in the state directory`);
       }
       placeholders.add(event);
     }
+    // The history the commit will write, computed and synced to a temp file now, for the same reason as the
+    // bundle: the commit step then renames it. It is used only if no other history write came in between
+    // (a make_permanent); otherwise the commit writes the history in full, as it would without this.
+    const commitIndex = params.script.steps.findIndex((s) => s.op === 'commit');
+    const committed: HistoryEvent = { at: this.now().toISOString(), op: 'apply', from: params.script.from.version, to: params.script.to.version, status: 'committed', message: `committed at step ${commitIndex + 1} (commit)` };
+    const commitChange = (h: History): History => recordEvent(withoutStarted(h), committed, { current: release.version, ...(params.permanent ? { permanent: release.version } : {}), installed: { version: release.version, hash: release.hash } });
+    const preparedHistory = attempt ? await this.history.prepare(commitChange) : undefined;
     const durable = (performer: StepPerformer): StepPerformer => ({
       check: (step, ctx) => performer.check(step, ctx),
       perform: async (step, ctx) => {
         await performer.perform(step, ctx);
-        if (step.op === 'commit') placeholders.add(await this.recordCommit(step, ctx, params, received.image!, prepared, started));
+        if (step.op === 'commit') placeholders.add(await this.recordCommit(ctx, release, prepared, committed, commitChange, preparedHistory));
       },
       settle: (result) => performer.settle(result),
     });
@@ -271,8 +284,9 @@ export class NodeHost {
       // Outermost, so the record of the commit follows the commit step as any fault injected into it leaves it.
       intercept: (steps) => durable(intercept === undefined ? steps : intercept(steps)),
     });
-    // Not committed (or committed without needing it): the prepared bundle was never put in place.
+    // Not committed (or committed without needing it): the prepared bundle and history were never put in place.
     await prepared?.discard().catch(() => undefined);
+    await preparedHistory?.file.discard().catch(() => undefined);
     if (attempt) await this.recordOutcome(outcome, params, placeholders);
     // A committed apply ends any soak (the release in soak no longer runs, or runs again by a new decision);
     // one asked with soakMs starts the new release's. A refused or rolled-back apply leaves the soak as it was.
@@ -286,13 +300,15 @@ export class NodeHost {
   /**
    * The durable half of the commit step, run right after the node switched its
    * release in memory and before the transaction settles: install the bundle,
-   * then write the history that names the new release. If either write fails
+   * then write the history that names the new release — both written and
+   * synced before the point of no return, so here each is a rename and a
+   * directory sync (a history write that came in between makes the commit
+   * write the history in full instead). If either write fails
    * the step fails and the whole upgrade rolls back in place (the undo is
    * registered before the write, rule 1), so memory, status and disk never
    * disagree about what runs.
    */
-  private async recordCommit(step: Step, ctx: StepContext, params: ApplyParams, image: ReleaseImage, prepared: PreparedFile | undefined, started: number): Promise<HistoryEvent> {
-    const { release } = image;
+  private async recordCommit(ctx: StepContext, release: Release, prepared: PreparedFile | undefined, event: HistoryEvent, change: (h: History) => History, preparedHistory: PreparedHistory | undefined): Promise<HistoryEvent> {
     // `prepared` is undefined when the release was already installed (its bundle is on disk and recorded).
     if (prepared !== undefined) {
       await durably(this.options, 'bundle', () => prepared.commit()).catch((e: unknown) => {
@@ -303,12 +319,9 @@ export class NodeHost {
     ctx.onUndo('put the history back on the release that was running', async () => {
       await this.history.update((h) => (h.current === before.current && h.permanent === before.permanent ? h : { ...h, current: before.current, permanent: before.permanent }), 'history-outcome');
     });
-    const event: HistoryEvent = { at: this.now().toISOString(), op: 'apply', from: params.script.from.version, to: params.script.to.version, status: 'committed', message: `committed at step ${ctx.index + 1} (${step.op})`, durationMs: round(performance.now() - started) };
-    await this.history
-      .update((h) => recordEvent(withoutStarted(h), event, { current: release.version, ...(params.permanent ? { permanent: release.version } : {}), installed: { version: release.version, hash: release.hash } }), 'history-commit')
-      .catch((e: unknown) => {
-        throw new RuntimeError('state-write-failed', `cannot record the commit in ${join(this.options.stateDir, HISTORY_FILE)}: ${messageOf(e)}`, `free space in ${this.options.stateDir} (or fix the disk), then apply again`);
-      });
+    await this.history.update(change, 'history-commit', preparedHistory).catch((e: unknown) => {
+      throw new RuntimeError('state-write-failed', `cannot record the commit in ${join(this.options.stateDir, HISTORY_FILE)}: ${messageOf(e)}`, `free space in ${this.options.stateDir} (or fix the disk), then apply again`);
+    });
     // Releases the history no longer names (past MAX_INSTALLED, release-history.ts) are uninstalled:
     // their bundles go too, after the write, so a crash leaves at worst a bundle nobody names (ignored at boot).
     const kept = this.history.value.installed;

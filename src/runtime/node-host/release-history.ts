@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import semver from 'semver';
 import { z } from 'zod';
 import { NodeError } from '../../errors/errors.js';
-import { wasRenamed, writeFileAtomic } from '../../fs/write-file-atomic.js';
+import { prepareFileAtomic, wasRenamed, writeFileAtomic, type PreparedFile } from '../../fs/write-file-atomic.js';
 import { messageOf } from '../node/runtime-error.js';
 
 /**
@@ -111,9 +111,21 @@ export async function readHistory(stateDir: string): Promise<(History & { legacy
   throw new HistoryCorruptError(path, issue === undefined ? 'invalid' : `${issue.path.length > 0 ? `${issue.path.join('.')}: ` : ''}${issue.message}`);
 }
 
-export async function writeHistory(stateDir: string, history: History): Promise<void> {
+function historyText(history: History): string {
   const bounded: History = { format: 2, name: history.name, current: history.current, permanent: history.permanent, installed: history.installed, events: history.events.slice(-MAX_EVENTS) };
-  await writeFileAtomic(join(stateDir, HISTORY_FILE), `${JSON.stringify(bounded, null, 2)}\n`, { mode: 0o600 });
+  return `${JSON.stringify(bounded, null, 2)}\n`;
+}
+
+export async function writeHistory(stateDir: string, history: History): Promise<void> {
+  await writeFileAtomic(join(stateDir, HISTORY_FILE), historyText(history), { mode: 0o600 });
+}
+
+/** A history written ahead (its temp file synced), to become the history by a rename; see HistoryLog.prepare. */
+export interface PreparedHistory {
+  /** The history it was computed from: it is used only if that is still the latest. */
+  readonly base: History;
+  readonly next: History;
+  readonly file: PreparedFile;
 }
 
 /** A new history after `event`; pure, so the rules are testable without a disk. */
@@ -168,7 +180,24 @@ export class HistoryLog {
     private readonly stateDir: string,
     private current: History,
     private readonly write: (stateDir: string, history: History, label: string) => Promise<void> = writeHistory,
+    /** Puts a prepared history in place; the host wraps it like `write`, under the same label (fault injection). */
+    private readonly commitPrepared: (file: PreparedFile, label: string) => Promise<void> = (file) => file.commit(),
   ) {}
+
+  /**
+   * Compute `change` of the latest history now and write it to a synced temp
+   * file, so that a later `update(…, prepared)` only renames it into place —
+   * the cheap half of a durable write, for a write inside every suspension
+   * window (the commit). Undefined when there is nothing to write or the temp
+   * file could not be written: the update then writes in full, as always.
+   */
+  async prepare(change: (latest: History) => History): Promise<PreparedHistory | undefined> {
+    const base = this.current;
+    const next = change(base);
+    if (next === base) return undefined;
+    const file = await prepareFileAtomic(join(this.stateDir, HISTORY_FILE), historyText(next), { mode: 0o600 }).catch(() => undefined);
+    return file === undefined ? undefined : { base, next, file };
+  }
 
   /** Resolves once every update queued so far has settled. */
   async idle(): Promise<void> {
@@ -190,13 +219,18 @@ export class HistoryLog {
    * inside the queue). Returning the same object changes nothing and writes
    * nothing. `label` names the write for fault injection and errors.
    */
-  update(change: (latest: History) => History | Promise<History>, label = 'history'): Promise<History> {
+  update(change: (latest: History) => History | Promise<History>, label = 'history', prepared?: PreparedHistory): Promise<History> {
     const run = async (): Promise<History> => {
-      const next = await change(this.current);
+      // A prepared history is used only if nothing was written since it was computed; else it is dropped and `change` runs.
+      const ahead = prepared !== undefined && prepared.base === this.current && this.mismatch === undefined ? prepared : undefined;
+      if (ahead === undefined) await prepared?.file.discard().catch(() => undefined);
+      const next = ahead?.next ?? (await change(this.current));
       if (next === this.current && this.mismatch === undefined) return next;
       try {
-        await this.write(this.stateDir, next, label);
+        if (ahead === undefined) await this.write(this.stateDir, next, label);
+        else await this.commitPrepared(ahead.file, label);
       } catch (e) {
+        await ahead?.file.discard().catch(() => undefined);
         // The write failed after the new file was renamed into place: put the old content back, so disk and memory agree.
         if (wasRenamed(e)) {
           try {
