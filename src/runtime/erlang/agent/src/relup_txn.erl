@@ -543,6 +543,15 @@ perform(<<"commit">>, #{<<"version">> := V}, T0) ->
     %% adopts the new release, installs its bundle and writes the history
     %% naming it. Its undo is registered first (rule 1): a failed write
     %% rolls the whole upgrade back in place, and so does a later failure.
+    %% It stays here, inside the suspension window, on purpose: settle/2
+    %% resumes the processes only after this step, so the commit record is
+    %% on disk (fsynced) before any process acts on the new release and
+    %% before the transaction reports `committed` — a crash in between
+    %% leaves a node whose disk names the release its processes ran. What
+    %% is left to do here is kept small instead: the bundle was written
+    %% before the point of no return (prepare_bundle/3), so it is a rename,
+    %% and the history's earlier events were encoded when they were first
+    %% written (relup_history:encode/1), so only this event is.
     T1 = undo(T0, <<"put the history back on the release that was running">>,
               fun() -> gen_server:call(T0#t.agent, commit_undo, infinity) end),
     Event = #{<<"at">> => relup_history:now_iso(), <<"op">> => <<"apply">>, <<"from">> => version_of(T1#t.script, <<"from">>),
