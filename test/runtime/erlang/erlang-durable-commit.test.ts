@@ -142,18 +142,31 @@ describe.runIf(ok)('Erlang nodes: a durable commit', { timeout: 120_000 }, () =>
 
   it('the bundle is on disk (a synced temp file) before the point of no return, and the commit renames it into place', async () => {
     const dir = await confProject();
-    const { c } = await boot(dir);
+    const { c, socket } = await boot(dir);
     const plan = JSON.parse((await runCli(['plan', '1.0.0', '1.1.0', '--json'], dir)).stdout) as { steps: { op: string }[] };
     expect((await runCli(['release', 'pack', 'releases/1.1.0', '--out-dir', 'out'], dir)).exitCode).toBe(0);
     const bytes = await readFile(join(dir, 'out', 'conf-1.1.0.tar.gz'));
     const releases = join(dir, 'state', 'releases');
+    // Events reach the client while the node goes on: the counter is kept busy for 800 ms, so the suspend step after
+    // the point of no return waits for it (its timeout is 2 s) and the files can be read before the commit.
+    const busy = await Connection.open({ kind: 'unix', path: socket });
+    const sleeping = busy.request('call', { process: 'counter', message: { op: 'sleep', ms: 800 } });
+    await new Promise((r) => setTimeout(r, 100));
+    let seen: unknown;
     let atPonr: { names: string[]; prepared: Buffer[] } | undefined;
     const outcome = (await c.request('apply', { script: plan, bundle: bytes.toString('base64') }, (e) => {
       const event = e as unknown as { op: string; status: string };
-      if (event.op !== 'point_of_no_return' || event.status !== 'start') return;
-      const names = readdirSync(releases);
-      atPonr = { names, prepared: names.filter((n) => n.startsWith('.conf-1.1.0.tar.gz.tmp')).map((n) => readFileSync(join(releases, n))) };
+      if (event.op !== 'point_of_no_return' || event.status !== 'ok') return;
+      try {
+        const names = readdirSync(releases);
+        atPonr = { names, prepared: names.filter((n) => n.startsWith('.conf-1.1.0.tar.gz.tmp')).map((n) => readFileSync(join(releases, n))) };
+      } catch (e) {
+        seen = e;
+      }
     })) as { status: string };
+    await sleeping;
+    busy.close();
+    expect(seen).toBeUndefined();
     expect(outcome.status).toBe('committed');
     // At the point of no return: the whole bundle under a temp name, not yet at its own.
     expect(atPonr?.names).not.toContain('conf-1.1.0.tar.gz');
