@@ -7,23 +7,21 @@
 // sources are not touched. A variant proves it ran (relup_txn:bench_variant/0
 // answers its name through `invoke`) or the run fails.
 //
-//   node bench/erlang-window-bench.js [--variants=as-is,defer-purge,…] [--rounds=N]
+//   node bench/erlang-window-bench.js [--variants=as-is,no-commit-write,…] [--rounds=N]
 //        [--rate=N] [--long-lived=N] [--generator-nice=N] [--quick]
 //
 // Variants (each one change to a copy of src/runtime/erlang/agent/src; by default
-// as-is, defer-purge, defer-purge+no-commit-write, resume-at-step):
+// as-is, no-commit-write, resume-at-step; `defer-purge`, measured here first, is what the agent does now):
 //   as-is         the agent as it is
-//   defer-purge   `purge` (soft) steps run after the processes are resumed, not inside the window
 //   no-fsync      no fsync in the durable writes: the upper bound of taking the commit's fsyncs
 //                 out of the window (NOT safe as such: a measurement only)
-//   defer-purge+no-fsync   both
 //   high-priority the transaction's process runs at `process_flag(priority, high)`
 //   resume-at-step  NOT safe, a floor: each process resumed at its `resume` step (as release_handler does)
 //   no-commit-write  NOT safe, a measurement: the commit writes no history (as if prepared before the window)
 //   agent-high    the agent's gen_server (which does the commit's writes) at priority high, from its init
 //   (and combinations, joined by +, as listed in PATCHES)
 //   sbwt-none     the agent as it is, the emulator started with +sbwt none (+sbwtdcpu, +sbwtdio): no busy-waiting schedulers
-//   all           defer-purge + no-fsync + high-priority + sbwt-none
+//   all           no-fsync + high-priority + sbwt-none
 // Everything listens on 127.0.0.1; every child process is stopped at the end, by pid.
 import { cp, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
@@ -36,25 +34,14 @@ const AGENT = join(REPO, 'src', 'runtime', 'erlang', 'agent', 'src');
 const load1 = () => loadavg().map((x) => round(x, 2));
 
 /** Each patch: [file, from, to] text replacements; every `from` must be found (or the patch is stale). */
+// `defer-purge` (soft purges after the resume), measured here first (p50 16 → 7 ms), is now what the agent does.
 const PATCHES = {
-  'defer-purge': [
-    // The soft purge is left for after the resume: the module goes to the background purge list.
-    ['relup_txn.erl', '            case code:soft_purge(Mod) of\n                true -> T1;\n                false ->\n                    Ps = [P || P <- processes(), erlang:check_process_code(P, Mod)],\n                    T1#t{lingering',
-      '            case false of\n                true -> T1;\n                false ->\n                    Ps = [],\n                    T1#t{lingering'],
-    ['relup_txn.erl', '            [spawn(fun() -> background_purge(M, ?BACKGROUND_PURGE_MS) end) || M <- T#t.lingering];', '            ok;'],
-    ['relup_txn.erl', '    put(resumed_at, now_ms()),\n', '    put(resumed_at, now_ms()),\n    Result =:= committed andalso [spawn(fun() -> background_purge(M, ?BACKGROUND_PURGE_MS) end) || M <- T#t.lingering],\n'],
-    // The note "old code stays loaded" is not true any more in this variant: dropped.
-    ['relup_txn.erl', '                         notes = [iolist_to_binary(io_lib:format("the old code of ~s stays loaded until ~s move to the current code (purged in the background then)", [M, describe_pids(Ps)])) | T1#t.notes]}', '                         notes = [] ++ Ps ++ T1#t.notes}'],
-  ],
   'no-fsync': [['relup_history.erl', '            ok = file:sync(Fd)', '            ok']],
   'high-priority': [['relup_txn.erl', 'apply(Agent, Sock, Id, Script, B64, Params) ->\n    Started = now_ms(),', 'apply(Agent, Sock, Id, Script, B64, Params) ->\n    process_flag(priority, high),\n    Started = now_ms(),']],
 };
-PATCHES['defer-purge+no-fsync'] = [...PATCHES['defer-purge'], ...PATCHES['no-fsync']];
-PATCHES['defer-purge+no-fsync+high-priority'] = [...PATCHES['defer-purge+no-fsync'], ...PATCHES['high-priority']];
 // The agent's gen_server too (the commit's durable half runs there, called by the transaction).
 PATCHES['agent-high'] = [['relup_agent.erl', 'init(Opts) ->\n    process_flag(trap_exit, true),', 'init(Opts) ->\n    process_flag(trap_exit, true),\n    process_flag(priority, high),']];
-PATCHES['defer-purge+high-priority+agent-high'] = [...PATCHES['defer-purge'], ...PATCHES['high-priority'], ...PATCHES['agent-high']];
-PATCHES['defer-purge+no-fsync+high-priority+agent-high'] = [...PATCHES['defer-purge+no-fsync'], ...PATCHES['high-priority'], ...PATCHES['agent-high']];
+PATCHES['high-priority+agent-high'] = [...PATCHES['high-priority'], ...PATCHES['agent-high']];
 // A measurement of the floor, NOT safe: each process is resumed at its `resume` step (as release_handler
 // does), not when the transaction settles, and the window is timed to there. What the window would be if it
 // held only the group's own steps (suspend, switch, migrate), under the same load.
@@ -63,13 +50,12 @@ PATCHES['resume-at-step'] = [
   ['relup_txn.erl', '{{ok, S}, R} when is_number(R) -> R - S;', '{{ok, S}, R} when is_number(R) -> case get(early_resumed_at) of undefined -> R - S; E -> E - S end;'],
 ];
 // A measurement only, NOT safe: the commit does not write the history (the bundle install, done once per
-// version, stays). What the window would be if the commit's writes were prepared before the first suspend
+// version, stays). What the window would be if the commit's history were prepared before the first suspend
 // and the commit only renamed a file into place (that rename is not in this figure).
 PATCHES['no-commit-write'] = [['relup_agent.erl', "case write_history(St, 'history-commit', H1) of", 'case {ok, St#st{history = H1}} of']];
-PATCHES['defer-purge+no-commit-write'] = [...PATCHES['defer-purge'], ...PATCHES['no-commit-write']];
 // Emulator flags only (the agent as it is): schedulers that do not busy-wait leave the shared cores to the others.
 PATCHES['sbwt-none'] = [];
-PATCHES['all'] = [...PATCHES['defer-purge+no-fsync+high-priority']];
+PATCHES['all'] = [...PATCHES['no-fsync'], ...PATCHES['high-priority']];
 const FLAGS = { 'sbwt-none': '+sbwt none +sbwtdcpu none +sbwtdio none', all: '+sbwt none +sbwtdcpu none +sbwtdio none' };
 
 async function buildVariant(dir, name) {
@@ -90,7 +76,7 @@ async function buildVariant(dir, name) {
   return ebin;
 }
 
-export async function runWindowBench({ quick = false, variants = ['as-is', 'defer-purge', 'defer-purge+no-commit-write', 'resume-at-step'], overrides = {}, log = () => undefined } = {}) {
+export async function runWindowBench({ quick = false, variants = ['as-is', 'no-commit-write', 'resume-at-step'], overrides = {}, log = () => undefined } = {}) {
   const settings = settingsFor(quick, { rounds: 3, failing: false, ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)) });
   const work = await mkdtemp(join(tmpdir(), 'relup-erlang-window-'));
   const rows = [];
