@@ -140,7 +140,7 @@ describe.runIf(ok)('Erlang nodes: a durable commit', { timeout: 120_000 }, () =>
     expect(await tempFiles(dir)).toEqual([]);
   });
 
-  it('the bundle is on disk (a synced temp file) before the point of no return, and the commit renames it into place', async () => {
+  it('the bundle and the history the commit writes are on disk (synced temp files) before the point of no return, and the commit renames them into place', async () => {
     const dir = await confProject();
     const { c, socket } = await boot(dir);
     const plan = JSON.parse((await runCli(['plan', '1.0.0', '1.1.0', '--json'], dir)).stdout) as { steps: { op: string }[] };
@@ -153,13 +153,21 @@ describe.runIf(ok)('Erlang nodes: a durable commit', { timeout: 120_000 }, () =>
     const sleeping = busy.request('call', { process: 'counter', message: { op: 'sleep', ms: 800 } });
     await new Promise((r) => setTimeout(r, 100));
     let seen: unknown;
-    let atPonr: { names: string[]; prepared: Buffer[] } | undefined;
+    type OnDisk = { current: string; permanent: string; installed: Record<string, string>; events: { op: string; status: string; to?: string }[] };
+    let atPonr: { names: string[]; prepared: Buffer[]; history: OnDisk; historyTemps: OnDisk[] } | undefined;
     const outcome = (await c.request('apply', { script: plan, bundle: bytes.toString('base64') }, (e) => {
       const event = e as unknown as { op: string; status: string };
       if (event.op !== 'point_of_no_return' || event.status !== 'ok') return;
       try {
         const names = readdirSync(releases);
-        atPonr = { names, prepared: names.filter((n) => n.startsWith('.conf-1.1.0.tar.gz.tmp')).map((n) => readFileSync(join(releases, n))) };
+        const state = join(dir, 'state');
+        const read = (n: string) => JSON.parse(readFileSync(join(state, n), 'utf8')) as OnDisk;
+        atPonr = {
+          names,
+          prepared: names.filter((n) => n.startsWith('.conf-1.1.0.tar.gz.tmp')).map((n) => readFileSync(join(releases, n))),
+          history: read('history.json'),
+          historyTemps: readdirSync(state).filter((n) => n.startsWith('.history.json.tmp')).map(read),
+        };
       } catch (e) {
         seen = e;
       }
@@ -172,10 +180,52 @@ describe.runIf(ok)('Erlang nodes: a durable commit', { timeout: 120_000 }, () =>
     expect(atPonr?.names).not.toContain('conf-1.1.0.tar.gz');
     expect(atPonr?.prepared).toHaveLength(1);
     expect(atPonr!.prepared[0]!.equals(bytes)).toBe(true);
+    // And the history the commit writes, synced under a temp name, while history.json still names 1.0.0 (before: no such file).
+    expect(atPonr?.history).toMatchObject({ current: '1.0.0', permanent: '1.0.0' });
+    expect(atPonr?.history.events.at(-1)).toMatchObject({ op: 'apply', status: 'started' });
+    expect(atPonr?.historyTemps).toHaveLength(1);
+    expect(atPonr!.historyTemps[0]).toMatchObject({ current: '1.1.0', permanent: '1.1.0' });
+    expect(Object.keys(atPonr!.historyTemps[0]!.installed).sort()).toEqual(['1.0.0', '1.1.0']);
+    // The commit record replaces the attempt's `started` record.
+    expect(atPonr!.historyTemps[0]!.events.at(-1)).toMatchObject({ op: 'apply', status: 'committed', to: '1.1.0' });
+    expect(atPonr!.historyTemps[0]!.events.filter((e) => e.status === 'started')).toEqual([]);
     // After the commit: in place, and the temp name is gone.
     expect((await readFile(join(releases, 'conf-1.1.0.tar.gz'))).equals(bytes)).toBe(true);
     expect(await tempFiles(dir)).toEqual([]);
     c.close();
+  });
+
+  it('a make_permanent between the prepare and the commit is kept: the commit then writes the history in full, not the prepared one', async () => {
+    // The outcome record cannot be written, so history.json stays exactly as the commit step wrote it.
+    const dir = await confProject();
+    const { socket, c } = await boot(dir, { RELUP_FAULTS: 'write:history-outcome:enospc' });
+    const busy = await Connection.open({ kind: 'unix', path: socket });
+    const other = await Connection.open({ kind: 'unix', path: socket });
+    const plan = JSON.parse((await runCli(['plan', '1.0.0', '1.1.0', '--json'], dir)).stdout) as { steps: { op: string }[] };
+    expect((await runCli(['release', 'pack', 'releases/1.1.0', '--out-dir', 'out'], dir)).exitCode).toBe(0);
+    const bundle = (await readFile(join(dir, 'out', 'conf-1.1.0.tar.gz'))).toString('base64');
+    // The counter is busy for 800 ms: the suspend step waits for it (its timeout is 2 s), and meanwhile make_permanent
+    // (not held by the point of no return: it only writes the history) is answered.
+    const sleeping = busy.request('call', { process: 'counter', message: { op: 'sleep', ms: 800 } });
+    await new Promise((r) => setTimeout(r, 100));
+    let permanent: Promise<unknown> | undefined;
+    const outcome = (await c.request('apply', { script: plan, bundle }, (e) => {
+      const event = e as unknown as { op: string; status: string };
+      if (event.op === 'suspend' && event.status === 'start' && permanent === undefined) permanent = other.request('make_permanent', { version: '1.0.0' });
+    })) as { status: string };
+    expect(outcome.status).toBe('committed');
+    expect(await permanent).toMatchObject({ permanent: '1.0.0' });
+    await sleeping;
+    const history = JSON.parse(await readFile(join(dir, 'state', 'history.json'), 'utf8')) as { current: string; permanent: string; events: { op: string; status: string }[] };
+    // The commit (which makes 1.1.0 permanent) came after make_permanent 1.0.0, and its record holds that event
+    // (before the fix: the prepared history, computed before make_permanent, lost it).
+    expect(history).toMatchObject({ current: '1.1.0', permanent: '1.1.0' });
+    expect(history.events.slice(-2).map((e) => `${e.op}:${e.status}`)).toEqual(['make_permanent:ok', 'apply:committed']);
+    const status = (await c.request('status', {})) as Status;
+    expect(status).toMatchObject({ version: '1.1.0', permanent: '1.1.0' });
+    // The unused prepared history was discarded.
+    expect(await tempFiles(dir)).toEqual([]);
+    for (const x of [c, busy, other]) x.close();
   });
 
   it('a dry run writes no bundle, and a restart removes the temp files a crash left in the state directory', async () => {

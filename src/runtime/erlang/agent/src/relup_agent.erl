@@ -30,6 +30,8 @@
     history_problem = none,  %% set when something could not be recorded (a full disk): said by status
     placeholders = [],       %% this attempt's events (started, the commit record), replaced by its outcome
     committed = none,        %% {Spec, Code, History} before the commit record of the running transaction: its undo
+    history_gen = 0,         %% counts the history's writes: a commit record written ahead is used only if none came after it
+    prepared_commit = none,  %% none | {Gen, {Event, Permanent, Version, Hash}, Tmp}: the commit record written ahead (prepare_commit/5)
     %% Outside work held past the point of no return (see enter/1):
     holding = false,         %% false | {true, Waiter | none}
     held = [],               %% callers of enter/1 waiting for the transaction to settle, newest first
@@ -365,6 +367,8 @@ handle_call({apply_begin, Script, Opts}, {TxnPid, _}, St = #st{txn = none}) ->
     end;
 handle_call({apply_begin, _, _}, _From, St = #st{txn = {_, F, T}}) ->
     {reply, {busy, iolist_to_binary(io_lib:format("an upgrade ~s -> ~s is running", [F, T]))}, St};
+handle_call({prepare_commit, Event, Permanent, V, Hash}, _From, St = #st{txn = {_, _, _}}) ->
+    {reply, ok, prepare_commit(Event, Permanent, V, Hash, St)};
 handle_call({bundle_target, V, Hash}, _From, St = #st{txn = {_, _, _}}) ->
     {reply, bundle_target(St, V, Hash), St};
 handle_call({commit_record, NewSpec, NewCode, Prepared, Event, Permanent}, _From, St = #st{txn = {_, _, _}}) ->
@@ -373,7 +377,7 @@ handle_call(commit_undo, _From, St = #st{txn = {_, _, _}}) ->
     commit_undo(St);
 handle_call({apply_end, Outcome}, _From, St = #st{txn = {Ref, _, _}}) ->
     erlang:demonitor(Ref, [flush]),
-    St1 = soak_after(Outcome, record_outcome(Outcome, St)),
+    St1 = soak_after(Outcome, record_outcome(Outcome, discard_prepared_commit(St))),
     #st{history = H} = St1,
     {reply, {maps:get(<<"permanent">>, H), previous(St1)}, St1#st{txn = none, suspended = #{}, placeholders = [], committed = none}};
 handle_call({make_permanent, Version}, _From, St = #st{spec = #{name := Name}}) ->
@@ -416,7 +420,7 @@ handle_info({'DOWN', Ref, process, _, Why}, St = #st{txn = {Ref, F, T}}) ->
     %% The evaluator died of a bug: nothing may stay suspended behind it.
     [catch sys:resume(Name, 2000) || {Name, true} <- maps:to_list(St#st.suspended)],
     %% A commit it recorded is undone: the evaluator's own undo did not run, and the code it switched is not known to be consistent.
-    St0 = case commit_undo(St) of {reply, _, S} -> S end,
+    St0 = case commit_undo(discard_prepared_commit(St)) of {reply, _, S} -> S end,
     Event = #{<<"at">> => relup_history:now_iso(), <<"op">> => <<"apply">>, <<"from">> => F, <<"to">> => T,
               <<"status">> => <<"rollback-failed">>,
               <<"message">> => iolist_to_binary(io_lib:format("internal error in the agent's evaluator: ~0p", [Why]))},
@@ -478,9 +482,14 @@ commit_record(NewSpec0, NewCode, Prepared, Event, Permanent, St = #st{state_dir 
         {error, Why} ->
             {reply, {error, iolist_to_binary(io_lib:format("cannot install ~s: ~s; free space in ~s (or fix the disk), then apply again", [Path, reason(Why), Dir]))}, St};
         ok ->
-            Change = case Permanent of true -> #{current => V, permanent => V}; false -> #{current => V} end,
-            H1 = relup_history:record(without_placeholders(H0, St#st.placeholders), Event, Change#{installed => {V, Hash}}),
-            case write_history(St, 'history-commit', H1) of
+            H1 = commit_history(H0, St#st.placeholders, Event, Permanent, V, Hash),
+            %% Written ahead (prepare_commit/5) when no other history write came in between: then only renamed here.
+            %% (Not named Prepared: that is the bundle's, bound above; rebinding it was a badmatch that crashed the agent.)
+            Ahead = case St#st.prepared_commit of
+                {Gen, {Event, Permanent, V, Hash}, HistoryTmp} when Gen =:= St#st.history_gen -> HistoryTmp;
+                _ -> none
+            end,
+            case write_history(St, 'history-commit', H1, Ahead) of
                 {error, Why, St1} ->
                     {reply, {error, iolist_to_binary(io_lib:format("cannot record the commit in ~s: ~s; free space in ~s (or fix the disk), then apply again",
                                                                    [history_path(St), Why, Dir]))}, St1};
@@ -495,6 +504,32 @@ commit_record(NewSpec0, NewCode, Prepared, Event, Permanent, St = #st{state_dir 
                                        placeholders = [Event | St#st.placeholders]}}
             end
     end.
+
+%% The history the commit step of this attempt writes.
+commit_history(H0, Placeholders, Event, Permanent, V, Hash) ->
+    Change = case Permanent of true -> #{current => V, permanent => V}; false -> #{current => V} end,
+    relup_history:record(without_placeholders(H0, Placeholders), Event, Change#{installed => {V, Hash}}).
+
+%% The commit record, written and fsynced under a temporary name before the
+%% transaction's point of no return (as the Node.js host's HistoryLog.prepare),
+%% so that the commit step inside the suspension window only renames it. It
+%% is used only if the history was not written in between (a make_permanent):
+%% otherwise the commit writes in full, as without it. A failure here changes
+%% nothing and costs nothing but that: the commit then writes in full too.
+prepare_commit(Event, Permanent, V, Hash, St0 = #st{state_dir = Dir}) ->
+    St = discard_prepared_commit(St0),
+    case relup_history:prepare(Dir, commit_history(St#st.history, St#st.placeholders, Event, Permanent, V, Hash)) of
+        {ok, Tmp} -> St#st{prepared_commit = {St#st.history_gen, {Event, Permanent, V, Hash}, Tmp}};
+        {error, Why} ->
+            logger:notice("relup: the commit record could not be written ahead (~0p); the commit writes it in full", [Why]),
+            St
+    end.
+
+%% A commit record written ahead and not renamed into place is deleted (after a rename there is nothing to delete).
+discard_prepared_commit(St = #st{prepared_commit = none}) -> St;
+discard_prepared_commit(St = #st{prepared_commit = {_, _, Tmp}}) ->
+    _ = file:delete(Tmp),
+    St#st{prepared_commit = none}.
 
 %% Undo of commit_record: the release that was running is adopted again and
 %% the history names it again (current and permanent as before; the bundle
@@ -563,9 +598,16 @@ history_path(#st{state_dir = Dir}) -> filename:join(Dir, "history.json").
 %% nothing in memory; if the new file was already renamed into place (the
 %% write failed after it), the old content is written back so disk and
 %% memory agree; if that fails too, status says the file may differ.
-write_history(St = #st{state_dir = Dir, history = Old}, What, New) ->
-    case relup_faults:durable(What, fun() -> relup_history:write(Dir, New) end) of
-        ok -> {ok, St#st{history = New, history_problem = none}};
+write_history(St, What, New) -> write_history(St, What, New, none).
+
+%% Prepared: none, or the temporary file New was written to ahead (relup_history:prepare/2), renamed here.
+write_history(St = #st{state_dir = Dir, history = Old}, What, New, Prepared) ->
+    Write = case Prepared of
+        none -> fun() -> relup_history:write(Dir, New) end;
+        Tmp -> fun() -> relup_history:install_prepared(Dir, Tmp) end
+    end,
+    case relup_faults:durable(What, Write) of
+        ok -> {ok, St#st{history = New, history_problem = none, history_gen = St#st.history_gen + 1}};
         {error, Why} ->
             Problem = case Why of
                 {_, renamed} ->

@@ -11,7 +11,7 @@
 %% the current one, newest first. A rollback goes to previous[0] and never
 %% to a newer release, so rolling back twice walks further back, never forth.
 -module(relup_history).
--export([read/1, write/2, record/3, new/3, mark_interrupted/1, without_started/1, remove_temp_files/1, now_iso/0, iso/1,
+-export([read/1, write/2, prepare/2, install_prepared/2, record/3, new/3, mark_interrupted/1, without_started/1, remove_temp_files/1, now_iso/0, iso/1,
          previous/1, installed/1, compare_versions/2, max_installed/0, write_durably/3,
          prepare_durably/2, rename_into_place/2, temp_name/1, encode/1]).
 
@@ -45,12 +45,27 @@ read(StateDir) ->
     end.
 
 write(StateDir, History) ->
+    case prepare(StateDir, History) of
+        {ok, Tmp} -> install_prepared(StateDir, Tmp);
+        {error, _} = E -> E
+    end.
+
+%% The first half of write/2, done ahead: History written and fsynced under
+%% a temporary name ({ok, Tmp}), not yet history.json. The agent writes the
+%% commit record so before an upgrade's point of no return; its commit step
+%% then only renames it (install_prepared/2).
+prepare(StateDir, History) ->
     Events = maps:get(<<"events">>, History),
     Bounded = maps:with([<<"format">>, <<"name">>, <<"current">>, <<"permanent">>, <<"installed">>, <<"events">>],
                         History#{<<"events">> => lists:nthtail(max(0, length(Events) - ?MAX_EVENTS), Events)}),
-    Final = filename:join(StateDir, ?HISTORY_FILE),
     Tmp = filename:join(StateDir, "." ?HISTORY_FILE ".tmp-" ++ integer_to_list(erlang:unique_integer([positive]))),
-    write_durably(Tmp, Final, [encode(Bounded), $\n]).
+    case prepare_durably(Tmp, [encode(Bounded), $\n]) of
+        ok -> {ok, Tmp};
+        {error, _} = E -> E
+    end.
+
+install_prepared(StateDir, Tmp) ->
+    rename_into_place(Tmp, filename:join(StateDir, ?HISTORY_FILE)).
 
 %% The history's JSON: exactly relup_json:encode(H) (keys in sorted order),
 %% but each event's encoding is remembered from the previous write by this

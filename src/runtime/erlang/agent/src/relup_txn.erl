@@ -47,6 +47,7 @@
     verified = false, version_checked = false,
     hold_at = none,        %% when outside work started to be held (the point of no return)
     prepared = none,       %% none | installed | {Final, Tmp}: the bundle written before the point of no return (prepare_bundle/3)
+    commit_event = none,   %% the history event of the commit, made before the point of no return (prepare_commit/2)
     version,
     journal = [],          %% newest first
     undo = []              %% [{Ref, [{What, Fun | none}]}] newest first
@@ -178,11 +179,11 @@ prepare_bundle(T = #t{dry_run = true}, Base, _Refuse) -> transact(T, Base);
 prepare_bundle(T = #t{script = Script}, Base, Refuse) ->
     #{<<"to">> := #{<<"version">> := To, <<"hash">> := ToHash}} = Script,
     case gen_server:call(T#t.agent, {bundle_target, To, ToHash}, infinity) of
-        installed -> transact(T#t{prepared = installed}, Base);
+        installed -> transact(prepare_commit(T#t{prepared = installed}, To), Base);
         {Final, Tmp} = Target ->
             case relup_faults:durable('bundle-prepare', fun() -> relup_history:prepare_durably(Tmp, T#t.bytes) end) of
                 ok ->
-                    try transact(T#t{prepared = Target}, Base)
+                    try transact(prepare_commit(T#t{prepared = Target}, To), Base)
                     after _ = file:delete(Tmp)
                     end;
                 {error, Why} ->
@@ -192,6 +193,17 @@ prepare_bundle(T = #t{script = Script}, Base, Refuse) ->
                                                                                    [Final, write_error(Why)])))
             end
     end.
+
+%% The commit's history record, made now and written ahead by the agent
+%% (relup_agent:prepare_commit/5) for the same reason as the bundle: the
+%% commit step then renames it into place. (So its `at` is this moment and it
+%% has no durationMs; it is a placeholder the outcome record replaces.)
+prepare_commit(T = #t{script = S}, To) ->
+    Event = #{<<"at">> => relup_history:now_iso(), <<"op">> => <<"apply">>, <<"from">> => version_of(S, <<"from">>),
+              <<"to">> => To, <<"status">> => <<"committed">>,
+              <<"message">> => iolist_to_binary(io_lib:format("committed at step ~b (commit)", [length(maps:get(<<"steps">>, S))]))},
+    ok = gen_server:call(T#t.agent, {prepare_commit, Event, T#t.permanent, To, maps:get(<<"hash">>, maps:get(<<"to">>, S))}, infinity),
+    T#t{commit_event = Event}.
 
 write_error({Why, renamed}) -> write_error(Why);
 write_error(Why) when is_atom(Why) -> atom_to_list(Why);
@@ -543,16 +555,21 @@ perform(<<"commit">>, #{<<"version">> := V}, T0) ->
     %% on disk (fsynced) before any process acts on the new release and
     %% before the transaction reports `committed`: whenever the node
     %% crashes, its disk names every release a resumed process ran. What
-    %% is left to do here is kept small instead: the bundle was written
-    %% before the point of no return (prepare_bundle/3), so it is a rename,
-    %% and the history's earlier events were encoded when they were first
-    %% written (relup_history:encode/1), so only this event is.
+    %% is left to do here is kept small instead: the bundle and this
+    %% history record were written and fsynced before the point of no
+    %% return (prepare_bundle/3, prepare_commit/2), so each is a rename;
+    %% should the history have been written in between (a make_permanent),
+    %% the record is written in full, its earlier events' JSON remembered
+    %% from their first write (relup_history:encode/1).
     T1 = undo(T0, <<"put the history back on the release that was running">>,
               fun() -> gen_server:call(T0#t.agent, commit_undo, infinity) end),
-    Event = #{<<"at">> => relup_history:now_iso(), <<"op">> => <<"apply">>, <<"from">> => version_of(T1#t.script, <<"from">>),
-              <<"to">> => V, <<"status">> => <<"committed">>,
-              <<"message">> => iolist_to_binary(io_lib:format("committed at step ~b (commit)", [length(maps:get(<<"steps">>, T1#t.script))])),
-              <<"durationMs">> => round(now_ms() - T1#t.started)},
+    Event = case T1#t.commit_event of
+        none -> #{<<"at">> => relup_history:now_iso(), <<"op">> => <<"apply">>, <<"from">> => version_of(T1#t.script, <<"from">>),
+                  <<"to">> => V, <<"status">> => <<"committed">>,
+                  <<"message">> => iolist_to_binary(io_lib:format("committed at step ~b (commit)", [length(maps:get(<<"steps">>, T1#t.script))])),
+                  <<"durationMs">> => round(now_ms() - T1#t.started)};
+        Made -> Made
+    end,
     case gen_server:call(T1#t.agent, {commit_record, new_spec(T1), T1#t.code, T1#t.prepared, Event, T1#t.permanent}, infinity) of
         ok -> T1#t{version = V};
         {error, Why} -> fail(<<"state-write-failed">>, Why, T1)
