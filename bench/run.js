@@ -5,7 +5,7 @@
 // Options (after `--`):
 //   --quick                 short run (under a minute with the build)
 //   --only=planner,cli,memory,state,big,load,connections,silly,erlang
-//   --scenarios=relup,restart,pm2   (load)
+//   --scenarios=relup,relup-10k,restart,pm2   (load)
 //   --rate=N --long-lived=N --rounds=N   (load)
 //   --cycles=N              (memory)
 //   --long                  memory over 10,000 upgrade+rollback cycles (issue 14's span)
@@ -69,7 +69,7 @@ try {
   await section('big', async () => (await import('./big-release-bench.js')).runBigReleaseBench({ quick, log }));
   await section('load', () => {
     const overrides = Object.fromEntries(Object.entries({ rate: num('rate'), longLived: num('long-lived'), rounds: num('rounds') }).filter(([, v]) => v !== undefined));
-    return runLoadBench({ quick, overrides, scenarios: opt('scenarios')?.split(',') ?? ['relup', 'restart', 'pm2'], log });
+    return runLoadBench({ quick, overrides, scenarios: opt('scenarios')?.split(',') ?? ['relup', 'relup-10k', 'restart', 'pm2'], log });
   });
   // Issue 12: 1,000 WebSockets and 1,000 raw TCP connections through upgrade and rollback (bench/connections-bench.js).
   await section('connections', async () => (await import('./connections-bench.js')).runConnectionsBench({ quick, log }));
