@@ -15,16 +15,13 @@ import { readReleaseFiles } from '../../../src/release/release-files.js';
 import { releaseFromFiles } from '../../../src/release/release-from-files.js';
 import { releaseHash, sha256Hex } from '../../../src/release/release-hash.js';
 import { tarGz } from '../../../src/release/tar-writer.js';
-import { checkModules, erlangAvailable, startErlangNode, type ErlangNode } from '../../../src/runtime/erlang/erlang-driver.js';
+import { checkModules, startErlangNode, type ErlangNode } from '../../../src/runtime/erlang/erlang-driver.js';
 import { runCli } from '../../helpers/run-cli.js';
-import { runtimeGate } from '../../helpers/runtimes.js';
 import { testdir } from '../../helpers/testdir.js';
+import { erlangGate } from './erlang-gate.js';
 import { confProject } from './conf-project.js';
 
-const ok = await runtimeGate('erlang', 'Erlang bundles with .beam files (test/runtime/erlang)', async () => {
-  const a = await erlangAvailable();
-  return a.ok ? { ok: true } : a;
-});
+const ok = await erlangGate('Erlang bundles with .beam files (test/runtime/erlang)');
 
 const nodes: ErlangNode[] = [];
 afterEach(async () => {

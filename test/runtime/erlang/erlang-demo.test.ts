@@ -7,14 +7,10 @@
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
-import { erlangAvailable } from '../../../src/runtime/erlang/erlang-driver.js';
+import { erlangGate } from './erlang-gate.js';
 import { REPO } from '../../helpers/repo-paths.js';
-import { runtimeGate } from '../../helpers/runtimes.js';
 
-const ok = await runtimeGate('erlang', 'Erlang demo test (test/runtime/erlang)', async () => {
-  const a = await erlangAvailable();
-  return a.ok ? { ok: true } : a;
-});
+const ok = await erlangGate('Erlang demo test (test/runtime/erlang)');
 
 describe.runIf(ok)('the Erlang demo', () => {
   it('upgrades and rolls back live with every claim holding', { timeout: 120_000 }, async () => {

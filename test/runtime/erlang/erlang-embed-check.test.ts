@@ -9,16 +9,13 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Connection } from '../../../src/client/connection.js';
-import { compileAgent, erlangAvailable, parseErlcErrors } from '../../../src/runtime/erlang/erlang-driver.js';
+import { compileAgent, parseErlcErrors } from '../../../src/runtime/erlang/erlang-driver.js';
 import { REPO } from '../../helpers/repo-paths.js';
 import { runCli } from '../../helpers/run-cli.js';
-import { runtimeGate } from '../../helpers/runtimes.js';
+import { erlangGate } from './erlang-gate.js';
 import { testdir } from '../../helpers/testdir.js';
 
-const ok = await runtimeGate('erlang', 'Erlang embedding and check tests (test/runtime/erlang)', async () => {
-  const a = await erlangAvailable();
-  return a.ok ? { ok: true } : a;
-});
+const ok = await erlangGate('Erlang embedding and check tests (test/runtime/erlang)');
 
 describe('erlc output parsing', () => {
   it('keeps errors of the compiled file with their line and column, and drops warnings', () => {

@@ -12,14 +12,11 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
-import { compileAgent, erlangAvailable } from '../../../src/runtime/erlang/erlang-driver.js';
-import { runtimeGate } from '../../helpers/runtimes.js';
+import { compileAgent } from '../../../src/runtime/erlang/erlang-driver.js';
+import { erlangGate } from './erlang-gate.js';
 import { testdir } from '../../helpers/testdir.js';
 
-const ok = await runtimeGate('erlang', 'Erlang runtime tests (test/runtime/erlang)', async () => {
-  const a = await erlangAvailable();
-  return a.ok ? { ok: true } : a;
-});
+const ok = await erlangGate('Erlang runtime tests (test/runtime/erlang)');
 
 const CHECK = String.raw`-module(enc_check).
 -export([main/1]).

@@ -11,15 +11,12 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { bundleBytes } from '../../../src/release/bundle-bytes.js';
 import { readReleaseFiles } from '../../../src/release/release-files.js';
 import { releaseFromFiles } from '../../../src/release/release-from-files.js';
-import { erlangAvailable, startErlangNode, type ErlangNode } from '../../../src/runtime/erlang/erlang-driver.js';
+import { startErlangNode, type ErlangNode } from '../../../src/runtime/erlang/erlang-driver.js';
 import { runCli } from '../../helpers/run-cli.js';
-import { runtimeGate } from '../../helpers/runtimes.js';
+import { erlangGate } from './erlang-gate.js';
 import { confProject } from './conf-project.js';
 
-const ok = await runtimeGate('erlang', 'Erlang runtime tests (test/runtime/erlang)', async () => {
-  const a = await erlangAvailable();
-  return a.ok ? { ok: true } : a;
-});
+const ok = await erlangGate('Erlang runtime tests (test/runtime/erlang)');
 
 const nodes: ErlangNode[] = [];
 afterEach(async () => {

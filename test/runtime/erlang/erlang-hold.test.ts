@@ -11,15 +11,12 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Connection } from '../../../src/client/connection.js';
-import { erlangAvailable, startErlangNode, type ErlangNode } from '../../../src/runtime/erlang/erlang-driver.js';
+import { startErlangNode, type ErlangNode } from '../../../src/runtime/erlang/erlang-driver.js';
 import { runCli } from '../../helpers/run-cli.js';
-import { runtimeGate } from '../../helpers/runtimes.js';
+import { erlangGate } from './erlang-gate.js';
 import { confProject } from './conf-project.js';
 
-const ok = await runtimeGate('erlang', 'Erlang runtime tests (test/runtime/erlang)', async () => {
-  const a = await erlangAvailable();
-  return a.ok ? { ok: true } : a;
-});
+const ok = await erlangGate('Erlang runtime tests (test/runtime/erlang)');
 
 const nodes: ErlangNode[] = [];
 afterEach(async () => {

@@ -4,15 +4,11 @@ import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Connection } from '../../../src/client/connection.js';
-import { erlangAvailable } from '../../../src/runtime/erlang/erlang-driver.js';
 import { CLI, REPO } from '../../helpers/repo-paths.js';
-import { runtimeGate } from '../../helpers/runtimes.js';
+import { erlangGate } from './erlang-gate.js';
 import { testdir } from '../../helpers/testdir.js';
 
-const ok = await runtimeGate('erlang', 'relup node start on Erlang (test/runtime/erlang)', async () => {
-  const a = await erlangAvailable();
-  return a.ok ? { ok: true } : a;
-});
+const ok = await erlangGate('relup node start on Erlang (test/runtime/erlang)');
 
 const started: ResultPromise[] = [];
 afterEach(async () => {

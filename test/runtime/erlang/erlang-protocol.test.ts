@@ -8,15 +8,12 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Connection } from '../../../src/client/connection.js';
 import { FrameDecoder, encodeFrame, frameOf } from '../../../src/protocol/framing.js';
-import { erlangAvailable, startErlangNode, type ErlangNode } from '../../../src/runtime/erlang/erlang-driver.js';
+import { startErlangNode, type ErlangNode } from '../../../src/runtime/erlang/erlang-driver.js';
 import { REPO } from '../../helpers/repo-paths.js';
-import { runtimeGate } from '../../helpers/runtimes.js';
+import { erlangGate } from './erlang-gate.js';
 import { testdir } from '../../helpers/testdir.js';
 
-const ok = await runtimeGate('erlang', 'Erlang agent protocol tests (test/runtime/erlang)', async () => {
-  const a = await erlangAvailable();
-  return a.ok ? { ok: true } : a;
-});
+const ok = await erlangGate('Erlang agent protocol tests (test/runtime/erlang)');
 
 const nodes: ErlangNode[] = [];
 afterEach(async () => {

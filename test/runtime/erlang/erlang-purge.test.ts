@@ -9,15 +9,12 @@ import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Connection } from '../../../src/client/connection.js';
-import { erlangAvailable, startErlangNode, type ErlangNode } from '../../../src/runtime/erlang/erlang-driver.js';
+import { startErlangNode, type ErlangNode } from '../../../src/runtime/erlang/erlang-driver.js';
 import { runCli } from '../../helpers/run-cli.js';
-import { runtimeGate } from '../../helpers/runtimes.js';
+import { erlangGate } from './erlang-gate.js';
 import { testdir, type Tree } from '../../helpers/testdir.js';
 
-const ok = await runtimeGate('erlang', 'Erlang runtime tests (test/runtime/erlang)', async () => {
-  const a = await erlangAvailable();
-  return a.ok ? { ok: true } : a;
-});
+const ok = await erlangGate('Erlang runtime tests (test/runtime/erlang)');
 
 /** A plain process that loops with a local call: it never moves to new code by itself. */
 const holder = (version: string, extra = '') => `-module(holder).

@@ -4,16 +4,12 @@ import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Connection } from '../../../src/client/connection.js';
-import { erlangAvailable } from '../../../src/runtime/erlang/erlang-driver.js';
 import { CLI, REPO } from '../../helpers/repo-paths.js';
 import { runCli } from '../../helpers/run-cli.js';
-import { runtimeGate } from '../../helpers/runtimes.js';
+import { erlangGate } from './erlang-gate.js';
 import { testdir } from '../../helpers/testdir.js';
 
-const ok = await runtimeGate('erlang', 'Erlang signed bundles (test/runtime/erlang)', async () => {
-  const a = await erlangAvailable();
-  return a.ok ? { ok: true } : a;
-});
+const ok = await erlangGate('Erlang signed bundles (test/runtime/erlang)');
 
 const started: ResultPromise[] = [];
 afterEach(async () => {
