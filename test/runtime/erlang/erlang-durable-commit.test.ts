@@ -52,6 +52,30 @@ async function tempFiles(dir: string): Promise<string[]> {
 
 type Status = { version: string; permanent: string; previous: string[]; installed: string[]; historyProblem?: string; history: { op: string; status: string }[] };
 
+/** A node restarted on 1.0.0 with RELUP_FAULTS=`fault`, its counter moved `incrs` times, then `relup apply --to 1.1.0` (exit 1 expected). */
+async function applyUnderFault(fault: string, incrs: number) {
+  const dir = await confProject();
+  const { node, socket, c } = await boot(dir, { RELUP_FAULTS: fault }, true);
+  for (let i = 0; i < incrs; i++) await c.request('call', { process: 'counter', message: { op: 'incr' } });
+  const before = await c.request('states', {});
+  const r = await runCli(['apply', '--target', socket, '--to', '1.1.0', '--json'], dir);
+  expect(r.exitCode, r.stdout + r.stderr).toBe(1);
+  return { dir, node, socket, c, before, out: JSON.parse(r.stdout) };
+}
+
+/** 1.0.0 runs with the state it had, and status and history.json say so, with the apply recorded as `outcome`. */
+async function expectStillOnOld(dir: string, c: Connection, before: unknown, outcome: string): Promise<Status> {
+  expect(await c.request('call', { process: 'counter', message: { op: 'version' } })).toBe('1.0.0');
+  expect(await c.request('states', {})).toEqual(before);
+  const status = (await c.request('status', {})) as Status;
+  expect(status).toMatchObject({ version: '1.0.0', permanent: '1.0.0', previous: [], installed: ['1.0.0'] });
+  expect(status.history.at(-1)).toMatchObject({ op: 'apply', status: outcome });
+  const history = JSON.parse(await readFile(join(dir, 'state', 'history.json'), 'utf8'));
+  expect(history).toMatchObject({ current: '1.0.0', permanent: '1.0.0' });
+  expect(Object.keys(history.installed)).toEqual(['1.0.0']);
+  return status;
+}
+
 describe.runIf(ok)('Erlang nodes: a durable commit', { timeout: 120_000 }, () => {
   it.each([
     ['write:history-commit:enospc', 'the history write fails before anything is written'],
@@ -59,28 +83,13 @@ describe.runIf(ok)('Erlang nodes: a durable commit', { timeout: 120_000 }, () =>
     ['write:bundle:enospc', 'the prepared bundle cannot be renamed into place'],
     ['write:bundle:eio-after', 'the prepared bundle is renamed into place, then the write reports EIO'],
   ])('%s (%s) rolls the upgrade back in place with state-write-failed; memory, status and disk agree', async (fault) => {
-    const dir = await confProject();
-    const { node, socket, c } = await boot(dir, { RELUP_FAULTS: fault }, true);
-    for (let i = 0; i < 3; i++) await c.request('call', { process: 'counter', message: { op: 'incr' } });
-    const before = await c.request('states', {});
-
-    const r = await runCli(['apply', '--target', socket, '--to', '1.1.0', '--json'], dir);
-    expect(r.exitCode, r.stdout + r.stderr).toBe(1);
-    const out = JSON.parse(r.stdout);
+    const { dir, node, socket, c, before, out } = await applyUnderFault(fault, 3);
     // Before the fix: committed, with the history or bundle silently missing (status said 1.1.0, a restart booted 1.0.0).
     expect(out).toMatchObject({ status: 'rolled-back', version: '1.0.0', permanent: '1.0.0', previous: [], failure: { code: 'state-write-failed', step: { op: 'commit' } } });
     expect(out.rollback).toMatchObject({ complete: true });
 
-    // Memory: the old code and the old state run.
-    expect(await c.request('call', { process: 'counter', message: { op: 'version' } })).toBe('1.0.0');
-    expect(await c.request('states', {})).toEqual(before);
-    const status = (await c.request('status', {})) as Status;
-    expect(status).toMatchObject({ version: '1.0.0', permanent: '1.0.0', previous: [], installed: ['1.0.0'] });
-    expect(status.history.at(-1)).toMatchObject({ op: 'apply', status: 'rolled-back' });
-    // Disk: the same.
-    const history = JSON.parse(await readFile(join(dir, 'state', 'history.json'), 'utf8'));
-    expect(history).toMatchObject({ current: '1.0.0', permanent: '1.0.0' });
-    expect(Object.keys(history.installed)).toEqual(['1.0.0']);
+    // Memory, status and disk: the old code and the old state.
+    await expectStillOnOld(dir, c, before, 'rolled-back');
     if (fault === 'write:bundle:enospc') expect(existsSync(join(dir, 'state', 'releases', 'conf-1.1.0.tar.gz'))).toBe(false);
     // The prepared bundle was renamed or discarded: no temp file is left.
     expect(await tempFiles(dir)).toEqual([]);
@@ -101,27 +110,14 @@ describe.runIf(ok)('Erlang nodes: a durable commit', { timeout: 120_000 }, () =>
     ['write:bundle-prepare:eio', 'nothing is written'],
     ['write:bundle-prepare:eio-after', 'the temp file is written and synced, then the write reports EIO'],
   ])('%s (%s): a bundle that cannot be written before the point of no return refuses the upgrade; nothing changed, no temp file left', async (fault) => {
-    const dir = await confProject();
-    const { node, socket, c } = await boot(dir, { RELUP_FAULTS: fault }, true);
-    for (let i = 0; i < 2; i++) await c.request('call', { process: 'counter', message: { op: 'incr' } });
-    const before = await c.request('states', {});
-
-    const r = await runCli(['apply', '--target', socket, '--to', '1.1.0', '--json'], dir);
-    expect(r.exitCode, r.stdout + r.stderr).toBe(1);
-    const out = JSON.parse(r.stdout);
+    const { dir, node, socket, c, before, out } = await applyUnderFault(fault, 2);
     expect(out).toMatchObject({ status: 'refused', version: '1.0.0', permanent: '1.0.0', previous: [], failure: { code: 'state-write-failed' }, journal: [] });
     expect(out.failure.message).toContain('conf-1.1.0.tar.gz');
 
     // Nothing changed: code, state, status, disk.
-    expect(await c.request('call', { process: 'counter', message: { op: 'version' } })).toBe('1.0.0');
-    expect(await c.request('states', {})).toEqual(before);
-    const status = (await c.request('status', {})) as Status;
-    expect(status).toMatchObject({ version: '1.0.0', permanent: '1.0.0', previous: [], installed: ['1.0.0'], upgrading: false });
+    const status = await expectStillOnOld(dir, c, before, 'refused');
+    expect(status).toMatchObject({ upgrading: false });
     expect(status.historyProblem).toBeUndefined();
-    expect(status.history.at(-1)).toMatchObject({ op: 'apply', status: 'refused' });
-    const history = JSON.parse(await readFile(join(dir, 'state', 'history.json'), 'utf8'));
-    expect(history).toMatchObject({ current: '1.0.0', permanent: '1.0.0' });
-    expect(Object.keys(history.installed)).toEqual(['1.0.0']);
     expect(existsSync(join(dir, 'state', 'releases', 'conf-1.1.0.tar.gz'))).toBe(false);
     expect(await tempFiles(dir)).toEqual([]);
     c.close();
