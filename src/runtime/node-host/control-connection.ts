@@ -2,7 +2,7 @@ import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { clientProof, nodeProof, proofsEqual, newNonce } from '../../protocol/auth.js';
 import { encodeBody, FrameDecoder, FrameError, frameOf, HANDSHAKE_MAX_FRAME_BYTES, parseBody } from '../../protocol/framing.js';
-import { applyParamsProblem, authSchema, clientHelloSchema, OP_NAMES, PROTOCOL_VERSION, requestSchema, type ErrorCode, type Request } from '../../protocol/messages.js';
+import { authSchema, clientHelloSchema, OP_NAMES, PROTOCOL_VERSION, requestSchema, type ErrorCode, type Request } from '../../protocol/messages.js';
 import { nodeSession, SealError, sessionKey, type Session } from '../../protocol/session.js';
 import { RuntimeError, isRuntimeError, messageOf } from '../node/runtime-error.js';
 import type { NodeHost } from './node-host.js';
@@ -232,11 +232,8 @@ async function handle(host: NodeHost, request: Request, onEvent: (event: Record<
   switch (request.op) {
     case 'status':
       return host.status();
-    case 'apply': {
-      const problem = applyParamsProblem(request.params);
-      if (problem !== undefined) throw new RuntimeError('invalid-script', problem);
+    case 'apply':
       return host.apply(request.params, (e) => onEvent({ ...e }));
-    }
     case 'make_permanent':
       return host.makePermanent(request.params.version);
     case 'states':

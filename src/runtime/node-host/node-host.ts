@@ -8,7 +8,7 @@ import { bundleBytes } from '../../release/bundle-bytes.js';
 import { ATOMIC_TEMP_FILE, type PreparedFile } from '../../fs/write-file-atomic.js';
 import { checkFileTrust, checkPathTrust } from '../../fs/check-path-trust.js';
 import { lockDirectory, type DirectoryLock } from '../../fs/directory-lock.js';
-import type { ApplyParams } from '../../protocol/messages.js';
+import { applyParamsProblem, type ApplyParams } from '../../protocol/messages.js';
 import { startNode, RuntimeError, type ApplyOptions, type ApplyOutcome, type LogSink, type NodeStatus, type RelupNode, type StepContext, type StepEvent, type StepPerformer } from '../node/relup-node.js';
 import type { ReleaseImage } from '../node/release-image.js';
 import { messageOf } from '../node/runtime-error.js';
@@ -206,6 +206,9 @@ export class NodeHost {
    * its end even if the client that asked goes away. Rejects only with `busy`.
    */
   async apply(params: ApplyParams, onEvent?: (event: StepEvent) => void): Promise<HostApplyOutcome> {
+    // Params valid field by field but not together (soakMs with permanent): refused before anything, even busy.
+    const problem = applyParamsProblem(params);
+    if (problem !== undefined) throw new RuntimeError('invalid-script', problem);
     if (this.busy) throw new RuntimeError('busy', `node ${this.node.name} is already applying an upgrade`, 'wait for it to finish (relup status shows it), then try again');
     this.busy = true;
     const running = this.applyExclusive(params, onEvent);
